@@ -1,0 +1,335 @@
+"""The ``accelsim`` command line: the only module that prints or writes files.
+
+Heavy imports (numpy, simpy, the engine) happen inside commands, so
+``accelsim --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from accelsim import __version__
+
+app = typer.Typer(
+    name="accelsim",
+    help=(
+        "Simulate ranking inference served by fleets of hypothetical accelerators: "
+        "latency, throughput, utilisation, power and energy."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+hardware_app = typer.Typer(
+    help="Chip profiles (all shipped ones are hypothetical).", no_args_is_help=True
+)
+workloads_app = typer.Typer(help="Shipped models and scenarios.", no_args_is_help=True)
+app.add_typer(hardware_app, name="hardware")
+app.add_typer(workloads_app, name="workloads")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def user_errors(func: F) -> F:
+    """Print input errors as one line each on stderr and exit 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from accelsim.errors import AccelsimError
+
+        try:
+            return func(*args, **kwargs)
+        except AccelsimError as exc:
+            for line in str(exc).splitlines():
+                _stderr(f"error: {line}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            _stderr("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that a reader never sees it half-written."""
+    from accelsim.errors import AccelsimError
+
+    path = path.expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise AccelsimError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _dump(doc: Any) -> str:
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def _emit_json(doc: Any, target: str) -> None:
+    if target == "-":
+        sys.stdout.write(_dump(doc))
+    else:
+        write_atomic(Path(target), _dump(doc))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"accelsim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """accelsim: what if we served this model on that chip, under that power budget?"""
+
+
+@app.command()
+@user_errors
+def run(
+    scenario: Annotated[
+        str | None,
+        typer.Argument(
+            help="A shipped scenario name or a YAML path (default: ranking-mtia-vs-gpu)."
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="Override a field by dotted path, e.g. pools.gpu.count=4 (repeatable).",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override simulation.seed.", min=0)] = None,
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", help="Write the result document to this file ('-' for stdout)."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print no summary or progress.")
+    ] = False,
+) -> None:
+    """Simulate a scenario and print its summary (the default scenario if none is given)."""
+    from accelsim.config.loader import load_scenario
+
+    overrides = list(set_ or [])
+    if seed is not None:
+        overrides.append(f"simulation.seed={seed}")
+    resolved = load_scenario(scenario, overrides)
+
+    from accelsim.engine.simulation import simulate
+    from accelsim.metrics.summary import summarize
+
+    show_progress = not quiet and sys.stderr.isatty()
+    if show_progress:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"simulating {resolved.scenario.name}", total=1.0)
+            records = simulate(resolved, lambda done: bar.update(task, completed=done))
+    else:
+        records = simulate(resolved)
+    doc = summarize(resolved, records)
+    if json_out is not None:
+        _emit_json(doc, json_out)
+    if not quiet and json_out != "-":
+        from accelsim.report.tables import result_view
+
+        _console().print(result_view(doc))
+        if json_out is not None:
+            _stderr(f"wrote {json_out}")
+
+
+@app.command()
+@user_errors
+def explain(
+    chip: Annotated[str, typer.Option(help="Chip name or YAML path.")],
+    model: Annotated[str, typer.Option(help="Ranking model name or YAML path.")],
+    batch: Annotated[int, typer.Option(help="Items in the batch.", min=1, max=10_000_000)] = 256,
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", help="Write the breakdown as JSON to this file ('-' for stdout)."),
+    ] = None,
+) -> None:
+    """Show where one batch's time goes, op by op, on a roofline."""
+    from accelsim.config.loader import load_chip, load_ranking_model
+    from accelsim.report.explain import explain_batch
+
+    cwd = Path.cwd()
+    doc = explain_batch(load_ranking_model(model, cwd), load_chip(chip, cwd), batch)
+    if json_out is not None:
+        _emit_json(doc, json_out)
+    if json_out != "-":
+        from accelsim.report.tables import explain_view
+
+        _console().print(explain_view(doc))
+
+
+@app.command()
+@user_errors
+def schema(
+    kind: Annotated[str, typer.Argument(help="One of: scenario, chip, model.")] = "scenario",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Print (or write) the JSON Schema of a config file kind, for editor completion."""
+    from accelsim.config.schema import Chip, RankingModel, Scenario
+    from accelsim.errors import AccelsimError
+
+    models: dict[str, Any] = {"scenario": Scenario, "chip": Chip, "model": RankingModel}
+    if kind not in models:
+        raise AccelsimError(f"unknown schema kind {kind!r} (one of: {', '.join(models)})")
+    doc = models[kind].model_json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    if out is None:
+        sys.stdout.write(_dump(doc))
+    else:
+        write_atomic(out, _dump(doc))
+        _stderr(f"wrote {out}")
+
+
+def _load_all(kind: str) -> list[Any]:
+    from accelsim.config.loader import catalog, load_chip, load_ranking_model
+
+    loader = load_chip if kind == "chip" else load_ranking_model
+    return [loader(name) for name in catalog(kind)]  # type: ignore[arg-type]
+
+
+@hardware_app.command("list")
+@user_errors
+def hardware_list() -> None:
+    """List the shipped chip profiles."""
+    from accelsim.report.tables import chip_list_view
+
+    _console().print(chip_list_view(_load_all("chip")))
+
+
+@hardware_app.command("show")
+@user_errors
+def hardware_show(
+    name: Annotated[str, typer.Argument(help="Chip name or YAML path.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+) -> None:
+    """Show every field of one chip profile (after `extends:`), with derived ridge points."""
+    from rich.table import Table
+
+    from accelsim.config.loader import load_chip
+    from accelsim.model.roofline import TIERS, ChipRates
+    from accelsim.units import format_quantity
+
+    chip = load_chip(name, Path.cwd())
+    data = chip.model_dump(mode="json")
+    if json_out:
+        sys.stdout.write(_dump(data))
+        return
+    table = Table(
+        title=f"{chip.name}" + (" (hypothetical)" if chip.hypothetical else ""), header_style="bold"
+    )
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    for path, value in _flatten(data):
+        table.add_row(path, _with_unit(path, value, format_quantity))
+    rates = ChipRates(chip)
+    for dtype in chip.compute.matrix_flops_per_s:
+        ridges = ", ".join(
+            f"{t} {rates.ridge_point(dtype, t):.3g}" for t in TIERS if rates.has_tier(t)
+        )
+        table.add_row(f"ridge point {dtype} (FLOP/B)", ridges)
+    _console().print(table)
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        out: list[tuple[str, Any]] = []
+        for key, value in data.items():
+            out += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [(prefix, data)]
+
+
+_SUFFIX_DIMENSIONS = (
+    ("_bytes_per_s", "bytes/s"),
+    ("_flops_per_s", "ops/s"),
+    ("_per_byte_j", "J/byte"),
+    ("_per_flop_j", "J/op"),
+    ("_bytes", "bytes"),
+    ("_hz", "Hz"),
+    ("_w", "W"),
+    ("_s", "s"),
+)
+
+
+def _with_unit(path: str, value: Any, fmt: Callable[[float, str], str]) -> str:
+    if isinstance(value, float) and not isinstance(value, bool):
+        parts = path.split(".")
+        for part in (parts[-1], parts[-2] if len(parts) > 1 else ""):
+            for suffix, dimension in _SUFFIX_DIMENSIONS:
+                if part.endswith(suffix):
+                    return fmt(value, dimension)
+        return f"{value:g}"
+    return "-" if value is None else str(value)
+
+
+@workloads_app.command("list")
+@user_errors
+def workloads_list() -> None:
+    """List the shipped models and scenarios."""
+    from rich.table import Table
+
+    from accelsim.config.loader import catalog, load_document
+
+    models = Table(title="models", header_style="bold", title_justify="left")
+    models.add_column("name")
+    models.add_column("kind")
+    models.add_column("description")
+    for model in _load_all("model"):
+        models.add_row(model.name, model.kind, model.description)
+    scenarios = Table(title="scenarios", header_style="bold", title_justify="left")
+    scenarios.add_column("name")
+    scenarios.add_column("description")
+    for name, path in catalog("scenario").items():
+        doc = load_document(path, "scenario")
+        scenarios.add_row(name, str(doc.data.get("description", "")))
+    console = _console()
+    console.print(models)
+    console.print(scenarios)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Find, read, inherit, override and validate configuration files.
+
+Chips, models and scenarios are referred to by *name* (a file shipped in
+``hardware/``, ``workloads/models/`` or ``workloads/scenarios/``) or by *path*
+(anything ending in ``.yaml``/``.yml`` or containing a slash), a path being
+relative to the file that names it. A file may start from another with
+``extends: NAME-OR-PATH`` and override any field. Every problem becomes a
+:class:`~accelsim.errors.ConfigError` whose lines name file, line and field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from accelsim.config.schema import Chip, RankingModel, Scenario, scenario_reference_problems
+from accelsim.config.yamlio import Document, Path_, apply_override, dotted, load_yaml, merge
+from accelsim.errors import ConfigError, Problem
+
+Kind = Literal["chip", "model", "scenario", "study"]
+_KIND_DIRS: dict[str, tuple[str, ...]] = {
+    "chip": ("hardware",),
+    "model": ("workloads", "models"),
+    "scenario": ("workloads", "scenarios"),
+    "study": ("workloads", "studies"),
+}
+DEFAULT_SCENARIO = "ranking-mtia-vs-gpu"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def data_root() -> Path:
+    """Folder holding ``hardware/`` and ``workloads/``.
+
+    ``ACCELSIM_DATA`` wins; then data packed inside an installed wheel; then
+    the source checkout this package was installed from in editable mode.
+    """
+    env = os.environ.get("ACCELSIM_DATA")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent.parent
+    packed = here / "_data"
+    if (packed / "hardware").is_dir():
+        return packed
+    return here.parent.parent
+
+
+def catalog(kind: Kind) -> dict[str, Path]:
+    """Shipped files of one kind, by name (the file name without ``.yaml``)."""
+    folder = data_root().joinpath(*_KIND_DIRS[kind])
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def _is_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
+
+
+def resolve_ref(ref: str, kind: Kind, relative_to: Path | None) -> Path:
+    """The file a name or path refers to; raises KeyError with a helpful message."""
+    if _is_path(ref):
+        path = Path(ref).expanduser()
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to / path
+        if not path.exists():
+            raise KeyError(f"file {str(path)!r} not found")
+        return path
+    known = catalog(kind)
+    if ref in known:
+        return known[ref]
+    names = ", ".join(known) or "none shipped"
+    raise KeyError(f"no {kind} named {ref!r} (known: {names})")
+
+
+def load_document(path: Path, kind: Kind, _chain: tuple[Path, ...] = ()) -> Document:
+    """Read a YAML mapping, following ``extends:`` (cycles are errors)."""
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain, resolved))
+        raise ConfigError.single(str(path), f"circular extends: {cycle}", field="extends")
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError.single(str(path), "expected a mapping of fields at the top", line=1)
+    if kind in ("chip", "model", "scenario"):
+        doc.data.setdefault("name", path.stem)
+    parent_ref = doc.data.pop("extends", None)
+    if parent_ref is None:
+        return doc
+    loc = doc.loc(("extends",))
+    if not isinstance(parent_ref, str):
+        raise ConfigError.single(loc.source, "expected a name or a path", loc.line, "extends")
+    try:
+        parent_path = resolve_ref(parent_ref, kind, path.parent)
+    except KeyError as exc:
+        raise ConfigError.single(loc.source, str(exc.args[0]), loc.line, "extends") from None
+    parent = load_document(parent_path, kind, (*_chain, resolved))
+    # A child without its own name keeps its file name, never the parent's.
+    child_has_name = "name" in doc.data
+    merged = merge(parent, doc)
+    if not child_has_name:
+        merged.data["name"] = path.stem
+    return merged
+
+
+def _clean_message(err: dict[str, Any]) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if err["type"] == "extra_forbidden":
+        return "unknown field (check its spelling, or see `accelsim schema`)"
+    value = err.get("input")
+    if (
+        err["type"] not in ("missing",)
+        and isinstance(value, str | int | float)
+        and len(str(value)) < 60
+    ):
+        if repr(value) not in msg:
+            msg += f" (got {value!r})"
+    return msg
+
+
+def _data_path(data: Any, loc: tuple[Any, ...], error_type: str) -> Path_:
+    """Map pydantic's error location onto the path in the YAML data (skipping union tags)."""
+    path: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            node = node[part]
+            path.append(part)
+        elif i == len(loc) - 1 and error_type == "missing" and isinstance(part, str):
+            path.append(part)
+    return tuple(path)
+
+
+def validate(doc: Document, model: type[M]) -> M:
+    """Validate a document against a schema; problems point at file:line."""
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path = _data_path(doc.data, tuple(err["loc"]), err["type"])
+            loc = doc.loc(path)
+            problems.append(Problem(loc.source, loc.line, dotted(path), _clean_message(dict(err))))
+        raise ConfigError(problems) from None
+
+
+def load_chip(ref: str, relative_to: Path | None = None) -> Chip:
+    return _load(ref, "chip", Chip, relative_to)
+
+
+def load_ranking_model(ref: str, relative_to: Path | None = None) -> RankingModel:
+    return _load(ref, "model", RankingModel, relative_to)
+
+
+def _load(ref: str, kind: Kind, model: type[M], relative_to: Path | None) -> M:
+    try:
+        path = resolve_ref(ref, kind, relative_to)
+    except KeyError as exc:
+        raise ConfigError.single(ref, str(exc.args[0])) from None
+    return validate(load_document(path, kind), model)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Arrival times (seconds from the trace start) and optional items per query."""
+
+    source: str
+    times_s: np.ndarray
+    items: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class ResolvedScenario:
+    """A validated scenario with every reference it makes loaded and checked."""
+
+    scenario: Scenario
+    source: str
+    chips: dict[str, Chip]  # by pool name
+    models: dict[str, RankingModel]  # by workload name
+    traces: dict[str, Trace]  # by workload name, for trace traffic
+
+
+def load_scenario(
+    ref: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> ResolvedScenario:
+    """Load a scenario by name or path, apply ``--set`` overrides, resolve its references."""
+    ref = DEFAULT_SCENARIO if ref is None else str(ref)
+    try:
+        path = resolve_ref(ref, "scenario", Path.cwd())
+    except KeyError as exc:
+        raise ConfigError.single(ref, str(exc.args[0])) from None
+    doc = load_document(path, "scenario")
+    for assignment in overrides:
+        doc = apply_override(doc, assignment)
+    scenario = validate(doc, Scenario)
+
+    problems = [
+        Problem(doc.loc(p).source, doc.loc(p).line, dotted(p), msg)
+        for p, msg in scenario_reference_problems(scenario)
+    ]
+    chips: dict[str, Chip] = {}
+    for pool_name, pool in scenario.pools.items():
+        chips[pool_name] = _resolve(
+            doc, ("pools", pool_name, "chip"), pool.chip, "chip", Chip, problems
+        )
+    models: dict[str, RankingModel] = {}
+    traces: dict[str, Trace] = {}
+    for name, workload in scenario.workloads.items():
+        models[name] = _resolve(
+            doc, ("workloads", name, "model"), workload.model, "model", RankingModel, problems
+        )
+        if workload.traffic.kind == "trace":
+            field: Path_ = ("workloads", name, "traffic", "path")
+            loc = doc.loc(field)
+            base = (
+                Path(loc.source).parent
+                if loc.source and not loc.source.startswith("--set")
+                else Path.cwd()
+            )
+            try:
+                traces[name] = load_trace(base / workload.traffic.path)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return ResolvedScenario(scenario, str(path), chips, models, traces)
+
+
+def _resolve(
+    doc: Document, field: Path_, ref: str, kind: Kind, model: type[M], problems: list[Problem]
+) -> M:
+    loc = doc.loc(field)
+    base = Path(loc.source).parent if not loc.source.startswith("--set") else Path.cwd()
+    try:
+        path = resolve_ref(ref, kind, base)
+        return validate(load_document(path, kind), model)
+    except KeyError as exc:
+        problems.append(Problem(loc.source, loc.line, dotted(field), str(exc.args[0])))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    return None  # type: ignore[return-value]  # only reached when problems is non-empty
+
+
+def load_trace(path: Path) -> Trace:
+    """Read a trace CSV: a header with ``timestamp_s`` and optionally ``items``."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError.single(source, "trace file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError.single(source, f"cannot read trace: {exc}") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or "timestamp_s" not in [h.strip() for h in header]:
+        raise ConfigError.single(
+            source, "expected a header row with a 'timestamp_s' column", line=1
+        )
+    columns = [h.strip() for h in header]
+    t_col = columns.index("timestamp_s")
+    i_col = columns.index("items") if "items" in columns else None
+    times: list[float] = []
+    items: list[int] = []
+    previous = -np.inf
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        try:
+            t = float(row[t_col])
+        except (ValueError, IndexError):
+            raise ConfigError.single(
+                source, "not a number", line=line_no, field="timestamp_s"
+            ) from None
+        if not np.isfinite(t) or t < previous:
+            raise ConfigError.single(
+                source,
+                "timestamps must be finite and non-decreasing",
+                line=line_no,
+                field="timestamp_s",
+            )
+        previous = t
+        times.append(t)
+        if i_col is not None:
+            try:
+                n = int(row[i_col])
+            except (ValueError, IndexError):
+                raise ConfigError.single(
+                    source, "not an integer", line=line_no, field="items"
+                ) from None
+            if n < 1:
+                raise ConfigError.single(source, "must be at least 1", line=line_no, field="items")
+            items.append(n)
+    if not times:
+        raise ConfigError.single(source, "trace has no rows")
+    t_arr = np.asarray(times, dtype=np.float64)
+    return Trace(
+        source, t_arr - t_arr[0], np.asarray(items, dtype=np.int64) if i_col is not None else None
+    )

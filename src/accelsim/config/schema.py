@@ -1,0 +1,367 @@
+"""Frozen pydantic schemas for everything accelsim reads from disk.
+
+Field names carry their unit (``bandwidth_bytes_per_s``); values in YAML may
+carry units too (``3.2 TB/s``) and are converted to SI floats on load. Every
+model is frozen and forbids unknown fields, so a typo is an error, not a
+silently ignored setting. Derived values never live here: the cost model and
+engine compute them into objects of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+
+from accelsim.units import DIMENSION_LABELS, parse_quantity
+
+DType = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
+DTYPE_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def _parser(dimension: str) -> BeforeValidator:
+    def parse(value: object) -> float:
+        return parse_quantity(value, dimension)
+
+    return BeforeValidator(parse)
+
+
+def _json(dimension: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string"}],
+            "description": f"A number in SI units, or a string with a unit: "
+            f"{DIMENSION_LABELS[dimension]}",
+        }
+    )
+
+
+Bytes = Annotated[float, _parser("bytes"), _json("bytes")]
+BytesPerS = Annotated[float, _parser("bytes/s"), _json("bytes/s")]
+Watts = Annotated[float, _parser("W"), _json("W")]
+Hertz = Annotated[float, _parser("Hz"), _json("Hz")]
+OpsPerS = Annotated[float, _parser("ops/s"), _json("ops/s")]
+Seconds = Annotated[float, _parser("s"), _json("s")]
+JoulesPerByte = Annotated[float, _parser("J/byte"), _json("J/byte")]
+JoulesPerOp = Annotated[float, _parser("J/op"), _json("J/op")]
+RatePerS = Annotated[float, _parser("1/s"), _json("1/s")]
+Fraction = Annotated[float, _parser("fraction"), _json("fraction"), Field(gt=0, le=1)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- chips
+
+
+class MemoryTier(Strict):
+    """One level of a chip's memory: on-chip SRAM or device DRAM (HBM, LPDDR, DDR)."""
+
+    technology: str = Field("", description="Free text, e.g. 'LPDDR5-class' or 'HBM3-class'.")
+    capacity_bytes: Annotated[Bytes, Field(gt=0)]
+    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(gt=0)]
+    stream_efficiency: Fraction = Field(0.85, description="Share of peak a streaming read reaches.")
+    random_efficiency: Fraction = Field(
+        0.5, description="Share of peak that small random gathers reach (lower than streaming)."
+    )
+    access_granularity_bytes: int = Field(
+        64, ge=1, le=4096, description="A random access moves at least this many bytes."
+    )
+    energy_per_byte_j: Annotated[JoulesPerByte, Field(ge=0)] = 0.0
+
+
+class ChipMemory(Strict):
+    sram: MemoryTier | None = Field(None, description="On-chip SRAM usable by software, if any.")
+    dram: MemoryTier
+
+
+class Link(Strict):
+    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(gt=0)]
+    latency_s: Annotated[Seconds, Field(ge=0)] = 0.0
+    energy_per_byte_j: Annotated[JoulesPerByte, Field(ge=0)] = 0.0
+
+
+class Compute(Strict):
+    matrix_flops_per_s: dict[DType, Annotated[OpsPerS, Field(gt=0)]] = Field(
+        description="Peak dense matrix-engine rate per dtype.", min_length=1
+    )
+    vector_flops_per_s: Annotated[OpsPerS, Field(gt=0)] = Field(
+        description="Peak vector-unit rate for element-wise work, pooling and softmax."
+    )
+    gemm_efficiency: Fraction = Field(
+        0.75, description="Share of matrix peak a large GEMM reaches."
+    )
+    vector_efficiency: Fraction = Field(0.7, description="Share of vector peak reached.")
+    kernel_overhead_s: Annotated[Seconds, Field(ge=0)] = Field(
+        5e-6, description="Fixed cost of launching one op."
+    )
+    clock_hz: Annotated[Hertz, Field(gt=0)]
+    min_clock_hz: Annotated[Hertz, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _clock_range(self) -> Compute:
+        if self.min_clock_hz is not None and self.min_clock_hz > self.clock_hz:
+            raise ValueError("min_clock_hz must not exceed clock_hz")
+        return self
+
+
+class Power(Strict):
+    idle_w: Annotated[Watts, Field(ge=0)]
+    tdp_w: Annotated[Watts, Field(gt=0)]
+    energy_per_flop_j: dict[DType, Annotated[JoulesPerOp, Field(ge=0)]] = Field(
+        default_factory=dict, description="Dynamic energy of one matrix-engine operation."
+    )
+    vector_energy_per_flop_j: Annotated[JoulesPerOp, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _idle_below_tdp(self) -> Power:
+        if self.idle_w >= self.tdp_w:
+            raise ValueError(f"idle_w ({self.idle_w:g} W) must be below tdp_w ({self.tdp_w:g} W)")
+        return self
+
+
+class Economics(Strict):
+    unit_price_usd: float = Field(ge=0)
+    service_life_years: float = Field(4.0, gt=0)
+
+
+class Chip(Strict):
+    """A chip profile. Shipped profiles are hypothetical and say so."""
+
+    name: Name
+    description: str = ""
+    hypothetical: bool = Field(True, description="True for any profile not measured on hardware.")
+    compute: Compute
+    memory: ChipMemory
+    host_link: Link
+    chip_to_chip: Link | None = None
+    power: Power
+    economics: Economics | None = None
+
+    @model_validator(mode="after")
+    def _energy_dtypes(self) -> Chip:
+        missing = set(self.compute.matrix_flops_per_s) - set(self.power.energy_per_flop_j)
+        if self.power.energy_per_flop_j and missing:
+            raise ValueError(
+                "power.energy_per_flop_j has no entry for dtype(s) "
+                + ", ".join(sorted(missing))
+                + " that compute.matrix_flops_per_s lists"
+            )
+        return self
+
+
+# ------------------------------------------------------------------ ranking models
+
+
+class EmbeddingTable(Strict):
+    name: Name
+    count: int = Field(1, ge=1, le=100_000, description="Identical tables in this group.")
+    rows: int = Field(ge=1, le=10**13)
+    dim: int = Field(ge=1, le=65_536)
+    pooling_factor: float = Field(gt=0, le=100_000, description="Mean lookups per item per table.")
+    dtype: DType = "fp16"
+    zipf_alpha: float = Field(1.0, ge=0, le=5, description="Popularity skew of rows; 0 is uniform.")
+    hit_rate: Fraction | None = Field(
+        None, description="Fixed on-chip cache hit rate; by default derived from zipf_alpha."
+    )
+
+
+class DotInteraction(Strict):
+    kind: Literal["dot"] = "dot"
+
+
+class CrossInteraction(Strict):
+    """DCN-v2 style cross layers over the concatenated features."""
+
+    kind: Literal["cross"] = "cross"
+    layers: int = Field(ge=1, le=64)
+    rank: int | None = Field(None, ge=1, description="Low-rank factorisation width, if any.")
+
+
+class RankingModel(Strict):
+    """A DLRM-like ranking model: embeddings, bottom MLP, interaction, top MLP."""
+
+    kind: Literal["ranking"] = "ranking"
+    name: Name
+    description: str = ""
+    source: str = Field("", description="Where the shapes come from.")
+    dtype: DType = Field("bf16", description="Dtype of MLP weights and arithmetic.")
+    dense_features: int = Field(ge=0, le=1_000_000)
+    bottom_mlp: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(min_length=1)
+    embedding_tables: list[EmbeddingTable] = Field(min_length=1)
+    interaction: Annotated[DotInteraction | CrossInteraction, Field(discriminator="kind")]
+    top_mlp: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _dot_dims(self) -> RankingModel:
+        if self.interaction.kind == "dot":
+            dims = {t.dim for t in self.embedding_tables} | {self.bottom_mlp[-1]}
+            if len(dims) > 1:
+                raise ValueError(
+                    "dot interaction needs every embedding dim and the last bottom_mlp width "
+                    f"to be equal, got {sorted(dims)}"
+                )
+        return self
+
+
+# ------------------------------------------------------------------------ scenarios
+
+
+class PoissonTraffic(Strict):
+    kind: Literal["poisson"] = "poisson"
+    rate_per_s: Annotated[RatePerS, Field(gt=0, le=1e9)]
+
+
+class TraceTraffic(Strict):
+    """Replay of a CSV with a ``timestamp_s`` column and an optional ``items`` column."""
+
+    kind: Literal["trace"] = "trace"
+    path: str = Field(min_length=1)
+    time_scale: float = Field(1.0, gt=0, description="Multiply trace times by this factor.")
+
+
+Traffic = Annotated[PoissonTraffic | TraceTraffic, Field(discriminator="kind")]
+
+
+class FixedSize(Strict):
+    kind: Literal["fixed"] = "fixed"
+    value: int = Field(ge=1, le=10**7)
+
+
+class UniformSize(Strict):
+    kind: Literal["uniform"] = "uniform"
+    low: int = Field(ge=1, le=10**7)
+    high: int = Field(ge=1, le=10**7)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformSize:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+
+class LognormalSize(Strict):
+    kind: Literal["lognormal"] = "lognormal"
+    median: float = Field(gt=0, le=10**7)
+    sigma: float = Field(ge=0, le=5)
+    max: int = Field(10**6, ge=1, le=10**7, description="Samples are clipped to [1, max].")
+
+
+class ExponentialSize(Strict):
+    """Exponentially distributed sizes, rounded to whole items: through a cost linear in
+    items this gives exponential service times (the M/M/c case)."""
+
+    kind: Literal["exponential"] = "exponential"
+    mean: float = Field(gt=0, le=10**7)
+    max: int = Field(10**7, ge=1, le=10**8, description="Samples are clipped to [1, max].")
+
+
+class EmpiricalSize(Strict):
+    """Inverse-CDF sampling from (cumulative probability, items) points, linearly interpolated."""
+
+    kind: Literal["empirical"] = "empirical"
+    quantiles: list[tuple[float, int]] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _monotone(self) -> EmpiricalSize:
+        probs = [p for p, _ in self.quantiles]
+        values = [v for _, v in self.quantiles]
+        if probs[0] != 0.0 or probs[-1] != 1.0:
+            raise ValueError("quantiles must start at probability 0 and end at 1")
+        if any(b <= a for a, b in zip(probs, probs[1:], strict=False)):
+            raise ValueError("quantile probabilities must increase")
+        if any(b < a for a, b in zip(values, values[1:], strict=False)) or values[0] < 1:
+            raise ValueError("quantile values must be >= 1 and non-decreasing")
+        return self
+
+
+SizeDistribution = Annotated[
+    FixedSize | UniformSize | LognormalSize | ExponentialSize | EmpiricalSize,
+    Field(discriminator="kind"),
+]
+
+
+class LatencyTarget(Strict):
+    latency_s: Annotated[Seconds, Field(gt=0)]
+    percentile: float = Field(99.0, gt=0, le=100)
+
+
+class RankingWorkload(Strict):
+    kind: Literal["ranking"] = "ranking"
+    model: str = Field(min_length=1, description="A shipped model name or a path to a YAML file.")
+    traffic: Traffic
+    items_per_query: SizeDistribution
+    sla: LatencyTarget | None = None
+
+
+class Batching(Strict):
+    """Dynamic batching: a batch closes when it holds ``max_batch_items`` items or
+    ``max_batch_queries`` queries, or when its oldest query has waited ``max_wait_s``.
+    ``max_batch_queries: 1`` turns batching off."""
+
+    max_batch_items: int = Field(256, ge=1, le=10**8)
+    max_batch_queries: int | None = Field(None, ge=1, le=10**7)
+    max_wait_s: Annotated[Seconds, Field(ge=0, le=3600)] = 1e-3
+
+
+class Pool(Strict):
+    chip: str = Field(min_length=1, description="A shipped chip name or a path to a YAML file.")
+    count: int = Field(ge=1, le=100_000)
+    serves: list[Name] = Field(min_length=1)
+    batching: Batching = Batching()
+
+
+class Router(Strict):
+    policy: Literal["round_robin", "join_shortest_queue", "shared_queue"] = Field(
+        "join_shortest_queue",
+        description=(
+            "round_robin and join_shortest_queue give each chip its own queue; shared_queue "
+            "gives each pool one queue that every idle chip of the pool takes work from."
+        ),
+    )
+
+
+class Simulation(Strict):
+    duration_s: Annotated[Seconds, Field(gt=0, le=10**7)] = 60.0
+    warmup_s: Annotated[Seconds, Field(ge=0, le=10**7)] = 5.0
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+
+
+class Scenario(Strict):
+    name: Name
+    description: str = ""
+    simulation: Simulation = Simulation()
+    workloads: dict[Name, RankingWorkload] = Field(min_length=1)
+    pools: dict[Name, Pool] = Field(min_length=1)
+    router: Router = Router()
+
+
+def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """Cross-references a schema cannot check field by field: (field path, message) pairs."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for pool_name, pool in scenario.pools.items():
+        for i, workload in enumerate(pool.serves):
+            if workload not in scenario.workloads:
+                problems.append(
+                    (
+                        ("pools", pool_name, "serves", i),
+                        f"unknown workload {workload!r} "
+                        f"(workloads: {', '.join(sorted(scenario.workloads))})",
+                    )
+                )
+    served = {w for pool in scenario.pools.values() for w in pool.serves}
+    for name in scenario.workloads:
+        if name not in served:
+            problems.append((("workloads", name), "no pool serves this workload"))
+    return problems

@@ -1,0 +1,231 @@
+"""Safe YAML reading that remembers where every value came from.
+
+A :class:`Document` is plain data (dicts, lists, scalars) plus, for every
+path into it, the file and line it was read from. That is what lets a
+validation error deep inside a scenario say ``scenario.yaml:14: pools.gpu.count``.
+
+Only YAML's safe tags are accepted: a ``!!python/object`` tag, or any other
+tag that would construct an object, is an error. Alias expansion is bounded
+so a "billion laughs" document fails fast instead of eating memory.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from accelsim.errors import ConfigError
+
+Path_ = tuple[str | int, ...]
+
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+MAX_FILE_BYTES = 16 * 2**20
+
+_SAFE_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+@dataclass(frozen=True)
+class Loc:
+    source: str
+    line: int | None
+
+
+@dataclass
+class Document:
+    """Data read from YAML with the location of every path in it."""
+
+    data: Any
+    locs: dict[Path_, Loc] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def loc(self, path: Path_) -> Loc:
+        """The location of the deepest known prefix of ``path``."""
+        for end in range(len(path), -1, -1):
+            found = self.locs.get(tuple(path[:end]))
+            if found is not None:
+                return found
+        return Loc(self.source, None)
+
+
+def dotted(path: Path_) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def read_text(path: Path) -> str:
+    """Read a config file as UTF-8, with errors that name the file."""
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError.single(source, "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError.single(source, "is a directory, expected a YAML file") from None
+    except OSError as exc:
+        raise ConfigError.single(source, f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError.single(source, f"file is {len(raw)} bytes, larger than a config can be")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError.single(
+            source, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", line=line
+        ) from None
+
+
+def parse_yaml(text: str, source: str) -> Document:
+    """Parse YAML text into a :class:`Document`; every failure is a ConfigError."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else None
+            reason = exc.problem or exc.context or "malformed YAML"
+            raise ConfigError.single(source, f"invalid YAML: {reason}", line=line) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError.single(source, f"invalid YAML: {exc}") from None
+        if node is None:
+            return Document({}, {(): Loc(source, 1)}, source)
+        builder = _Builder(loader, source)
+        data = builder.build(node, (), 0)
+        return Document(data, builder.locs, source)
+    finally:
+        loader.dispose()
+
+
+class _Builder:
+    def __init__(self, loader: yaml.SafeLoader, source: str) -> None:
+        self.loader = loader
+        self.source = source
+        self.locs: dict[Path_, Loc] = {}
+        self.count = 0
+
+    def fail(self, node: Node, message: str, path: Path_) -> ConfigError:
+        return ConfigError.single(
+            self.source, message, line=node.start_mark.line + 1, field=dotted(path)
+        )
+
+    def build(self, node: Node, path: Path_, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(node, f"document expands to more than {MAX_NODES} values", path)
+        if depth > MAX_DEPTH:
+            raise self.fail(node, f"nested deeper than {MAX_DEPTH} levels", path)
+        self.locs.setdefault(path, Loc(self.source, node.start_mark.line + 1))
+        if isinstance(node, MappingNode):
+            if node.tag != "tag:yaml.org,2002:map":
+                raise self.fail(node, f"tag {node.tag!r} is not allowed", path)
+            try:
+                self.loader.flatten_mapping(node)
+            except yaml.MarkedYAMLError as exc:
+                raise self.fail(node, f"invalid merge: {exc.problem}", path) from None
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode):
+                    raise self.fail(key_node, "mapping keys must be plain scalars", path)
+                key = self.scalar(key_node, path)
+                if not isinstance(key, str | int | float | bool) or key is None:
+                    raise self.fail(key_node, f"unusable key {key!r}", path)
+                key = str(key)
+                if key in out:
+                    raise self.fail(key_node, f"duplicate key {key!r}", (*path, key))
+                out[key] = self.build(value_node, (*path, key), depth + 1)
+            return out
+        if isinstance(node, SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                raise self.fail(node, f"tag {node.tag!r} is not allowed", path)
+            return [self.build(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        return self.scalar(node, path)
+
+    def scalar(self, node: ScalarNode, path: Path_) -> Any:
+        if node.tag not in _SAFE_SCALAR_TAGS:
+            raise self.fail(node, f"tag {node.tag!r} is not allowed", path)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            raise self.fail(node, f"cannot read value: {exc}", path) from None
+
+
+def load_yaml(path: Path) -> Document:
+    return parse_yaml(read_text(path), str(path))
+
+
+def merge(base: Document, over: Document) -> Document:
+    """Deep-merge ``over`` onto ``base``: mappings merge key by key, anything else replaces."""
+
+    locs = dict(base.locs)
+
+    def go(a: Any, b: Any, path: Path_) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = dict(a)
+            for key, value in b.items():
+                out[key] = go(a[key], value, (*path, key)) if key in a else value
+                if key not in a or not (isinstance(a[key], dict) and isinstance(value, dict)):
+                    _replace_locs(locs, over.locs, (*path, key))
+            return out
+        return b
+
+    data = go(copy.deepcopy(base.data), copy.deepcopy(over.data), ())
+    locs[()] = over.locs.get((), Loc(over.source, None))
+    return Document(data, locs, over.source)
+
+
+def _replace_locs(locs: dict[Path_, Loc], new: dict[Path_, Loc], prefix: Path_) -> None:
+    n = len(prefix)
+    for key in [k for k in locs if k[:n] == prefix]:
+        del locs[key]
+    for key, value in new.items():
+        if key[:n] == prefix:
+            locs[key] = value
+
+
+def apply_override(doc: Document, assignment: str) -> Document:
+    """Apply one ``dotted.path=value`` override; the value is read as YAML."""
+    source = f"--set {assignment}"
+    if "=" not in assignment:
+        raise ConfigError.single(source, "expected PATH=VALUE, e.g. simulation.seed=7")
+    path_text, _, value_text = assignment.partition("=")
+    parts = [p for p in path_text.strip().split(".")]
+    if not path_text.strip() or any(not p for p in parts):
+        raise ConfigError.single(source, f"bad field path {path_text!r}")
+    value_doc = parse_yaml(value_text, source)
+    data = copy.deepcopy(doc.data)
+    if not isinstance(data, dict):
+        raise ConfigError.single(source, "the document is not a mapping")
+    node: Any = data
+    path: list[str | int] = []
+    for i, part in enumerate(parts):
+        key: str | int = part
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError.single(source, f"no list item {part!r}", field=dotted(path))
+            key = int(part)
+        elif not isinstance(node, dict):
+            raise ConfigError.single(source, "is not a mapping", field=dotted(path))
+        if i == len(parts) - 1:
+            node[key] = value_doc.data
+        else:
+            if isinstance(node, dict) and not isinstance(node.get(key), dict | list):
+                node[key] = {}
+            node = node[key]
+        path.append(key)
+    last = path.pop()
+    full: Path_ = (*path, last)
+    locs = dict(doc.locs)
+    _replace_locs(locs, {full: Loc(source, None)}, full)
+    return Document(data, locs, doc.source)

@@ -1,0 +1,1 @@
+"""SimPy engine: arrivals, routing, batching and chips."""

@@ -1,0 +1,351 @@
+"""The SimPy engine: arrivals, routing, dynamic batching and chips.
+
+Design for speed: one SimPy event per arrival and one per batch (plus a timer
+when a batcher waits for more work); no process per request; batch costs come
+memoised from the pure cost model; records go into compact typed arrays.
+
+A *station* is a set of identical chips taking work from one queue per
+workload. With ``round_robin`` or ``join_shortest_queue`` routing every chip
+is its own station; with ``shared_queue`` each pool is one station whose idle
+chips all pull from the same queues (the M/D/c arrangement).
+
+Dynamic batching (per station): when a chip is idle and a workload's queue
+holds ``max_batch_items`` items (or ``max_batch_queries`` queries), or its
+oldest query has waited ``max_wait_s``, the chip takes up to those limits from
+the head of that queue (the oldest ready queue first). A query larger than a batch is
+split; it completes when its last piece does.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+
+from accelsim.config.loader import ResolvedScenario
+from accelsim.config.schema import Batching
+from accelsim.engine.arrivals import sample_arrivals, workload_rng
+from accelsim.model.ranking import RankingCostModel
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class WorkloadRecords:
+    name: str
+    arrival_s: np.ndarray
+    items: np.ndarray
+    start_s: np.ndarray  # first piece dispatched (nan if never)
+    finish_s: np.ndarray  # nan while in flight
+    station: np.ndarray  # station index each query was routed to
+
+
+@dataclass(frozen=True)
+class BatchRecords:
+    workload: np.ndarray
+    station: np.ndarray
+    device: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    items: np.ndarray
+    dynamic_energy_j: np.ndarray
+
+
+@dataclass(frozen=True)
+class StationInfo:
+    pool: str
+    devices: int
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    """Everything a run produced, for the metrics layer to summarise."""
+
+    warmup_s: float
+    end_s: float
+    workloads: dict[str, WorkloadRecords]
+    batches: BatchRecords
+    stations: tuple[StationInfo, ...]
+
+
+class _Query:
+    __slots__ = ("arrival_s", "index", "pieces", "remaining")
+
+    def __init__(self, index: int, items: int, arrival_s: float) -> None:
+        self.index = index
+        self.remaining = items  # items not yet dispatched
+        self.arrival_s = arrival_s
+        self.pieces = 0  # pieces dispatched and not finished
+
+
+class _WorkloadState:
+    def __init__(self, name: str, index: int, times: np.ndarray, items: np.ndarray) -> None:
+        self.name = name
+        self.index = index
+        self.times = times
+        self.items = items
+        n = len(times)
+        self.start = array("d", bytes(8 * n))
+        self.finish = array("d", bytes(8 * n))
+        self.station = array("i", bytes(4 * n))
+        self.started = bytearray(n)
+        self.finished = bytearray(n)
+
+
+class _Batches:
+    def __init__(self) -> None:
+        self.workload = array("i")
+        self.station = array("i")
+        self.device = array("i")
+        self.start = array("d")
+        self.end = array("d")
+        self.items = array("q")
+        self.energy = array("d")
+
+
+class _Station:
+    def __init__(
+        self,
+        sim: _Sim,
+        index: int,
+        pool: str,
+        devices: list[int],
+        batching: Batching,
+        costs: dict[int, RankingCostModel],
+    ) -> None:
+        self.sim = sim
+        self.index = index
+        self.pool = pool
+        self.n_devices = len(devices)
+        self.idle = list(reversed(devices))
+        self.max_items = batching.max_batch_items
+        self.max_queries = batching.max_batch_queries or batching.max_batch_items
+        self.max_wait = batching.max_wait_s
+        self.costs = costs
+        self.queues: dict[int, deque[_Query]] = {w: deque() for w in costs}
+        self.queued_items: dict[int, int] = dict.fromkeys(costs, 0)
+        self.outstanding = 0  # queries routed here and not finished
+        self.timer_at = float("inf")
+        # Batch time and energy by size, per workload: the cost model's memo, flattened.
+        self.time_by_size: dict[int, dict[int, tuple[float, float]]] = {w: {} for w in costs}
+
+    def load(self) -> float:
+        return self.outstanding / self.n_devices
+
+    def enqueue(self, w: int, query: _Query) -> None:
+        self.queues[w].append(query)
+        self.queued_items[w] += query.remaining
+        self.outstanding += 1
+        if self.idle:
+            self.dispatch()
+
+    def dispatch(self) -> None:
+        now = self.sim.env.now
+        while self.idle:
+            best = -1
+            best_t = float("inf")
+            next_deadline = float("inf")
+            for w, queue in self.queues.items():
+                if not queue:
+                    continue
+                head_t = queue[0].arrival_s
+                deadline = head_t + self.max_wait
+                full = self.queued_items[w] >= self.max_items or len(queue) >= self.max_queries
+                if full or now + _EPS >= deadline:
+                    if head_t < best_t:
+                        best, best_t = w, head_t
+                elif deadline < next_deadline:
+                    next_deadline = deadline
+            if best < 0:
+                if next_deadline < self.timer_at:
+                    self.timer_at = next_deadline
+                    timer = self.sim.env.timeout(next_deadline - now)
+                    timer.callbacks.append(self._on_timer)
+                return
+            self._start(best, now)
+
+    def _on_timer(self, _event: Any) -> None:
+        self.timer_at = float("inf")
+        self.dispatch()
+
+    def _start(self, w: int, now: float) -> None:
+        queue = self.queues[w]
+        state = self.sim.workloads[w]
+        taken = 0
+        members: list[_Query] = []
+        while queue and taken < self.max_items and len(members) < self.max_queries:
+            query = queue[0]
+            n = min(query.remaining, self.max_items - taken)
+            query.remaining -= n
+            query.pieces += 1
+            taken += n
+            members.append(query)
+            if not state.started[query.index]:
+                state.started[query.index] = 1
+                state.start[query.index] = now
+            if query.remaining == 0:
+                queue.popleft()
+        self.queued_items[w] -= taken
+        device = self.idle.pop()
+        cached = self.time_by_size[w].get(taken)
+        if cached is None:
+            cost = self.costs[w].batch(taken)
+            cached = (cost.time_s, cost.dynamic_energy_j)
+            self.time_by_size[w][taken] = cached
+        time_s, energy_j = cached
+        batches = self.sim.batches
+        batches.workload.append(w)
+        batches.station.append(self.index)
+        batches.device.append(device)
+        batches.start.append(now)
+        batches.end.append(now + time_s)
+        batches.items.append(taken)
+        batches.energy.append(energy_j)
+        done = self.sim.env.timeout(time_s)
+        done.callbacks.append(self._finisher(w, device, members))
+
+    def _finisher(self, w: int, device: int, members: list[_Query]) -> Callable[[Any], None]:
+        def finish(_event: Any) -> None:
+            state = self.sim.workloads[w]
+            now = self.sim.env.now
+            for query in members:
+                query.pieces -= 1
+                if query.remaining == 0 and query.pieces == 0:
+                    state.finished[query.index] = 1
+                    state.finish[query.index] = now
+                    self.outstanding -= 1
+            self.idle.append(device)
+            self.dispatch()
+
+        return finish
+
+
+class _Sim:
+    def __init__(self, resolved: ResolvedScenario) -> None:
+        scenario = resolved.scenario
+        sim = scenario.simulation
+        self.env = simpy.Environment()
+        self.warmup_s = sim.warmup_s
+        self.end_s = sim.warmup_s + sim.duration_s
+        self.batches = _Batches()
+        names = list(scenario.workloads)
+        self.workloads: list[_WorkloadState] = []
+        for i, name in enumerate(names):
+            workload = scenario.workloads[name]
+            times, items = sample_arrivals(
+                workload.traffic,
+                workload.items_per_query,
+                resolved.traces.get(name),
+                self.end_s,
+                workload_rng(sim.seed, name),
+            )
+            self.workloads.append(_WorkloadState(name, i, times, items))
+
+        self.stations: list[_Station] = []
+        routes: dict[int, list[_Station]] = {i: [] for i in range(len(names))}
+        shared = scenario.router.policy == "shared_queue"
+        device = 0
+        for pool_name, pool in scenario.pools.items():
+            chip = resolved.chips[pool_name]
+            served = [names.index(w) for w in pool.serves]
+            costs = {w: RankingCostModel(resolved.models[names[w]], chip) for w in served}
+            groups = (
+                [list(range(device, device + pool.count))]
+                if shared
+                else [[d] for d in range(device, device + pool.count)]
+            )
+            device += pool.count
+            for group in groups:
+                station = _Station(self, len(self.stations), pool_name, group, pool.batching, costs)
+                self.stations.append(station)
+                for w in served:
+                    routes[w].append(station)
+        self.routes = routes
+        self.policy = scenario.router.policy
+        self._rr = dict.fromkeys(routes, 0)
+
+    def route(self, w: int) -> _Station:
+        stations = self.routes[w]
+        start = self._rr[w]
+        self._rr[w] = (start + 1) % len(stations)
+        if self.policy == "round_robin" or len(stations) == 1:
+            return stations[start]
+        # Join the shortest queue (per chip); ties go round-robin so no pool is favoured.
+        best = stations[start]
+        best_load = best.load()
+        n = len(stations)
+        for k in range(1, n):
+            station = stations[(start + k) % n]
+            load = station.load()
+            if load < best_load:
+                best, best_load = station, load
+        return best
+
+    def arrivals(self, state: _WorkloadState) -> Any:
+        env = self.env
+        times = state.times.tolist()
+        sizes = state.items.tolist()
+        w = state.index
+        for i, t in enumerate(times):
+            delay = t - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            station = self.route(w)
+            state.station[i] = station.index
+            station.enqueue(w, _Query(i, sizes[i], t))
+
+    def run(self, progress: Callable[[float], None] | None = None) -> RunRecords:
+        for state in self.workloads:
+            if len(state.times):
+                self.env.process(self.arrivals(state))
+        if progress is None:
+            self.env.run(until=self.end_s)
+        else:
+            steps = 50
+            for k in range(1, steps + 1):
+                self.env.run(until=self.end_s * k / steps)
+                progress(k / steps)
+        return self._records()
+
+    def _records(self) -> RunRecords:
+        workloads = {}
+        for state in self.workloads:
+            start = np.frombuffer(state.start, dtype=np.float64).copy()
+            finish = np.frombuffer(state.finish, dtype=np.float64).copy()
+            start[np.frombuffer(state.started, dtype=np.uint8) == 0] = np.nan
+            finish[np.frombuffer(state.finished, dtype=np.uint8) == 0] = np.nan
+            workloads[state.name] = WorkloadRecords(
+                name=state.name,
+                arrival_s=state.times,
+                items=state.items,
+                start_s=start,
+                finish_s=finish,
+                station=np.frombuffer(state.station, dtype=np.int32).copy(),
+            )
+        b = self.batches
+        batches = BatchRecords(
+            workload=np.frombuffer(b.workload, dtype=np.int32).copy(),
+            station=np.frombuffer(b.station, dtype=np.int32).copy(),
+            device=np.frombuffer(b.device, dtype=np.int32).copy(),
+            start_s=np.frombuffer(b.start, dtype=np.float64).copy(),
+            end_s=np.frombuffer(b.end, dtype=np.float64).copy(),
+            items=np.frombuffer(b.items, dtype=np.int64).copy(),
+            dynamic_energy_j=np.frombuffer(b.energy, dtype=np.float64).copy(),
+        )
+        stations = tuple(StationInfo(s.pool, s.n_devices) for s in self.stations)
+        return RunRecords(self.warmup_s, self.end_s, workloads, batches, stations)
+
+
+def simulate(
+    resolved: ResolvedScenario, progress: Callable[[float], None] | None = None
+) -> RunRecords:
+    """Run one scenario to its end time and return the raw records.
+
+    ``progress``, if given, is called with the share of simulated time done.
+    """
+    return _Sim(resolved).run(progress)

@@ -1,0 +1,39 @@
+"""Errors a user can cause, each printable as one line naming file, line and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one field of one input."""
+
+    source: str  # a file path, or "--set a.b=c" for a command-line override
+    line: int | None
+    field: str  # dotted path, "" for the whole document
+    message: str
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class AccelsimError(Exception):
+    """Base of every error caused by user input; the CLI prints it without a traceback."""
+
+
+class ConfigError(AccelsimError):
+    """One or more problems with configuration files or overrides."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+    @classmethod
+    def single(
+        cls, source: str, message: str, line: int | None = None, field: str = ""
+    ) -> ConfigError:
+        return cls([Problem(source, line, field, message)])

@@ -1,0 +1,1 @@
+"""Pure cost model: workload steps to ops, ops to time and energy on a chip (no simulation)."""

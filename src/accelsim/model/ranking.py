@@ -1,0 +1,330 @@
+"""Cost of a DLRM-like ranking model on a chip.
+
+Where things live is planned once per (model, chip) in a :class:`RankingPlan`:
+
+* MLP and cross-layer weights sit in SRAM when they fit in its usable share,
+  else in DRAM; they are read once per batch.
+* Embedding rows are cached by popularity: under a Zipf(alpha) popularity the
+  hottest rows are in SRAM (the SRAM left after weights, split between table
+  groups in proportion to their lookup traffic), the next hottest in DRAM, and
+  whatever DRAM cannot hold is gathered from host memory over the host link.
+  The share of lookups each tier serves is the share of popularity mass of the
+  rows it holds.
+
+A batch of B items then becomes ops: the input transfer over the host link,
+one gather-and-pool op per table group, the bottom MLP layers, the feature
+interaction (dot products or DCN-style cross layers) and the top MLP layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from accelsim.config.schema import DTYPE_BYTES, Chip, RankingModel
+from accelsim.model.roofline import BatchCost, ChipRates, Op, Traffic, batch_cost
+
+SRAM_ACTIVATION_RESERVE = 0.10  # share of SRAM kept for activations and buffers
+DENSE_FEATURE_BYTES = 4  # one fp32 per dense feature
+SPARSE_ID_BYTES = 8  # one int64 per embedding lookup id
+SCORE_BYTES = 4  # one fp32 score back per item
+
+
+def zipf_harmonic(n: float, alpha: float) -> float:
+    """Generalised harmonic number H(n, alpha) = sum_{k=1..n} k^-alpha, for real n >= 0.
+
+    Exact up to 4096 terms, then Euler-Maclaurin (error far below 1e-9 relative).
+    """
+    n = math.floor(n)
+    if n <= 0:
+        return 0.0
+    m = min(n, 4096)
+    exact = float(np.sum(np.arange(1, m + 1, dtype=np.float64) ** -alpha))
+    if n == m:
+        return exact
+
+    def integral(x: float) -> float:
+        return math.log(x) if abs(alpha - 1.0) < 1e-12 else x ** (1 - alpha) / (1 - alpha)
+
+    tail = integral(n) - integral(m)
+    tail += (n**-alpha - m**-alpha) / 2.0
+    tail += alpha / 12.0 * (m ** (-alpha - 1) - n ** (-alpha - 1))
+    return exact + tail
+
+
+@lru_cache(maxsize=4096)
+def zipf_top_share(k: float, n: int, alpha: float) -> float:
+    """Share of lookups that hit the ``k`` most popular of ``n`` rows under Zipf(alpha)."""
+    if k <= 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    if alpha == 0:
+        return math.floor(k) / n
+    return zipf_harmonic(k, alpha) / zipf_harmonic(n, alpha)
+
+
+@dataclass(frozen=True)
+class TablePlacement:
+    name: str
+    count: int
+    rows: int
+    row_bytes: int
+    lookups_per_item: float  # count * pooling factor
+    sram_rows: float  # rows cached on chip, per table
+    dram_rows: float  # rows held in device DRAM, per table (including those in SRAM)
+    sram_share: float  # share of lookups served from SRAM
+    dram_share: float  # ... from DRAM
+    host_share: float  # ... from host memory over the host link
+
+    @property
+    def bytes(self) -> float:
+        return float(self.count) * self.rows * self.row_bytes
+
+
+@dataclass(frozen=True)
+class RankingPlan:
+    """Where a ranking model's weights and embeddings live on one chip."""
+
+    model_name: str
+    chip_name: str
+    weight_bytes: float
+    weights_tier: str  # "sram" or "dram"
+    activation_tier: str
+    embedding_bytes: float
+    sram_cache_bytes: float
+    tables: tuple[TablePlacement, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+def _mlp_shapes(widths: list[int], inputs: int) -> list[tuple[int, int]]:
+    shapes = []
+    for width in widths:
+        shapes.append((inputs, width))
+        inputs = width
+    return shapes
+
+
+@dataclass(frozen=True)
+class _Shapes:
+    bottom: list[tuple[int, int]]
+    cross: list[tuple[int, int]]  # (in, out) GEMMs of the cross layers, two per layer if low-rank
+    cross_width: int
+    interaction_features: int  # dot: number of feature vectors
+    top: list[tuple[int, int]]
+
+
+def _shapes(model: RankingModel) -> _Shapes:
+    bottom = _mlp_shapes(model.bottom_mlp, model.dense_features)
+    n_vectors = sum(t.count for t in model.embedding_tables)
+    cross: list[tuple[int, int]] = []
+    if model.interaction.kind == "dot":
+        features = n_vectors + 1
+        dim = model.bottom_mlp[-1]
+        top_in = dim + features * (features - 1) // 2
+        width = 0
+    else:
+        features = 0
+        width = model.bottom_mlp[-1] + sum(t.count * t.dim for t in model.embedding_tables)
+        rank = model.interaction.rank
+        for _ in range(model.interaction.layers):
+            cross.extend([(width, rank), (rank, width)] if rank else [(width, width)])
+        top_in = width
+    return _Shapes(bottom, cross, width, features, _mlp_shapes(model.top_mlp, top_in))
+
+
+def plan(model: RankingModel, chip: Chip) -> RankingPlan:
+    """Decide where weights and embedding rows live on ``chip``."""
+    wbytes = DTYPE_BYTES[model.dtype]
+    shapes = _shapes(model)
+    weight_bytes = float(sum(i * o for i, o in shapes.bottom + shapes.cross + shapes.top) * wbytes)
+    sram = chip.memory.sram
+    sram_budget = sram.capacity_bytes * (1 - SRAM_ACTIVATION_RESERVE) if sram else 0.0
+    weights_tier = "sram" if sram is not None and weight_bytes <= sram_budget else "dram"
+    cache_bytes = sram_budget - (weight_bytes if weights_tier == "sram" else 0.0)
+    notes: list[str] = []
+    if sram is not None and weights_tier == "dram":
+        notes.append(
+            f"MLP weights ({weight_bytes / 2**20:.1f} MiB) exceed usable SRAM "
+            f"({sram_budget / 2**20:.1f} MiB): read from DRAM every batch"
+        )
+
+    groups = model.embedding_tables
+    row_bytes = [t.dim * DTYPE_BYTES[t.dtype] for t in groups]
+    table_bytes = [float(t.count) * t.rows * rb for t, rb in zip(groups, row_bytes, strict=True)]
+    embedding_bytes = sum(table_bytes)
+    dram_free = chip.memory.dram.capacity_bytes - (weight_bytes if weights_tier == "dram" else 0.0)
+    dram_fraction = min(1.0, max(0.0, dram_free) / embedding_bytes)
+    if dram_fraction < 1.0:
+        notes.append(
+            f"embeddings ({embedding_bytes / 2**30:.1f} GiB) exceed device DRAM "
+            f"({dram_free / 2**30:.1f} GiB free): cold rows are gathered from host memory"
+        )
+    traffic = [t.count * t.pooling_factor * rb for t, rb in zip(groups, row_bytes, strict=True)]
+    total_traffic = sum(traffic)
+
+    tables = []
+    for t, rb, tr in zip(groups, row_bytes, traffic, strict=True):
+        sram_rows = min(float(t.rows), cache_bytes * tr / total_traffic / (t.count * rb))
+        dram_rows = max(sram_rows, t.rows * dram_fraction)
+        in_dram = zipf_top_share(dram_rows, t.rows, t.zipf_alpha)
+        in_sram = (
+            t.hit_rate
+            if t.hit_rate is not None
+            else zipf_top_share(sram_rows, t.rows, t.zipf_alpha)
+        )
+        in_sram = min(in_sram, in_dram) if t.hit_rate is None else in_sram
+        in_dram = max(in_dram, in_sram)
+        tables.append(
+            TablePlacement(
+                name=t.name,
+                count=t.count,
+                rows=t.rows,
+                row_bytes=rb,
+                lookups_per_item=t.count * t.pooling_factor,
+                sram_rows=sram_rows,
+                dram_rows=dram_rows,
+                sram_share=in_sram,
+                dram_share=in_dram - in_sram,
+                host_share=1.0 - in_dram,
+            )
+        )
+    return RankingPlan(
+        model_name=model.name,
+        chip_name=chip.name,
+        weight_bytes=weight_bytes,
+        weights_tier=weights_tier,
+        activation_tier="sram" if sram is not None else "dram",
+        embedding_bytes=embedding_bytes,
+        sram_cache_bytes=max(0.0, cache_bytes),
+        tables=tuple(tables),
+        notes=tuple(notes),
+    )
+
+
+def _gather_bytes(row_bytes: int, granularity: int) -> int:
+    """Bytes a random gather of one row really moves: whole access granules."""
+    return -(-row_bytes // granularity) * granularity
+
+
+def ranking_ops(
+    model: RankingModel, rates: ChipRates, placement: RankingPlan, items: int
+) -> list[Op]:
+    """The ops of one batch of ``items`` candidate items, in execution order."""
+    b = float(items)
+    dt = model.dtype
+    abytes = DTYPE_BYTES[dt]
+    act = placement.activation_tier
+    wt = placement.weights_tier
+    shapes = _shapes(model)
+    lookups_per_item = sum(t.lookups_per_item for t in placement.tables)
+
+    ops: list[Op] = [
+        Op(
+            name="input_transfer",
+            kind="transfer",
+            engine="vector",
+            dtype=dt,
+            flops=0.0,
+            traffic=(
+                Traffic(
+                    "host",
+                    "stream",
+                    b
+                    * (
+                        model.dense_features * DENSE_FEATURE_BYTES
+                        + lookups_per_item * SPARSE_ID_BYTES
+                        + SCORE_BYTES
+                    ),
+                ),
+            ),
+            fixed_latency_s=rates.chip.host_link.latency_s,
+        )
+    ]
+    for table, spec in zip(placement.tables, model.embedding_tables, strict=True):
+        lookups = b * table.lookups_per_item
+        traffic = []
+        for tier, share in (
+            ("sram", table.sram_share),
+            ("dram", table.dram_share),
+            ("host", table.host_share),
+        ):
+            if share > 0:
+                gran = rates.tiers[tier].granularity_bytes
+                traffic.append(
+                    Traffic(tier, "random", lookups * share * _gather_bytes(table.row_bytes, gran))
+                )  # type: ignore[arg-type]
+        traffic.append(Traffic(act, "stream", b * table.count * spec.dim * abytes))  # type: ignore[arg-type]
+        ops.append(
+            Op(
+                name=f"embedding.{table.name}",
+                kind="embedding",
+                engine="vector",
+                dtype=spec.dtype,
+                flops=lookups * spec.dim,  # sum pooling: one add per element gathered
+                traffic=tuple(traffic),
+            )
+        )
+    ops += _gemms("bottom_mlp", shapes.bottom, b, dt, wt, act)
+    if model.interaction.kind == "dot":
+        f = shapes.interaction_features
+        d = model.bottom_mlp[-1]
+        ops.append(
+            Op(
+                name="interaction.dot",
+                kind="interaction",
+                engine="matrix",
+                dtype=dt,
+                flops=2.0 * b * f * f * d,
+                traffic=(Traffic(act, "stream", b * (f * d + f * (f - 1) // 2) * abytes),),  # type: ignore[arg-type]
+            )
+        )
+    else:
+        ops += _gemms("interaction.cross", shapes.cross, b, dt, wt, act)
+    ops += _gemms("top_mlp", shapes.top, b, dt, wt, act)
+    return ops
+
+
+def _gemms(
+    prefix: str, shapes: list[tuple[int, int]], b: float, dt: str, wt: str, act: str
+) -> list[Op]:
+    wbytes = DTYPE_BYTES[dt]
+    return [
+        Op(
+            name=f"{prefix}.{i}",
+            kind="gemm",
+            engine="matrix",
+            dtype=dt,
+            flops=2.0 * b * n_in * n_out,
+            traffic=(
+                Traffic(wt, "stream", float(n_in * n_out * wbytes)),  # type: ignore[arg-type]
+                Traffic(act, "stream", b * (n_in + n_out) * wbytes),  # type: ignore[arg-type]
+            ),
+        )
+        for i, (n_in, n_out) in enumerate(shapes)
+    ]
+
+
+class RankingCostModel:
+    """Batch costs of one ranking model on one chip, memoised by batch size."""
+
+    def __init__(self, model: RankingModel, chip: Chip) -> None:
+        self.model = model
+        self.chip = chip
+        self.rates = ChipRates(chip)
+        self.plan = plan(model, chip)
+        self._cache: dict[int, BatchCost] = {}
+
+    def batch(self, items: int) -> BatchCost:
+        if items < 1:
+            raise ValueError("a batch has at least one item")
+        cost = self._cache.get(items)
+        if cost is None:
+            cost = batch_cost(
+                self.rates, ranking_ops(self.model, self.rates, self.plan, items), items
+            )
+            self._cache[items] = cost
+        return cost
