@@ -122,9 +122,8 @@ def _clean_message(err: dict[str, Any]) -> str:
         err["type"] not in ("missing",)
         and isinstance(value, str | int | float)
         and len(str(value)) < 60
-    ):
-        if repr(value) not in msg:
-            msg += f" (got {value!r})"
+    ) and repr(value) not in msg:
+        msg += f" (got {value!r})"
     return msg
 
 

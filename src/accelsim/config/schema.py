@@ -9,6 +9,7 @@ engine compute them into objects of their own.
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -279,9 +280,9 @@ class EmpiricalSize(Strict):
         values = [v for _, v in self.quantiles]
         if probs[0] != 0.0 or probs[-1] != 1.0:
             raise ValueError("quantiles must start at probability 0 and end at 1")
-        if any(b <= a for a, b in zip(probs, probs[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(probs)):
             raise ValueError("quantile probabilities must increase")
-        if any(b < a for a, b in zip(values, values[1:], strict=False)) or values[0] < 1:
+        if any(b < a for a, b in itertools.pairwise(values)) or values[0] < 1:
             raise ValueError("quantile values must be >= 1 and non-decreasing")
         return self
 

@@ -119,16 +119,26 @@ class _Builder:
             self.source, message, line=node.start_mark.line + 1, field=dotted(path)
         )
 
-    def build(self, node: Node, path: Path_, depth: int) -> Any:
+    def build(self, node: Node, path: Path_, depth: int, line: int | None = None) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
             raise self.fail(node, f"document expands to more than {MAX_NODES} values", path)
         if depth > MAX_DEPTH:
             raise self.fail(node, f"nested deeper than {MAX_DEPTH} levels", path)
-        self.locs.setdefault(path, Loc(self.source, node.start_mark.line + 1))
+        self.locs[path] = Loc(self.source, line or node.start_mark.line + 1)
         if isinstance(node, MappingNode):
             if node.tag != "tag:yaml.org,2002:map":
                 raise self.fail(node, f"tag {node.tag!r} is not allowed", path)
+            own: set[str] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if isinstance(key_node, ScalarNode):
+                    if key_node.value in own:
+                        raise self.fail(
+                            key_node, f"duplicate key {key_node.value!r}", (*path, key_node.value)
+                        )
+                    own.add(key_node.value)
             try:
                 self.loader.flatten_mapping(node)
             except yaml.MarkedYAMLError as exc:
@@ -141,9 +151,10 @@ class _Builder:
                 if not isinstance(key, str | int | float | bool) or key is None:
                     raise self.fail(key_node, f"unusable key {key!r}", path)
                 key = str(key)
-                if key in out:
-                    raise self.fail(key_node, f"duplicate key {key!r}", (*path, key))
-                out[key] = self.build(value_node, (*path, key), depth + 1)
+                # Merged keys come first; the mapping's own keys override them.
+                out[key] = self.build(
+                    value_node, (*path, key), depth + 1, key_node.start_mark.line + 1
+                )
             return out
         if isinstance(node, SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":
@@ -213,10 +224,12 @@ def apply_override(doc: Document, assignment: str) -> Document:
         key: str | int = part
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError.single(source, f"no list item {part!r}", field=dotted(path))
+                raise ConfigError.single(
+                    source, f"no list item {part!r}", field=dotted(tuple(path))
+                )
             key = int(part)
         elif not isinstance(node, dict):
-            raise ConfigError.single(source, "is not a mapping", field=dotted(path))
+            raise ConfigError.single(source, "is not a mapping", field=dotted(tuple(path)))
         if i == len(parts) - 1:
             node[key] = value_doc.data
         else:

@@ -96,13 +96,13 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
                 ),
             }
             entry["sla_attainment"] = attainment
-        pools = [p for p, pool in scenario.pools.items() if name in pool.serves]
-        if len(pools) > 1:
+        serving = [p for p, pool in scenario.pools.items() if name in pool.serves]
+        if len(serving) > 1:
             by_pool = {}
             routed = station_pool[rec.station] if rec.station.size else np.array([], dtype=object)
-            for pool in pools:
-                sel = done & (routed == pool)
-                by_pool[pool] = {
+            for pool_name in serving:
+                sel = done & (routed == pool_name)
+                by_pool[pool_name] = {
                     "completed": int(sel.sum()),
                     "latency_s": distribution(rec.finish_s[sel] - rec.arrival_s[sel]),
                 }
@@ -118,7 +118,7 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
     overlap = np.clip(np.minimum(batches.end_s, w1) - np.maximum(batches.start_s, w0), 0, None)
     span = batches.end_s - batches.start_s
     share = np.divide(overlap, span, out=np.zeros_like(overlap), where=span > 0)
-    station_of_pool = {}
+    station_of_pool: dict[str, list[int]] = {}
     for index, info in enumerate(records.stations):
         station_of_pool.setdefault(info.pool, []).append(index)
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from accelsim.config.schema import DTYPE_BYTES, Chip, RankingModel
-from accelsim.model.roofline import BatchCost, ChipRates, Op, Traffic, batch_cost
+from accelsim.model.roofline import BatchCost, ChipRates, Op, Tier, Traffic, batch_cost
 
 SRAM_ACTIVATION_RESERVE = 0.10  # share of SRAM kept for activations and buffers
 DENSE_FEATURE_BYTES = 4  # one fp32 per dense feature
@@ -52,7 +52,7 @@ def zipf_harmonic(n: float, alpha: float) -> float:
     tail = integral(n) - integral(m)
     tail += (n**-alpha - m**-alpha) / 2.0
     tail += alpha / 12.0 * (m ** (-alpha - 1) - n ** (-alpha - 1))
-    return exact + tail
+    return float(exact + tail)
 
 
 @lru_cache(maxsize=4096)
@@ -64,7 +64,7 @@ def zipf_top_share(k: float, n: int, alpha: float) -> float:
         return 1.0
     if alpha == 0:
         return math.floor(k) / n
-    return zipf_harmonic(k, alpha) / zipf_harmonic(n, alpha)
+    return float(zipf_harmonic(k, alpha) / zipf_harmonic(n, alpha))
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,8 @@ class RankingPlan:
     model_name: str
     chip_name: str
     weight_bytes: float
-    weights_tier: str  # "sram" or "dram"
-    activation_tier: str
+    weights_tier: Tier  # "sram" or "dram"
+    activation_tier: Tier
     embedding_bytes: float
     sram_cache_bytes: float
     tables: tuple[TablePlacement, ...]
@@ -143,7 +143,7 @@ def plan(model: RankingModel, chip: Chip) -> RankingPlan:
     weight_bytes = float(sum(i * o for i, o in shapes.bottom + shapes.cross + shapes.top) * wbytes)
     sram = chip.memory.sram
     sram_budget = sram.capacity_bytes * (1 - SRAM_ACTIVATION_RESERVE) if sram else 0.0
-    weights_tier = "sram" if sram is not None and weight_bytes <= sram_budget else "dram"
+    weights_tier: Tier = "sram" if sram is not None and weight_bytes <= sram_budget else "dram"
     cache_bytes = sram_budget - (weight_bytes if weights_tier == "sram" else 0.0)
     notes: list[str] = []
     if sram is not None and weights_tier == "dram":
@@ -171,13 +171,11 @@ def plan(model: RankingModel, chip: Chip) -> RankingPlan:
         sram_rows = min(float(t.rows), cache_bytes * tr / total_traffic / (t.count * rb))
         dram_rows = max(sram_rows, t.rows * dram_fraction)
         in_dram = zipf_top_share(dram_rows, t.rows, t.zipf_alpha)
-        in_sram = (
-            t.hit_rate
-            if t.hit_rate is not None
-            else zipf_top_share(sram_rows, t.rows, t.zipf_alpha)
-        )
-        in_sram = min(in_sram, in_dram) if t.hit_rate is None else in_sram
-        in_dram = max(in_dram, in_sram)
+        if t.hit_rate is None:
+            in_sram = zipf_top_share(sram_rows, t.rows, t.zipf_alpha)  # <= in_dram
+        else:
+            in_sram = t.hit_rate
+            in_dram = max(in_dram, in_sram)
         tables.append(
             TablePlacement(
                 name=t.name,
@@ -247,17 +245,17 @@ def ranking_ops(
     for table, spec in zip(placement.tables, model.embedding_tables, strict=True):
         lookups = b * table.lookups_per_item
         traffic = []
-        for tier, share in (
+        shares: tuple[tuple[Tier, float], ...] = (
             ("sram", table.sram_share),
             ("dram", table.dram_share),
             ("host", table.host_share),
-        ):
+        )
+        for tier, share in shares:
             if share > 0:
                 gran = rates.tiers[tier].granularity_bytes
-                traffic.append(
-                    Traffic(tier, "random", lookups * share * _gather_bytes(table.row_bytes, gran))
-                )  # type: ignore[arg-type]
-        traffic.append(Traffic(act, "stream", b * table.count * spec.dim * abytes))  # type: ignore[arg-type]
+                moved = lookups * share * _gather_bytes(table.row_bytes, gran)
+                traffic.append(Traffic(tier, "random", moved))
+        traffic.append(Traffic(act, "stream", b * table.count * spec.dim * abytes))
         ops.append(
             Op(
                 name=f"embedding.{table.name}",
@@ -279,7 +277,7 @@ def ranking_ops(
                 engine="matrix",
                 dtype=dt,
                 flops=2.0 * b * f * f * d,
-                traffic=(Traffic(act, "stream", b * (f * d + f * (f - 1) // 2) * abytes),),  # type: ignore[arg-type]
+                traffic=(Traffic(act, "stream", b * (f * d + f * (f - 1) // 2) * abytes),),
             )
         )
     else:
@@ -289,7 +287,7 @@ def ranking_ops(
 
 
 def _gemms(
-    prefix: str, shapes: list[tuple[int, int]], b: float, dt: str, wt: str, act: str
+    prefix: str, shapes: list[tuple[int, int]], b: float, dt: str, wt: Tier, act: Tier
 ) -> list[Op]:
     wbytes = DTYPE_BYTES[dt]
     return [
@@ -300,8 +298,8 @@ def _gemms(
             dtype=dt,
             flops=2.0 * b * n_in * n_out,
             traffic=(
-                Traffic(wt, "stream", float(n_in * n_out * wbytes)),  # type: ignore[arg-type]
-                Traffic(act, "stream", b * (n_in + n_out) * wbytes),  # type: ignore[arg-type]
+                Traffic(wt, "stream", float(n_in * n_out * wbytes)),
+                Traffic(act, "stream", b * (n_in + n_out) * wbytes),
             ),
         )
         for i, (n_in, n_out) in enumerate(shapes)

@@ -160,7 +160,7 @@ class ChipRates:
         run = self.matrix_dtype(dtype)
         if run is None:
             return power.vector_energy_per_flop_j
-        return power.energy_per_flop_j.get(run, 0.0)  # type: ignore[call-overload]
+        return float(power.energy_per_flop_j.get(run, 0.0))  # type: ignore[call-overload]
 
     def ridge_point(self, dtype: str, tier: str = "dram") -> float:
         """FLOPs per byte above which a streaming op on ``tier`` is compute-bound."""
