@@ -247,7 +247,6 @@ def hardware_show(
 
     from accelsim.config.loader import load_chip
     from accelsim.model.roofline import TIERS, ChipRates
-    from accelsim.units import format_quantity
 
     chip = load_chip(name, Path.cwd())
     data = chip.model_dump(mode="json")
@@ -258,9 +257,9 @@ def hardware_show(
         title=f"{chip.name}" + (" (hypothetical)" if chip.hypothetical else ""), header_style="bold"
     )
     table.add_column("field")
-    table.add_column("value", justify="right")
+    table.add_column("value")
     for path, value in _flatten(data):
-        table.add_row(path, _with_unit(path, value, format_quantity))
+        table.add_row(path, _with_unit(path, value))
     rates = ChipRates(chip)
     for dtype in chip.compute.matrix_flops_per_s:
         ridges = ", ".join(
@@ -291,13 +290,18 @@ _SUFFIX_DIMENSIONS = (
 )
 
 
-def _with_unit(path: str, value: Any, fmt: Callable[[float, str], str]) -> str:
+def _with_unit(path: str, value: Any) -> str:
+    from accelsim.units import format_quantity
+
     if isinstance(value, float) and not isinstance(value, bool):
         parts = path.split(".")
         for part in (parts[-1], parts[-2] if len(parts) > 1 else ""):
             for suffix, dimension in _SUFFIX_DIMENSIONS:
                 if part.endswith(suffix):
-                    return fmt(value, dimension)
+                    if dimension == "ops/s":
+                        unit = "OP/s" if parts[-1] == "int8" else "FLOP/s"
+                        return format_quantity(value, dimension, unit=unit)
+                    return format_quantity(value, dimension)
         return f"{value:g}"
     return "-" if value is None else str(value)
 

@@ -168,9 +168,13 @@ _DISPLAY: Final[dict[str, tuple[str, bool]]] = {
 }
 
 
-def format_quantity(value: float, dimension: str, digits: int = 3) -> str:
-    """Format an SI float for people: ``format_quantity(3.2e12, "bytes/s") == "3.2 TB/s"``."""
-    unit, binary = _DISPLAY.get(dimension, ("", False))
+def format_quantity(value: float, dimension: str, digits: int = 3, unit: str | None = None) -> str:
+    """Format an SI float for people: ``format_quantity(3.2e12, "bytes/s") == "3.2 TB/s"``.
+
+    ``unit`` replaces the dimension's display unit (e.g. ``"FLOP/s"`` for ``ops/s``).
+    """
+    default_unit, binary = _DISPLAY.get(dimension, ("", False))
+    unit = default_unit if unit is None else unit
     if value == 0 or not math.isfinite(value):
         return f"{value:g} {unit}".strip()
     if binary:

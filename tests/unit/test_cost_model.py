@@ -12,12 +12,12 @@ import math
 
 import numpy as np
 import pytest
-from helpers import chip, model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim.model.ranking import RankingCostModel, plan, zipf_harmonic, zipf_top_share
 from accelsim.model.roofline import ChipRates, Op, Traffic, batch_cost, op_cost
+from helpers import chip, model
 
 
 def test_pure_compute_op_runs_at_peak_times_efficiency() -> None:
@@ -98,7 +98,7 @@ def test_tiny_ranking_batch_matches_hand_computation() -> None:
     times = {c.op.name: c.time_s for c in cost.ops}
     assert list(times) == [
         "input_transfer",
-        "embedding.t",
+        "embedding_bags",
         "bottom_mlp.0",
         "interaction.dot",
         "top_mlp.0",
@@ -106,7 +106,7 @@ def test_tiny_ranking_batch_matches_hand_computation() -> None:
     # 10 items x (1 dense fp32 + 1 int64 id + 1 fp32 score) = 160 B over 12.8 MB/s.
     assert times["input_transfer"] == pytest.approx(160 / 12.8e6)
     # 10 lookups of an 8 B row, each a 32 B SRAM granule at 0.5 TB/s, + 80 B written.
-    assert times["embedding.t"] == pytest.approx(320 / 5e11 + 80 / 1e12)
+    assert times["embedding_bags"] == pytest.approx(320 / 5e11 + 80 / 1e12)
     # 1->4 GEMM: weights 8 B + activations 10 x 5 x 2 B from SRAM.
     assert times["bottom_mlp.0"] == pytest.approx(108 / 1e12)
     # Dot of F=2 vectors of dim 4: reads 10 x (2x4 + 1) x 2 B.
@@ -148,7 +148,7 @@ def test_embeddings_larger_than_dram_spill_to_host_and_are_noted() -> None:
     assert table.sram_share + table.dram_share + table.host_share == pytest.approx(1.0)
     assert any("host memory" in note for note in p.notes)
     ops = {c.op.name: c for c in RankingCostModel(big, chip(memory=small["memory"])).batch(64).ops}
-    assert ops["embedding.big"].memory_time_s["host"] > 0
+    assert ops["embedding_bags"].memory_time_s["host"] > 0
 
 
 def test_weights_that_do_not_fit_sram_are_streamed_from_dram() -> None:
@@ -181,3 +181,34 @@ def test_bigger_batches_take_longer_but_never_lower_throughput(a: int, b: int) -
 def test_batch_of_zero_items_is_refused() -> None:
     with pytest.raises(ValueError):
         RankingCostModel(model(), chip()).batch(0)
+
+
+def test_cache_keeps_the_hottest_rows_across_tables() -> None:
+    # A tiny hot table and a huge cold one: a cache a little larger than the tiny
+    # table holds all of it, and gives the rest to the huge table's head.
+    tables = [
+        {"name": "tiny", "rows": 1000, "dim": 4, "pooling_factor": 1, "dtype": "fp16"},
+        {"name": "huge", "rows": 10**8, "dim": 4, "pooling_factor": 1, "dtype": "fp16"},
+    ]
+    data = chip().model_dump()
+    data["memory"]["sram"]["capacity_bytes"] = 100_000 / 0.9  # 100 kB usable
+    p = plan(model(embedding_tables=tables), chip(memory=data["memory"]))
+    tiny, huge = p.tables
+    assert tiny.sram_rows == 1000
+    assert tiny.sram_share == 1.0
+    assert 0 < huge.sram_rows * huge.row_bytes <= 100_000 - 8000
+    used = sum(t.count * t.sram_rows * t.row_bytes for t in p.tables) + p.weight_bytes
+    assert used <= 100_000
+    assert used > 0.99 * 100_000  # the cache is filled, not left idle
+
+
+def test_uniform_popularity_caches_in_proportion_to_rows() -> None:
+    table = {"name": "u", "rows": 10**6, "dim": 4, "pooling_factor": 1, "zipf_alpha": 0}
+    p = plan(model(embedding_tables=[table]), chip())
+    assert p.tables[0].sram_share == 1.0  # 8 MB fits the 64 MiB SRAM
+    data = chip().model_dump()
+    data["memory"]["sram"]["capacity_bytes"] = 4e6 / 0.9
+    p = plan(model(embedding_tables=[table]), chip(memory=data["memory"]))
+    # Every row is as hot as any other: the cache holds half the table, serving half the lookups.
+    usable = 4e6 - p.weight_bytes
+    assert p.tables[0].sram_share == pytest.approx(usable / 8e6, rel=1e-5)

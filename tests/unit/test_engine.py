@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from helpers import chip, model, resolved
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +14,7 @@ from accelsim.config.schema import Scenario
 from accelsim.engine.simulation import simulate
 from accelsim.metrics.summary import summarize
 from accelsim.model.ranking import RankingCostModel
+from helpers import chip, model, resolved
 
 
 def run(res: ResolvedScenario) -> dict:  # type: ignore[type-arg]
@@ -150,7 +150,10 @@ def test_join_shortest_queue_beats_round_robin_on_the_tail() -> None:
 def test_two_workloads_share_a_pool_without_mixing_batches() -> None:
     base = resolved(rate_per_s=1000, sizes={"kind": "fixed", "value": 16})
     data = base.scenario.model_dump()
-    data["workloads"]["v"] = {**data["workloads"]["w"], "items_per_query": {"kind": "fixed", "value": 3}}
+    data["workloads"]["v"] = {
+        **data["workloads"]["w"],
+        "items_per_query": {"kind": "fixed", "value": 3},
+    }
     data["pools"]["p"]["serves"] = ["w", "v"]
     data["pools"]["p"]["batching"] = {"max_batch_items": 64, "max_wait_s": 0.001}
     scenario = Scenario.model_validate(data)
@@ -159,7 +162,9 @@ def test_two_workloads_share_a_pool_without_mixing_batches() -> None:
     doc = summarize(res, records)
     for name, size in (("w", 16), ("v", 3)):
         assert doc["workloads"][name]["completed"] > 5000
-        items = records.batches.items[records.batches.workload == list(scenario.workloads).index(name)]
+        items = records.batches.items[
+            records.batches.workload == list(scenario.workloads).index(name)
+        ]
         assert np.all(items % size == 0)
 
 
@@ -169,7 +174,9 @@ def test_trace_replay_uses_the_trace_times_and_sizes() -> None:
     data["workloads"]["w"]["traffic"] = {"kind": "trace", "path": "x.csv", "time_scale": 2.0}
     times = np.array([0.0, 0.5, 1.0, 2.0, 10.0])
     trace = Trace("x.csv", times, np.array([1, 2, 3, 4, 5]))
-    res = ResolvedScenario(Scenario.model_validate(data), "<test>", base.chips, base.models, {"w": trace})
+    res = ResolvedScenario(
+        Scenario.model_validate(data), "<test>", base.chips, base.models, {"w": trace}
+    )
     records = simulate(res)
     wl = records.workloads["w"]
     assert wl.arrival_s.tolist() == [0.0, 1.0, 2.0, 4.0]  # scaled by 2, cut at the 5 s end

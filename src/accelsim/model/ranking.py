@@ -4,15 +4,15 @@ Where things live is planned once per (model, chip) in a :class:`RankingPlan`:
 
 * MLP and cross-layer weights sit in SRAM when they fit in its usable share,
   else in DRAM; they are read once per batch.
-* Embedding rows are cached by popularity: under a Zipf(alpha) popularity the
-  hottest rows are in SRAM (the SRAM left after weights, split between table
-  groups in proportion to their lookup traffic), the next hottest in DRAM, and
-  whatever DRAM cannot hold is gathered from host memory over the host link.
-  The share of lookups each tier serves is the share of popularity mass of the
-  rows it holds.
+* Embedding rows are placed by popularity: under a Zipf(alpha) popularity per
+  table, the SRAM left after weights holds the rows with the most lookups per
+  byte across all tables (see :func:`hottest_rows`), device DRAM the next
+  hottest, and whatever DRAM cannot hold is gathered from host memory over the
+  host link. The share of lookups each tier serves is the share of popularity
+  mass of the rows it holds.
 
 A batch of B items then becomes ops: the input transfer over the host link,
-one gather-and-pool op per table group, the bottom MLP layers, the feature
+one fused gather-and-pool op over all tables, the bottom MLP layers, the feature
 interaction (dot products or DCN-style cross layers) and the top MLP layers.
 """
 
@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from accelsim.config.schema import DTYPE_BYTES, Chip, RankingModel
+from accelsim.config.schema import DTYPE_BYTES, Chip, EmbeddingTable, RankingModel
 from accelsim.model.roofline import BatchCost, ChipRates, Op, Tier, Traffic, batch_cost
 
 SRAM_ACTIVATION_RESERVE = 0.10  # share of SRAM kept for activations and buffers
@@ -136,6 +136,67 @@ def _shapes(model: RankingModel) -> _Shapes:
     return _Shapes(bottom, cross, width, features, _mlp_shapes(model.top_mlp, top_in))
 
 
+def hottest_rows(
+    tables: list[EmbeddingTable], row_bytes: list[int], capacity_bytes: float, eligible: list[bool]
+) -> list[float]:
+    """Rows per table (for each of a group's ``count`` tables) that a cache of
+    ``capacity_bytes`` holds when it keeps the rows with the most lookups per byte,
+    across all tables: the optimal static cache under Zipf popularity.
+
+    Solved by bisection on the threshold of lookups per byte: a row is cached when
+    its expected lookups per item divided by its size exceed the threshold.
+    """
+    sizes = [
+        float(t.count) * t.rows * rb
+        for t, rb, ok in zip(tables, row_bytes, eligible, strict=True)
+        if ok
+    ]
+    if capacity_bytes <= 0 or not sizes:
+        return [0.0] * len(tables)
+    if sum(sizes) <= capacity_bytes:
+        return [float(t.rows) if ok else 0.0 for t, ok in zip(tables, eligible, strict=True)]
+    log_h = [math.log(zipf_harmonic(t.rows, t.zipf_alpha)) for t in tables]
+
+    def rows_at(log_tau: float) -> list[float]:
+        out = []
+        for t, rb, lh, ok in zip(tables, row_bytes, log_h, eligible, strict=True):
+            if not ok:
+                out.append(0.0)
+                continue
+            # Lookups per item of row k, per byte: pooling * k^-alpha / H / rb >= tau.
+            log_head = math.log(t.pooling_factor) - lh - math.log(rb)
+            if t.zipf_alpha == 0:
+                out.append(float(t.rows) if log_head >= log_tau else 0.0)
+            else:
+                log_k = (log_head - log_tau) / t.zipf_alpha
+                out.append(
+                    float(min(t.rows, math.floor(math.exp(min(log_k, 60.0)))))
+                    if log_k >= 0
+                    else 0.0
+                )
+        return out
+
+    def used(rows: list[float]) -> float:
+        return sum(t.count * k * rb for t, k, rb in zip(tables, rows, row_bytes, strict=True))
+
+    lo, hi = -200.0, 50.0  # log thresholds: everything cached ... nothing cached
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if used(rows_at(mid)) > capacity_bytes:
+            lo = mid
+        else:
+            hi = mid
+    rows, marginal = rows_at(hi), rows_at(lo)
+    # Rows exactly at the threshold (a uniform table, say) share what is left.
+    left = capacity_bytes - used(rows)
+    for i, (t, rb) in enumerate(zip(tables, row_bytes, strict=True)):
+        if marginal[i] > rows[i] and left > 0:
+            extra = min(marginal[i] - rows[i], math.floor(left / (t.count * rb)))
+            rows[i] += extra
+            left -= extra * t.count * rb
+    return rows
+
+
 def plan(model: RankingModel, chip: Chip) -> RankingPlan:
     """Decide where weights and embedding rows live on ``chip``."""
     wbytes = DTYPE_BYTES[model.dtype]
@@ -157,19 +218,20 @@ def plan(model: RankingModel, chip: Chip) -> RankingPlan:
     table_bytes = [float(t.count) * t.rows * rb for t, rb in zip(groups, row_bytes, strict=True)]
     embedding_bytes = sum(table_bytes)
     dram_free = chip.memory.dram.capacity_bytes - (weight_bytes if weights_tier == "dram" else 0.0)
-    dram_fraction = min(1.0, max(0.0, dram_free) / embedding_bytes)
-    if dram_fraction < 1.0:
+    if embedding_bytes > dram_free:
         notes.append(
             f"embeddings ({embedding_bytes / 2**30:.1f} GiB) exceed device DRAM "
-            f"({dram_free / 2**30:.1f} GiB free): cold rows are gathered from host memory"
+            f"({max(0.0, dram_free) / 2**30:.1f} GiB free): cold rows are gathered from host memory"
         )
-    traffic = [t.count * t.pooling_factor * rb for t, rb in zip(groups, row_bytes, strict=True)]
-    total_traffic = sum(traffic)
+    cacheable = [t.hit_rate is None for t in groups]
+    sram_rows_all = hottest_rows(groups, row_bytes, max(0.0, cache_bytes), cacheable)
+    dram_rows_all = hottest_rows(groups, row_bytes, max(0.0, dram_free), [True] * len(groups))
 
     tables = []
-    for t, rb, tr in zip(groups, row_bytes, traffic, strict=True):
-        sram_rows = min(float(t.rows), cache_bytes * tr / total_traffic / (t.count * rb))
-        dram_rows = max(sram_rows, t.rows * dram_fraction)
+    for t, rb, sram_rows, dram_rows in zip(
+        groups, row_bytes, sram_rows_all, dram_rows_all, strict=True
+    ):
+        dram_rows = max(sram_rows, dram_rows)
         in_dram = zipf_top_share(dram_rows, t.rows, t.zipf_alpha)
         if t.hit_rate is None:
             in_sram = zipf_top_share(sram_rows, t.rows, t.zipf_alpha)  # <= in_dram
@@ -242,9 +304,13 @@ def ranking_ops(
             fixed_latency_s=rates.chip.host_link.latency_s,
         )
     ]
+    # All tables are gathered and pooled by one fused kernel (as serving stacks do),
+    # so the batch pays one launch overhead for embeddings, not one per table.
+    gathered: dict[Tier, float] = {"sram": 0.0, "dram": 0.0, "host": 0.0}
+    pooled_out = 0.0
+    pool_flops = 0.0
     for table, spec in zip(placement.tables, model.embedding_tables, strict=True):
         lookups = b * table.lookups_per_item
-        traffic = []
         shares: tuple[tuple[Tier, float], ...] = (
             ("sram", table.sram_share),
             ("dram", table.dram_share),
@@ -253,19 +319,21 @@ def ranking_ops(
         for tier, share in shares:
             if share > 0:
                 gran = rates.tiers[tier].granularity_bytes
-                moved = lookups * share * _gather_bytes(table.row_bytes, gran)
-                traffic.append(Traffic(tier, "random", moved))
-        traffic.append(Traffic(act, "stream", b * table.count * spec.dim * abytes))
-        ops.append(
-            Op(
-                name=f"embedding.{table.name}",
-                kind="embedding",
-                engine="vector",
-                dtype=spec.dtype,
-                flops=lookups * spec.dim,  # sum pooling: one add per element gathered
-                traffic=tuple(traffic),
-            )
+                gathered[tier] += lookups * share * _gather_bytes(table.row_bytes, gran)
+        pooled_out += b * table.count * spec.dim * abytes
+        pool_flops += lookups * spec.dim  # sum pooling: one add per element gathered
+    traffic = [Traffic(tier, "random", moved) for tier, moved in gathered.items() if moved > 0]
+    traffic.append(Traffic(act, "stream", pooled_out))
+    ops.append(
+        Op(
+            name="embedding_bags",
+            kind="embedding",
+            engine="vector",
+            dtype=model.embedding_tables[0].dtype,
+            flops=pool_flops,
+            traffic=tuple(traffic),
         )
+    )
     ops += _gemms("bottom_mlp", shapes.bottom, b, dt, wt, act)
     if model.interaction.kind == "dot":
         f = shapes.interaction_features

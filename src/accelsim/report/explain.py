@@ -53,9 +53,15 @@ def explain_batch(model: RankingModel, chip: Chip, batch_items: int) -> dict[str
             "weights_tier": plan.weights_tier,
             "embedding_bytes": plan.embedding_bytes,
             "sram_cache_bytes": plan.sram_cache_bytes,
+            "lookups_served": {
+                tier: sum(getattr(t, f"{tier}_share") * t.lookups_per_item for t in plan.tables)
+                / sum(t.lookups_per_item for t in plan.tables)
+                for tier in ("sram", "dram", "host")
+            },
             "tables": [
                 {
                     "name": t.name,
+                    "lookups_per_item": t.lookups_per_item,
                     "sram_share": t.sram_share,
                     "dram_share": t.dram_share,
                     "host_share": t.host_share,

@@ -131,13 +131,22 @@ def explain_view(doc: dict[str, Any]) -> RenderableType:
             f"SRAM row cache {_q(place['sram_cache_bytes'], 'bytes')}"
         ),
     ]
-    for t in place["tables"]:
-        notes.append(
-            Text(
-                f"  {t['name']}: lookups served {_pct(t['sram_share'])} SRAM, "
-                f"{_pct(t['dram_share'])} DRAM, {_pct(t['host_share'])} host"
-            )
+    served = place["lookups_served"]
+    notes.append(
+        Text(
+            f"embedding lookups served {_pct(served['sram'])} from SRAM, "
+            f"{_pct(served['dram'])} from DRAM, {_pct(served['host'])} from host memory"
+            + ("" if len(place["tables"]) <= 6 else " (per table: --json)")
         )
+    )
+    if len(place["tables"]) <= 6:
+        for t in place["tables"]:
+            notes.append(
+                Text(
+                    f"  {t['name']}: {_pct(t['sram_share'])} SRAM, "
+                    f"{_pct(t['dram_share'])} DRAM, {_pct(t['host_share'])} host"
+                )
+            )
     notes.append(
         Text(
             f"energy {_q(totals['energy_j'], 'J')}, average power {_q(totals['avg_power_w'], 'W')} "
@@ -149,20 +158,22 @@ def explain_view(doc: dict[str, Any]) -> RenderableType:
 
 
 def chip_list_view(chips: list[Chip]) -> RenderableType:
-    table = Table(header_style="bold", title="chip profiles (all hypothetical unless marked)")
-    for col in ("name", "bf16", "int8", "SRAM", "DRAM", "DRAM BW", "TDP", "description"):
-        table.add_column(col, justify="left" if col in ("name", "description") else "right")
+    table = Table(header_style="bold", title="chip profiles", title_justify="left")
+    for col in ("name", "bf16", "int8", "SRAM", "DRAM", "DRAM BW", "idle", "TDP", "profile"):
+        table.add_column(col, justify="left" if col in ("name", "profile") else "right")
     for chip in chips:
         peaks = chip.compute.matrix_flops_per_s
         sram = chip.memory.sram
+        bf16, int8 = peaks.get("bf16"), peaks.get("int8")
         table.add_row(
-            chip.name + ("" if chip.hypothetical else " (measured)"),
-            _q(peaks.get("bf16"), "ops/s"),
-            _q(peaks.get("int8"), "ops/s"),
+            chip.name,
+            "-" if bf16 is None else format_quantity(bf16, "ops/s", unit="FLOP/s"),
+            "-" if int8 is None else format_quantity(int8, "ops/s", unit="OP/s"),
             _q(sram.capacity_bytes if sram else None, "bytes"),
             _q(chip.memory.dram.capacity_bytes, "bytes"),
             _q(chip.memory.dram.bandwidth_bytes_per_s, "bytes/s"),
+            _q(chip.power.idle_w, "W"),
             _q(chip.power.tdp_w, "W"),
-            chip.description,
+            "hypothetical" if chip.hypothetical else "measured",
         )
-    return table
+    return Group(table, Text("`accelsim hardware show NAME` describes one profile in full."))
