@@ -6,18 +6,18 @@ Heavy imports (numpy, simpy, the engine) happen inside commands, so
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from accelsim import __version__
+from accelsim.commands.common import console as _console
+from accelsim.commands.common import dump_json as _dump
+from accelsim.commands.common import emit_json as _emit_json
+from accelsim.commands.common import stderr as _stderr
+from accelsim.commands.common import user_errors, write_atomic
 
 app = typer.Typer(
     name="accelsim",
@@ -36,69 +36,6 @@ hardware_app = typer.Typer(
 workloads_app = typer.Typer(help="Shipped models and scenarios.", no_args_is_help=True)
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(workloads_app, name="workloads")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def user_errors(func: F) -> F:
-    """Print input errors as one line each on stderr and exit 1, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from accelsim.errors import AccelsimError
-
-        try:
-            return func(*args, **kwargs)
-        except AccelsimError as exc:
-            for line in str(exc).splitlines():
-                _stderr(f"error: {line}")
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            _stderr("interrupted")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that a reader never sees it half-written."""
-    from accelsim.errors import AccelsimError
-
-    path = path.expanduser()
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise AccelsimError(f"{path}: cannot write: {exc.strerror or exc}") from None
-
-
-def _dump(doc: Any) -> str:
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
-
-
-def _emit_json(doc: Any, target: str) -> None:
-    if target == "-":
-        sys.stdout.write(_dump(doc))
-    else:
-        write_atomic(Path(target), _dump(doc))
 
 
 def _version(value: bool) -> None:
@@ -150,19 +87,16 @@ def run(
         overrides.append(f"simulation.seed={seed}")
     resolved = load_scenario(scenario, overrides)
 
-    from accelsim.engine.simulation import simulate
-    from accelsim.metrics.summary import summarize
+    from accelsim.runner import run_resolved
 
-    show_progress = not quiet and sys.stderr.isatty()
-    if show_progress:
+    if not quiet and sys.stderr.isatty():
         from rich.progress import Progress
 
         with Progress(transient=True) as bar:
             task = bar.add_task(f"simulating {resolved.scenario.name}", total=1.0)
-            records = simulate(resolved, lambda done: bar.update(task, completed=done))
+            doc = run_resolved(resolved, lambda done: bar.update(task, completed=done))
     else:
-        records = simulate(resolved)
-    doc = summarize(resolved, records)
+        doc = run_resolved(resolved)
     if json_out is not None:
         _emit_json(doc, json_out)
     if not quiet and json_out != "-":
@@ -329,6 +263,18 @@ def workloads_list() -> None:
     console = _console()
     console.print(models)
     console.print(scenarios)
+
+
+# Commands of other features live in accelsim.commands.*; each module has a
+# register(app) that adds its commands (keeping heavy imports inside them).
+def _register_commands() -> None:
+    from accelsim.commands import COMMAND_MODULES
+
+    for module in COMMAND_MODULES:
+        module.register(app)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from clikit import (
     invoke,
     json_stdout,
     one_error,
+    scenario_data,
     stderr,
     stdout,
     write,
@@ -167,20 +168,23 @@ def test_malformed_set_is_an_error(tmp_path: Path, assignment: str) -> None:
 
 
 def test_trace_traffic_replays_every_row_in_the_window(tmp_path: Path) -> None:
-    scenario = write_world(tmp_path)
+    write_world(tmp_path)
+    data = scenario_data()
+    data["workloads"]["w"]["traffic"] = {"kind": "trace", "path": "traces/t.csv"}
+    data["simulation"]["warmup_s"] = 0.5
+    scenario = write(tmp_path / "scenario.yaml", data)
     rows = "".join(f"{i / 100:.2f},{1 + i % 5}\n" for i in range(200))
-    (tmp_path / "trace.csv").write_text("timestamp_s,items\n" + rows, encoding="utf-8")
-    doc = run_json(
-        scenario,
-        "--set",
-        "workloads.w.traffic={kind: trace, path: trace.csv}",
-        "--set",
-        "simulation.warmup_s=0.5",
-    )
-    w = doc["workloads"]["w"]
-    # Window [0.5, 1.5): rows 50..149.
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "t.csv").write_text("timestamp_s,items\n" + rows, encoding="utf-8")
+    # The trace path is relative to the scenario file, not to the working directory.
+    w = run_json(scenario)["workloads"]["w"]
+    # Window [0.5, 1.5): rows 50..149, whose items cycle through 1..5.
     assert w["offered"] == 100
     assert w["mean_items_per_query"] == pytest.approx(3.0)
+    assert w["items_per_s"] == pytest.approx(300.0)
+    # A path given with --set is relative to the working directory.
+    absolute = f"workloads.w.traffic.path={tmp_path / 'traces' / 't.csv'}"
+    assert run_json(scenario, "--set", absolute)["workloads"]["w"]["offered"] == 100
 
 
 @pytest.mark.parametrize("command", ["run", "explain", "schema"])
@@ -225,11 +229,6 @@ def test_negative_seed_is_a_usage_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.mark.xfail(
-    reason="yamlio rejects a YAML merge key whose mapping overrides a merged key "
-    "('duplicate key'), though overriding is what `<<:` is for",
-    strict=True,
-)
 def test_yaml_merge_key_with_override(tmp_path: Path) -> None:
     write_world(tmp_path)
     text = (tmp_path / "scenario.yaml").read_text(encoding="utf-8")
@@ -242,6 +241,7 @@ def test_yaml_merge_key_with_override(tmp_path: Path) -> None:
     text = text.replace("    - w\n", "    - w\n    - w2\n", 1)
     scenario = write(tmp_path / "merge.yaml", text)
     doc = run_json(scenario)
+    assert doc["workloads"]["w2"]["offered"] == pytest.approx(50, rel=0.4)
     assert doc["config"]["workloads"]["w2"]["traffic"]["rate_per_s"] == 50.0
     assert doc["config"]["workloads"]["w2"]["model"] == "model.yaml"
 

@@ -1,0 +1,13 @@
+"""CLI commands of individual features, registered on the main app by accelsim.cli.
+
+Each module here defines ``register(app: typer.Typer) -> None``; keep heavy
+imports (numpy, simpy, plotting, dask) inside the command functions so that
+``accelsim --help`` stays fast. Shared helpers (``user_errors``,
+``write_atomic``, ``emit_json``) live in :mod:`accelsim.commands.common`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+COMMAND_MODULES: list[ModuleType] = []

@@ -1,0 +1,77 @@
+"""Helpers shared by every CLI command: error handling, atomic writes, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def user_errors(func: F) -> F:
+    """Print input errors as one line each on stderr and exit 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from accelsim.errors import AccelsimError
+
+        try:
+            return func(*args, **kwargs)
+        except AccelsimError as exc:
+            for line in str(exc).splitlines():
+                stderr(f"error: {line}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            stderr("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that a reader never sees it half-written."""
+    from accelsim.errors import AccelsimError
+
+    path = path.expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise AccelsimError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def dump_json(doc: Any) -> str:
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def emit_json(doc: Any, target: str) -> None:
+    if target == "-":
+        sys.stdout.write(dump_json(doc))
+    else:
+        write_atomic(Path(target), dump_json(doc))
