@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 from click.testing import Result
-from helpers import CHIP, MODEL
 from typer.testing import CliRunner
 
 from accelsim.cli import app
+from helpers import CHIP, MODEL
 
 # Plain, wide, uncoloured output and the repository's own shipped data.
 _ENV = {

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from clikit import (
     chip_data,
     dump,
@@ -56,9 +55,7 @@ def unknown_unit(tmp: Path) -> Case:
 def unknown_field(tmp: Path) -> Case:
     data = chip_data()
     data["compute"]["vector_eficiency"] = data["compute"].pop("vector_efficiency")
-    return _chip_case(
-        tmp, data, "vector_eficiency", "compute.vector_eficiency", "unknown field"
-    )
+    return _chip_case(tmp, data, "vector_eficiency", "compute.vector_eficiency", "unknown field")
 
 
 def unknown_block_field(tmp: Path) -> Case:
@@ -112,9 +109,7 @@ def python_tag(tmp: Path) -> Case:
 def syntax_error(tmp: Path) -> Case:
     text = dump(chip_data()).replace("  gemm_efficiency:", "\tgemm_efficiency:", 1)
     path = write(tmp / "bad-chip.yaml", text)
-    return Case(
-        ("hardware", "show", path), path, line_of(path, "\tgemm"), "", ("invalid YAML",)
-    )
+    return Case(("hardware", "show", path), path, line_of(path, "\tgemm"), "", ("invalid YAML",))
 
 
 def not_utf8(tmp: Path) -> Case:
@@ -174,9 +169,7 @@ def bad_unit_in_referenced_chip(tmp: Path) -> Case:
 
 def unknown_extends(tmp: Path) -> Case:
     path = write(tmp / "child.yaml", "# a chip\nextends: no-such-base\nname: child\n")
-    return Case(
-        ("hardware", "show", path), path, 2, "extends", ("no-such-base", "mtia-like-gen2")
-    )
+    return Case(("hardware", "show", path), path, 2, "extends", ("no-such-base", "mtia-like-gen2"))
 
 
 def bad_trace_timestamp(tmp: Path) -> Case:
@@ -277,15 +270,11 @@ def _circular(tmp: Path) -> tuple[Path, Path]:
 def test_circular_extends_is_refused(tmp_path: Path) -> None:
     a, _ = _circular(tmp_path)
     line = one_error(invoke("hardware", "show", a))
-    assert line.startswith(f"error: {a}"), line
-    assert "extends: circular extends: a.yaml -> b.yaml -> a.yaml" in line
+    # Named at the `extends:` line that closes the cycle.
+    assert line.startswith(f"error: {tmp_path / 'b.yaml'}:1: extends: "), line
+    assert "circular extends: a.yaml -> b.yaml -> a.yaml" in line
 
 
-@pytest.mark.xfail(
-    reason="the circular-extends error names no line number (loader.load_document "
-    "raises it before reading the file, without a line)",
-    strict=True,
-)
 def test_circular_extends_error_names_the_extends_line(tmp_path: Path) -> None:
     a, b = _circular(tmp_path)
     line = one_error(invoke("hardware", "show", a))
@@ -317,25 +306,11 @@ def _merge_bomb(levels: int) -> str:
     return f"name: x\ndescription: {node}\n"
 
 
-@pytest.mark.xfail(
-    reason="yamlio bounds aliases only while building values: SafeLoader.flatten_mapping "
-    "expands nested `<<:` merges first, 9x time and memory per level (level 7: ~4 s, "
-    "~0.8 GB; level 8: ~7 GB) before the MAX_NODES check runs",
-    strict=True,
-)
-def test_merge_key_bomb_is_bounded_before_expansion(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = write(tmp_path / "bomb.yaml", _merge_bomb(levels=6))
-    widest = [0]
-    original = yaml.SafeLoader.flatten_mapping
-
-    def spy(self: yaml.SafeLoader, node: yaml.MappingNode) -> None:
-        original(self, node)
-        widest[0] = max(widest[0], len(node.value))
-
-    monkeypatch.setattr(yaml.SafeLoader, "flatten_mapping", spy)
+def test_merge_key_bomb_is_bounded_before_expansion(tmp_path: Path) -> None:
+    # Eight levels would materialise 9**9 = 387 million merged keys (~7 GB) if expanded.
+    path = write(tmp_path / "bomb.yaml", _merge_bomb(levels=8))
+    start = time.perf_counter()
     line = one_error(invoke("hardware", "show", path))
+    assert time.perf_counter() - start < 5.0  # a loose hang guard
     assert line.startswith(f"error: {path}:")
-    # 9**7 = 4.8 million merged entries were materialised; a bound must stop far sooner.
-    assert widest[0] <= 200_000, f"a mapping was flattened to {widest[0]} entries"
+    assert "expands to more than" in line

@@ -20,16 +20,33 @@ from clikit import (
     write_world,
 )
 
+# The keys the README's "Result document" section documents.
 WORKLOAD_KEYS = {
     "offered",
     "completed",
     "dropped",
     "in_flight",
     "throughput_per_s",
+    "items_per_s",
+    "mean_items_per_query",
     "latency_s",
+    "queue_wait_s",
+    "sla",
     "sla_attainment",
 }
-POOL_KEYS = {"utilization", "avg_power_w", "energy_j"}
+POOL_KEYS = {
+    "chip",
+    "chips",
+    "serves",
+    "batches",
+    "mean_batch_items",
+    "utilization",
+    "avg_power_w",
+    "energy_j",
+    "idle_power_w",
+    "tdp_w",
+}
+DISTRIBUTION = {"mean", "p50", "p90", "p99", "max"}
 
 
 def run_json(*args: object) -> dict:
@@ -37,16 +54,21 @@ def run_json(*args: object) -> dict:
 
 
 def check_document(doc: dict) -> None:
-    for key in ("schema_version", "scenario", "seed", "window_s", "workloads", "pools"):
+    for key in ("schema_version", "accelsim_version", "scenario", "seed", "window_s"):
         assert key in doc
-    for key in ("totals", "warnings", "config"):
+    for key in ("workloads", "pools", "totals", "warnings", "config"):
         assert key in doc
-    assert isinstance(doc["schema_version"], int)
+    assert doc["schema_version"] == 1
+    assert set(doc["window_s"]) == {"start", "end", "duration"}
+    assert {"energy_j", "avg_power_w", "queries_per_j"} <= set(doc["totals"])
+    assert {"simulation", "workloads", "pools", "router"} <= set(doc["config"])
     assert isinstance(doc["warnings"], list)
     assert doc["workloads"] and doc["pools"]
     for w in doc["workloads"].values():
-        assert WORKLOAD_KEYS <= set(w)
-        assert set(w["latency_s"]) == {"mean", "p50", "p90", "p99", "max"}
+        assert set(w) >= WORKLOAD_KEYS
+        assert set(w["latency_s"]) == set(w["queue_wait_s"]) == DISTRIBUTION
+        if w["sla"] is not None:
+            assert {"latency_s", "percentile", "observed_latency_s", "met"} <= set(w["sla"])
         assert w["offered"] > 0
         assert w["offered"] == w["completed"] + w["dropped"] + w["in_flight"]
         assert min(w["completed"], w["dropped"], w["in_flight"]) >= 0
@@ -56,8 +78,9 @@ def check_document(doc: dict) -> None:
         if w["sla_attainment"] is not None:
             assert 0 <= w["sla_attainment"] <= 1
     for p in doc["pools"].values():
-        assert POOL_KEYS <= set(p)
+        assert set(p) >= POOL_KEYS
         assert 0 <= p["utilization"] <= 1
+        assert p["idle_power_w"] <= p["avg_power_w"] <= p["tdp_w"]
         assert p["avg_power_w"] > 0
         assert p["energy_j"] == pytest.approx(p["avg_power_w"] * doc["window_s"]["duration"])
     assert doc["totals"]["energy_j"] == pytest.approx(
@@ -133,9 +156,7 @@ def test_set_rate_scales_offered_load(tmp_path: Path) -> None:
 
 def test_set_applies_several_overrides(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
-    doc = run_json(
-        scenario, "--set", "simulation.duration_s=500 ms", "--set", "pools.p.count=3"
-    )
+    doc = run_json(scenario, "--set", "simulation.duration_s=500 ms", "--set", "pools.p.count=3")
     assert doc["window_s"]["duration"] == pytest.approx(0.5)
     assert doc["pools"]["p"]["chips"] == 3
 
@@ -248,9 +269,7 @@ def test_yaml_merge_key_with_override(tmp_path: Path) -> None:
 
 def test_errors_from_several_fields_are_all_reported(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
-    result = invoke(
-        "run", scenario, "--set", "pools.p.count=0", "--set", "simulation.warmup_s=-1"
-    )
+    result = invoke("run", scenario, "--set", "pools.p.count=0", "--set", "simulation.warmup_s=-1")
     lines = error_lines(result)
     assert len(lines) == 2
     assert any("pools.p.count" in line for line in lines)

@@ -52,6 +52,8 @@ def write_atomic(path: Path, text: str) -> None:
 
     path = path.expanduser()
     folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise AccelsimError(f"{path}: cannot write: {folder} is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

@@ -101,6 +101,9 @@ def load_document(path: Path, kind: Kind, _chain: tuple[Path, ...] = ()) -> Docu
         parent_path = resolve_ref(parent_ref, kind, path.parent)
     except KeyError as exc:
         raise ConfigError.single(loc.source, str(exc.args[0]), loc.line, "extends") from None
+    if parent_path.resolve() in (*_chain, resolved):
+        cycle = " -> ".join(p.name for p in (*_chain, resolved, parent_path.resolve()))
+        raise ConfigError.single(loc.source, f"circular extends: {cycle}", loc.line, "extends")
     parent = load_document(parent_path, kind, (*_chain, resolved))
     # A child without its own name keeps its file name, never the parent's.
     child_has_name = "name" in doc.data

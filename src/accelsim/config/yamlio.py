@@ -129,33 +129,35 @@ class _Builder:
         if isinstance(node, MappingNode):
             if node.tag != "tag:yaml.org,2002:map":
                 raise self.fail(node, f"tag {node.tag!r} is not allowed", path)
-            own: set[str] = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                if isinstance(key_node, ScalarNode):
-                    if key_node.value in own:
-                        raise self.fail(
-                            key_node, f"duplicate key {key_node.value!r}", (*path, key_node.value)
-                        )
-                    own.add(key_node.value)
-            try:
-                self.loader.flatten_mapping(node)
-            except yaml.MarkedYAMLError as exc:
-                raise self.fail(node, f"invalid merge: {exc.problem}", path) from None
+            # Merge keys (<<) are expanded here, not by PyYAML, so that every merged
+            # value counts against MAX_NODES: a nested-merge bomb fails fast.
+            merged: dict[str, Any] = {}
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    sources = (
+                        value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                    )
+                    for source in sources:
+                        if not isinstance(source, MappingNode):
+                            raise self.fail(source, "a merge (<<) takes mappings only", path)
+                        for key, value in self.build(source, path, depth + 1).items():
+                            merged.setdefault(key, value)  # earlier sources win
+                    continue
                 if not isinstance(key_node, ScalarNode):
                     raise self.fail(key_node, "mapping keys must be plain scalars", path)
                 key = self.scalar(key_node, path)
                 if not isinstance(key, str | int | float | bool) or key is None:
                     raise self.fail(key_node, f"unusable key {key!r}", path)
                 key = str(key)
-                # Merged keys come first; the mapping's own keys override them.
+                if key in out:
+                    raise self.fail(key_node, f"duplicate key {key!r}", (*path, key))
                 out[key] = self.build(
                     value_node, (*path, key), depth + 1, key_node.start_mark.line + 1
                 )
-            return out
+            self.locs[path] = Loc(self.source, line or node.start_mark.line + 1)
+            # The mapping's own keys override merged ones.
+            return {**merged, **out}
         if isinstance(node, SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":
                 raise self.fail(node, f"tag {node.tag!r} is not allowed", path)
