@@ -111,19 +111,36 @@ def run(
 @user_errors
 def explain(
     chip: Annotated[str, typer.Option(help="Chip name or YAML path.")],
-    model: Annotated[str, typer.Option(help="Ranking model name or YAML path.")],
-    batch: Annotated[int, typer.Option(help="Items in the batch.", min=1, max=10_000_000)] = 256,
+    model: Annotated[str, typer.Option(help="Ranking or LLM model name, or a YAML path.")],
+    batch: Annotated[
+        int,
+        typer.Option(help="Items in a ranking batch, or sequences in an LLM decode step.", min=1),
+    ] = 256,
+    context: Annotated[
+        int, typer.Option(help="LLM: KV tokens each decoding sequence holds.", min=1)
+    ] = 2048,
+    prompt: Annotated[int, typer.Option(help="LLM: prompt tokens to prefill.", min=1)] = 2048,
+    chips_per_replica: Annotated[
+        int, typer.Option("--chips-per-replica", "--tp", help="LLM: tensor-parallel chips.", min=1)
+    ] = 1,
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="Write the breakdown as JSON to this file ('-' for stdout)."),
     ] = None,
 ) -> None:
-    """Show where one batch's time goes, op by op, on a roofline."""
-    from accelsim.config.loader import load_chip, load_ranking_model
-    from accelsim.report.explain import explain_batch
+    """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode)."""
+    from accelsim.config.loader import load_chip, load_model
+    from accelsim.report.explain import explain as explain_doc
 
     cwd = Path.cwd()
-    doc = explain_batch(load_ranking_model(model, cwd), load_chip(chip, cwd), batch)
+    doc = explain_doc(
+        load_model(model, cwd),
+        load_chip(chip, cwd),
+        batch,
+        context_tokens=context,
+        prompt_tokens=prompt,
+        chips_per_replica=chips_per_replica,
+    )
     if json_out is not None:
         _emit_json(doc, json_out)
     if json_out != "-":
@@ -139,13 +156,19 @@ def schema(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Print (or write) the JSON Schema of a config file kind, for editor completion."""
-    from accelsim.config.schema import Chip, RankingModel, Scenario
+    from pydantic import TypeAdapter
+
+    from accelsim.config.schema import AnyModel, Chip, Scenario
     from accelsim.errors import AccelsimError
 
-    models: dict[str, Any] = {"scenario": Scenario, "chip": Chip, "model": RankingModel}
+    models: dict[str, Any] = {
+        "scenario": TypeAdapter(Scenario),
+        "chip": TypeAdapter(Chip),
+        "model": TypeAdapter(AnyModel),
+    }
     if kind not in models:
         raise AccelsimError(f"unknown schema kind {kind!r} (one of: {', '.join(models)})")
-    doc = models[kind].model_json_schema()
+    doc = models[kind].json_schema()
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     if out is None:
         sys.stdout.write(_dump(doc))
@@ -155,9 +178,9 @@ def schema(
 
 
 def _load_all(kind: str) -> list[Any]:
-    from accelsim.config.loader import catalog, load_chip, load_ranking_model
+    from accelsim.config.loader import catalog, load_chip, load_model
 
-    loader = load_chip if kind == "chip" else load_ranking_model
+    loader = load_chip if kind == "chip" else load_model
     return [loader(name) for name in catalog(kind)]  # type: ignore[arg-type]
 
 

@@ -45,7 +45,7 @@ def test_run_without_argument_runs_the_default_scenario() -> None:
     assert text.startswith(DEFAULT_SCENARIO)
     assert "1 s measured after 0.2 s warm-up" in text
     # The workload table and the pool table, with every workload and pool in them.
-    for header in ("workload", "offered", "done", "in flight", "p99 ms", "SLA"):
+    for header in ("ranking", "offered", "done", "in flight", "p99 ms", "SLA"):
         assert header in text
     for header in ("pool", "chip", "util", "avg power", "energy", "queries/J"):
         assert header in text

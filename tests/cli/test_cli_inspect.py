@@ -253,18 +253,26 @@ def test_schema_prints_the_scenario_schema() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "fields"),
-    [("chip", {"compute", "memory", "power"}), ("model", {"embedding_tables", "top_mlp"})],
+    ("kind", "definition", "fields"),
+    [
+        ("chip", None, {"compute", "memory", "power"}),
+        ("model", "RankingModel", {"embedding_tables", "top_mlp"}),
+        ("model", "LLMModel", {"layers", "kv_heads", "moe"}),
+    ],
 )
-def test_schema_kind_to_file(tmp_path: Path, kind: str, fields: set[str]) -> None:
+def test_schema_kind_to_file(
+    tmp_path: Path, kind: str, definition: str | None, fields: set[str]
+) -> None:
     out = tmp_path / "sub" / f"{kind}.schema.json"
     result = invoke("schema", kind, "-o", out)
     assert_ok(result)
     assert result.stdout == ""
     assert f"wrote {out}" in stderr(result)
     doc = json.loads(out.read_text(encoding="utf-8"))
-    assert fields <= set(doc["properties"])
-    assert doc["additionalProperties"] is False  # typos are errors, and editors can say so
+    # A model file is either kind: the schema is a union of both definitions.
+    body = doc if definition is None else doc["$defs"][definition]
+    assert fields <= set(body["properties"])
+    assert body["additionalProperties"] is False  # typos are errors, and editors can say so
 
 
 def test_schema_unknown_kind() -> None:

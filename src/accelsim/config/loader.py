@@ -13,15 +13,30 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from accelsim.config.schema import Chip, RankingModel, Scenario, scenario_reference_problems
-from accelsim.config.yamlio import Document, Path_, apply_override, dotted, load_yaml, merge
+from accelsim.config.schema import (
+    AnyModel,
+    Chip,
+    LLMModel,
+    RankingModel,
+    Scenario,
+    scenario_reference_problems,
+)
+from accelsim.config.yamlio import (
+    Document,
+    Loc,
+    Path_,
+    apply_override,
+    dotted,
+    load_yaml,
+    merge,
+)
 from accelsim.errors import ConfigError, Problem
 
 Kind = Literal["chip", "model", "scenario", "study"]
@@ -145,9 +160,14 @@ def _data_path(data: Any, loc: tuple[Any, ...], error_type: str) -> Path_:
     return tuple(path)
 
 
+_ANY_MODEL: TypeAdapter[RankingModel | LLMModel] = TypeAdapter(AnyModel)
+
+
 def validate(doc: Document, model: type[M]) -> M:
     """Validate a document against a schema; problems point at file:line."""
     try:
+        if model is AnyModel:  # type: ignore[comparison-overlap]
+            return _ANY_MODEL.validate_python(doc.data)  # type: ignore[return-value]
         return model.model_validate(doc.data)
     except ValidationError as exc:
         problems = []
@@ -162,8 +182,16 @@ def load_chip(ref: str, relative_to: Path | None = None) -> Chip:
     return _load(ref, "chip", Chip, relative_to)
 
 
+def load_model(ref: str, relative_to: Path | None = None) -> RankingModel | LLMModel:
+    """A ranking or LLM model, by its ``kind`` (files without one are ranking)."""
+    return _load(ref, "model", AnyModel, relative_to)  # type: ignore[arg-type]
+
+
 def load_ranking_model(ref: str, relative_to: Path | None = None) -> RankingModel:
-    return _load(ref, "model", RankingModel, relative_to)
+    model = load_model(ref, relative_to)
+    if not isinstance(model, RankingModel):
+        raise ConfigError.single(ref, f"{model.name} is an LLM, not a ranking model")
+    return model
 
 
 def _load(ref: str, kind: Kind, model: type[M], relative_to: Path | None) -> M:
@@ -190,8 +218,14 @@ class ResolvedScenario:
     scenario: Scenario
     source: str
     chips: dict[str, Chip]  # by pool name
-    models: dict[str, RankingModel]  # by workload name
+    models: dict[str, RankingModel | LLMModel]  # by workload name
     traces: dict[str, Trace]  # by workload name, for trace traffic
+    locations: dict[Path_, Loc] = field(default_factory=dict)
+
+    def problem(self, path: Path_, message: str) -> Problem:
+        """A problem located at a scenario field (for checks made after loading)."""
+        loc = Document(None, self.locations, self.source).loc(path)
+        return Problem(loc.source, loc.line, dotted(path), message)
 
 
 def load_scenario(
@@ -217,15 +251,28 @@ def load_scenario(
         chips[pool_name] = _resolve(
             doc, ("pools", pool_name, "chip"), pool.chip, "chip", Chip, problems
         )
-    models: dict[str, RankingModel] = {}
+    models: dict[str, RankingModel | LLMModel] = {}
     traces: dict[str, Trace] = {}
     for name, workload in scenario.workloads.items():
-        models[name] = _resolve(
-            doc, ("workloads", name, "model"), workload.model, "model", RankingModel, problems
+        at: Path_ = ("workloads", name, "model")
+        model: RankingModel | LLMModel | None = _resolve(
+            doc, at, workload.model, "model", AnyModel, problems
         )
+        if model is not None:
+            models[name] = model
+        if model is not None and model.kind != workload.kind:
+            loc = doc.loc(("workloads", name, "model"))
+            problems.append(
+                Problem(
+                    loc.source,
+                    loc.line,
+                    f"workloads.{name}.model",
+                    f"{model.name} is a {model.kind} model but the workload is {workload.kind}",
+                )
+            )
         if workload.traffic.kind == "trace":
-            field: Path_ = ("workloads", name, "traffic", "path")
-            loc = doc.loc(field)
+            trace_field: Path_ = ("workloads", name, "traffic", "path")
+            loc = doc.loc(trace_field)
             base = (
                 Path(loc.source).parent
                 if loc.source and not loc.source.startswith("--set")
@@ -237,22 +284,22 @@ def load_scenario(
                 problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return ResolvedScenario(scenario, str(path), chips, models, traces)
+    return ResolvedScenario(scenario, str(path), chips, models, traces, dict(doc.locs))
 
 
 def _resolve(
-    doc: Document, field: Path_, ref: str, kind: Kind, model: type[M], problems: list[Problem]
-) -> M:
-    loc = doc.loc(field)
+    doc: Document, at: Path_, ref: str, kind: Kind, model: Any, problems: list[Problem]
+) -> Any:
+    loc = doc.loc(at)
     base = Path(loc.source).parent if not loc.source.startswith("--set") else Path.cwd()
     try:
         path = resolve_ref(ref, kind, base)
         return validate(load_document(path, kind), model)
     except KeyError as exc:
-        problems.append(Problem(loc.source, loc.line, dotted(field), str(exc.args[0])))
+        problems.append(Problem(loc.source, loc.line, dotted(at), str(exc.args[0])))
     except ConfigError as exc:
         problems.extend(exc.problems)
-    return None  # type: ignore[return-value]  # only reached when problems is non-empty
+    return None  # only reached when problems is non-empty
 
 
 def load_trace(path: Path) -> Trace:

@@ -16,7 +16,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     WithJsonSchema,
     model_validator,
 )
@@ -216,6 +218,75 @@ class RankingModel(Strict):
         return self
 
 
+class MoE(Strict):
+    """Mixture of experts replacing each layer's FFN."""
+
+    experts: int = Field(ge=2, le=4096)
+    active_experts: int = Field(ge=1, le=4096, description="Experts each token is routed to.")
+    shared_experts: int = Field(0, ge=0, le=64, description="Experts every token always uses.")
+    expert_ffn_dim: int | None = Field(None, ge=1, description="Default: the model's ffn_dim.")
+
+    @model_validator(mode="after")
+    def _active_le_experts(self) -> MoE:
+        if self.active_experts > self.experts:
+            raise ValueError(
+                f"active_experts ({self.active_experts}) exceeds experts ({self.experts})"
+            )
+        return self
+
+
+class VisionEncoder(Strict):
+    """An image encoder whose output tokens join the prompt of a multimodal request."""
+
+    params: float = Field(gt=0, le=1e12)
+    tokens_per_image: int = Field(ge=1, le=100_000)
+
+
+class LLMModel(Strict):
+    """A decoder-only transformer: dense or mixture of experts, with grouped-query attention."""
+
+    kind: Literal["llm"] = "llm"
+    name: Name
+    description: str = ""
+    source: str = Field("", description="Where the shapes come from.")
+    layers: int = Field(ge=1, le=1000)
+    d_model: int = Field(ge=1, le=1_000_000)
+    heads: int = Field(ge=1, le=10_000)
+    kv_heads: int = Field(ge=1, le=10_000, description="Key/value heads (GQA); = heads for MHA.")
+    head_dim: int | None = Field(None, ge=1, le=100_000, description="Default: d_model / heads.")
+    ffn_dim: int = Field(ge=1, le=10_000_000)
+    gated_ffn: bool = Field(True, description="SwiGLU-style FFN with three matrices.")
+    vocab: int = Field(ge=1, le=10_000_000)
+    tied_embeddings: bool = False
+    weight_dtype: DType = "bf16"
+    kv_dtype: DType = "bf16"
+    moe: MoE | None = None
+    vision: VisionEncoder | None = None
+
+    @model_validator(mode="after")
+    def _heads(self) -> LLMModel:
+        if self.heads % self.kv_heads:
+            raise ValueError(
+                f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})"
+            )
+        if self.head_dim is None and self.d_model % self.heads:
+            raise ValueError("d_model must be a multiple of heads unless head_dim is given")
+        return self
+
+
+def _model_kind(value: object) -> str:
+    """The ``kind`` of a model or workload; files without one are ranking."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "ranking"))
+    return str(getattr(value, "kind", "ranking"))
+
+
+AnyModel = Annotated[
+    Annotated[RankingModel, Tag("ranking")] | Annotated[LLMModel, Tag("llm")],
+    Discriminator(_model_kind),
+]
+
+
 # ------------------------------------------------------------------------ scenarios
 
 
@@ -306,6 +377,73 @@ class RankingWorkload(Strict):
     sla: LatencyTarget | None = None
 
 
+class ModeMix(Strict):
+    """Relative weights of the request modes (normalised to sum to 1)."""
+
+    instant: float = Field(1.0, ge=0)
+    thinking: float = Field(0.0, ge=0)
+    contemplating: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _some(self) -> ModeMix:
+        if self.instant + self.thinking + self.contemplating <= 0:
+            raise ValueError("at least one mode needs a positive weight")
+        return self
+
+
+class Thinking(Strict):
+    """A long reasoning output generated before the answer."""
+
+    reasoning_tokens: SizeDistribution
+
+
+class Contemplating(Strict):
+    """Fan-out: ``branches`` sub-requests run in parallel, then one aggregation request
+    reads the prompt and every branch's output and writes the answer."""
+
+    branches: int = Field(ge=1, le=1024)
+    branch_output_tokens: SizeDistribution
+    aggregation_output_tokens: SizeDistribution
+
+
+class Multimodal(Strict):
+    probability: float = Field(ge=0, le=1, description="Share of requests that carry images.")
+    images: int = Field(1, ge=1, le=1000, description="Images per multimodal request.")
+
+
+class TokenLatencyTarget(Strict):
+    ttft_s: Annotated[Seconds, Field(gt=0)]
+    tpot_s: Annotated[Seconds, Field(gt=0)]
+    percentile: float = Field(99.0, gt=0, le=100)
+
+
+class LLMWorkload(Strict):
+    kind: Literal["llm"] = "llm"
+    model: str = Field(min_length=1, description="A shipped model name or a path to a YAML file.")
+    traffic: Traffic
+    prompt_tokens: SizeDistribution
+    output_tokens: SizeDistribution = Field(description="Answer length of every mode.")
+    modes: ModeMix = ModeMix()
+    thinking: Thinking | None = None
+    contemplating: Contemplating | None = None
+    multimodal: Multimodal | None = None
+    sla: TokenLatencyTarget | None = None
+
+    @model_validator(mode="after")
+    def _mode_settings(self) -> LLMWorkload:
+        if self.modes.thinking > 0 and self.thinking is None:
+            raise ValueError("modes.thinking > 0 needs a `thinking:` block")
+        if self.modes.contemplating > 0 and self.contemplating is None:
+            raise ValueError("modes.contemplating > 0 needs a `contemplating:` block")
+        return self
+
+
+Workload = Annotated[
+    Annotated[RankingWorkload, Tag("ranking")] | Annotated[LLMWorkload, Tag("llm")],
+    Discriminator(_model_kind),
+]
+
+
 class Batching(Strict):
     """Dynamic batching: a batch closes when it holds ``max_batch_items`` items or
     ``max_batch_queries`` queries, or when its oldest query has waited ``max_wait_s``.
@@ -316,11 +454,38 @@ class Batching(Strict):
     max_wait_s: Annotated[Seconds, Field(ge=0, le=3600)] = 1e-3
 
 
+class ContinuousBatching(Strict):
+    """Iteration-level batching of an LLM replica."""
+
+    max_batch_sequences: int = Field(256, ge=1, le=100_000)
+    max_batch_tokens: int = Field(
+        8192, ge=1, le=10_000_000, description="Token budget of one iteration (prefill + decode)."
+    )
+    chunked_prefill: bool = Field(
+        True, description="Split long prompts across iterations to fit the token budget."
+    )
+    kv_policy: Literal["reserve", "preempt"] = Field(
+        "reserve",
+        description=(
+            "reserve: admit a request only when KV for its whole prompt and output fits, "
+            "so nothing is ever evicted; preempt: admit when the prompt fits and, when KV "
+            "runs out, evict the newest request and recompute it later."
+        ),
+    )
+    kv_memory_fraction: Fraction = Field(
+        0.9, description="Share of DRAM usable for weights and KV cache."
+    )
+
+
 class Pool(Strict):
     chip: str = Field(min_length=1, description="A shipped chip name or a path to a YAML file.")
-    count: int = Field(ge=1, le=100_000)
+    count: int = Field(ge=1, le=100_000, description="Chips in the pool.")
+    chips_per_replica: int = Field(
+        1, ge=1, le=1024, description="Tensor-parallel degree of an LLM replica."
+    )
     serves: list[Name] = Field(min_length=1)
-    batching: Batching = Batching()
+    batching: Batching = Field(Batching(), description="Dynamic batching of ranking queries.")
+    continuous_batching: ContinuousBatching = ContinuousBatching()
 
 
 class Router(Strict):
@@ -343,7 +508,7 @@ class Scenario(Strict):
     name: Name
     description: str = ""
     simulation: Simulation = Simulation()
-    workloads: dict[Name, RankingWorkload] = Field(min_length=1)
+    workloads: dict[Name, Workload] = Field(min_length=1)
     pools: dict[Name, Pool] = Field(min_length=1)
     router: Router = Router()
 
@@ -361,6 +526,25 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
                         f"(workloads: {', '.join(sorted(scenario.workloads))})",
                     )
                 )
+        kinds = {scenario.workloads[w].kind for w in pool.serves if w in scenario.workloads}
+        if "llm" in kinds and len(pool.serves) > 1:
+            problems.append(
+                (("pools", pool_name, "serves"), "an LLM pool serves exactly one LLM workload")
+            )
+        if "llm" not in kinds and pool.chips_per_replica != 1:
+            problems.append(
+                (
+                    ("pools", pool_name, "chips_per_replica"),
+                    "ranking replicas are one chip each (tensor parallelism is for LLM pools)",
+                )
+            )
+        if pool.count % pool.chips_per_replica:
+            problems.append(
+                (
+                    ("pools", pool_name, "count"),
+                    f"{pool.count} chips do not divide into replicas of {pool.chips_per_replica}",
+                )
+            )
     served = {w for pool in scenario.pools.values() for w in pool.serves}
     for name in scenario.workloads:
         if name not in served:

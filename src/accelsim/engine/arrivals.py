@@ -66,6 +66,22 @@ def poisson_times(rate_per_s: float, end_s: float, rng: np.random.Generator) -> 
     return out[out < end_s]
 
 
+def arrival_times(
+    traffic: PoissonTraffic | TraceTraffic,
+    trace: Trace | None,
+    end_s: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrival times (sorted, < end_s) and, for a trace with sizes, the trace's sizes."""
+    if isinstance(traffic, PoissonTraffic):
+        return poisson_times(traffic.rate_per_s, end_s, rng), None
+    if trace is None:
+        raise ValueError("trace traffic needs a loaded trace")
+    times = trace.times_s * traffic.time_scale
+    keep = times < end_s
+    return times[keep], None if trace.items is None else trace.items[keep]
+
+
 def sample_arrivals(
     traffic: PoissonTraffic | TraceTraffic,
     sizes: SizeDistribution,
@@ -73,15 +89,8 @@ def sample_arrivals(
     end_s: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Arrival times (sorted, < end_s) and items per query for one workload."""
-    if isinstance(traffic, PoissonTraffic):
-        times = poisson_times(traffic.rate_per_s, end_s, rng)
-        return times, sample_sizes(sizes, len(times), rng)
-    if trace is None:
-        raise ValueError("trace traffic needs a loaded trace")
-    times = trace.times_s * traffic.time_scale
-    keep = times < end_s
-    times = times[keep]
-    if trace.items is not None:
-        return times, trace.items[keep]
+    """Arrival times (sorted, < end_s) and items per query for one ranking workload."""
+    times, given = arrival_times(traffic, trace, end_s, rng)
+    if given is not None:
+        return times, given
     return times, sample_sizes(sizes, len(times), rng)

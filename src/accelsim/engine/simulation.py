@@ -28,8 +28,11 @@ import numpy as np
 import simpy
 
 from accelsim.config.loader import ResolvedScenario
-from accelsim.config.schema import Batching
-from accelsim.engine.arrivals import sample_arrivals, workload_rng
+from accelsim.config.schema import Batching, LLMModel, LLMWorkload, RankingModel
+from accelsim.engine.arrivals import arrival_times, sample_arrivals, workload_rng
+from accelsim.engine.llm import IterationLog, LLMReplica, LLMWorkloadState, sample_requests
+from accelsim.errors import ConfigError, Problem
+from accelsim.model.llm import LLMCostModel
 from accelsim.model.ranking import RankingCostModel
 
 _EPS = 1e-12
@@ -63,14 +66,53 @@ class StationInfo:
 
 
 @dataclass(frozen=True)
+class LLMRecords:
+    name: str
+    arrival_s: np.ndarray
+    mode: np.ndarray  # index into accelsim.engine.llm.MODES
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray  # tokens of the user-visible final sequence
+    first_token_s: np.ndarray  # nan until the user sees a first token
+    finish_s: np.ndarray  # nan while in flight
+    rejected: np.ndarray  # bool: could never fit a replica's KV cache
+    generated_tokens: np.ndarray  # every token generated for the request (incl. branches)
+    replica: np.ndarray  # replica of the final sequence (-1 if not yet routed)
+    branches_spawned: np.ndarray
+    branches_done: np.ndarray
+
+
+@dataclass(frozen=True)
+class IterationRecords:
+    replica: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    sequences: np.ndarray
+    prefill_tokens: np.ndarray
+    kv_tokens: np.ndarray
+    dynamic_energy_j: np.ndarray  # whole replica
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    pool: str
+    chips: int
+    kv_capacity_tokens: int
+    max_kv_tokens: int
+    preemptions: int
+
+
+@dataclass(frozen=True)
 class RunRecords:
     """Everything a run produced, for the metrics layer to summarise."""
 
     warmup_s: float
     end_s: float
-    workloads: dict[str, WorkloadRecords]
+    workloads: dict[str, WorkloadRecords]  # ranking
     batches: BatchRecords
     stations: tuple[StationInfo, ...]
+    llm: dict[str, LLMRecords]
+    iterations: IterationRecords
+    replicas: tuple[ReplicaInfo, ...]
 
 
 class _Query:
@@ -233,27 +275,70 @@ class _Sim:
         self.warmup_s = sim.warmup_s
         self.end_s = sim.warmup_s + sim.duration_s
         self.batches = _Batches()
+        self.iterations = IterationLog()
         names = list(scenario.workloads)
-        self.workloads: list[_WorkloadState] = []
+        self.workloads: list[_WorkloadState] = []  # ranking
+        self.llm: dict[int, LLMWorkloadState] = {}
+        models = resolved.models
         for i, name in enumerate(names):
             workload = scenario.workloads[name]
-            times, items = sample_arrivals(
-                workload.traffic,
-                workload.items_per_query,
-                resolved.traces.get(name),
-                self.end_s,
-                workload_rng(sim.seed, name),
-            )
-            self.workloads.append(_WorkloadState(name, i, times, items))
+            rng = workload_rng(sim.seed, name)
+            if isinstance(workload, LLMWorkload):
+                model = models[name]
+                assert isinstance(model, LLMModel)
+                times, _ = arrival_times(
+                    workload.traffic, resolved.traces.get(name), self.end_s, rng
+                )
+                per_image = model.vision.tokens_per_image if model.vision else 0
+                requests = sample_requests(workload, times, per_image, rng)
+                self.llm[i] = LLMWorkloadState(name, i, requests, self.route_llm, self._now)
+            else:
+                times, items = sample_arrivals(
+                    workload.traffic,
+                    workload.items_per_query,
+                    resolved.traces.get(name),
+                    self.end_s,
+                    rng,
+                )
+                self.workloads.append(_WorkloadState(name, i, times, items))
+        self._ranking_index = {state.index: k for k, state in enumerate(self.workloads)}
 
         self.stations: list[_Station] = []
+        self.replicas: list[LLMReplica] = []
         routes: dict[int, list[_Station]] = {i: [] for i in range(len(names))}
+        llm_routes: dict[int, list[LLMReplica]] = {i: [] for i in self.llm}
         shared = scenario.router.policy == "shared_queue"
+        problems: list[Problem] = []
         device = 0
         for pool_name, pool in scenario.pools.items():
             chip = resolved.chips[pool_name]
             served = [names.index(w) for w in pool.serves]
-            costs = {w: RankingCostModel(resolved.models[names[w]], chip) for w in served}
+            if served[0] in self.llm:
+                w = served[0]
+                model = models[names[w]]
+                assert isinstance(model, LLMModel)
+                cost = _llm_cost(resolved, pool_name, model, problems)
+                if cost is None:
+                    continue
+                for _ in range(pool.count // pool.chips_per_replica):
+                    replica = LLMReplica(
+                        self.env,
+                        len(self.replicas),
+                        pool_name,
+                        pool.chips_per_replica,
+                        cost,
+                        pool.continuous_batching,
+                        self.llm[w],
+                        self.iterations,
+                    )
+                    self.replicas.append(replica)
+                    llm_routes[w].append(replica)
+                continue
+            costs = {}
+            for w in served:
+                ranking = models[names[w]]
+                assert isinstance(ranking, RankingModel)
+                costs[self._ranking_index[w]] = RankingCostModel(ranking, chip)
             groups = (
                 [list(range(device, device + pool.count))]
                 if shared
@@ -264,10 +349,16 @@ class _Sim:
                 station = _Station(self, len(self.stations), pool_name, group, pool.batching, costs)
                 self.stations.append(station)
                 for w in served:
-                    routes[w].append(station)
-        self.routes = routes
+                    routes[self._ranking_index[w]].append(station)
+        if problems:
+            raise ConfigError(problems)
+        self.routes = {k: v for k, v in routes.items() if v}
+        self.llm_routes = llm_routes
         self.policy = scenario.router.policy
-        self._rr = dict.fromkeys(routes, 0)
+        self._rr = dict.fromkeys(range(len(names)), 0)
+
+    def _now(self) -> float:
+        return float(self.env.now)
 
     def route(self, w: int) -> _Station:
         stations = self.routes[w]
@@ -286,23 +377,45 @@ class _Sim:
                 best, best_load = station, load
         return best
 
+    def route_llm(self, w: int) -> LLMReplica:
+        """Round robin, or the replica with the fewest sequences waiting and running."""
+        replicas = self.llm_routes[w]
+        start = self._rr[w]
+        self._rr[w] = (start + 1) % len(replicas)
+        if self.policy == "round_robin" or len(replicas) == 1:
+            return replicas[start]
+        n = len(replicas)
+        return min((replicas[(start + k) % n] for k in range(n)), key=lambda r: r.outstanding())
+
     def arrivals(self, state: _WorkloadState) -> Any:
         env = self.env
         times = state.times.tolist()
         sizes = state.items.tolist()
         w = state.index
+        rank = self._ranking_index[w]
         for i, t in enumerate(times):
             delay = t - env.now
             if delay > 0:
                 yield env.timeout(delay)
-            station = self.route(w)
+            station = self.route(rank)
             state.station[i] = station.index
-            station.enqueue(w, _Query(i, sizes[i], t))
+            station.enqueue(rank, _Query(i, sizes[i], t))
+
+    def llm_arrivals(self, state: LLMWorkloadState) -> Any:
+        env = self.env
+        for i, t in enumerate(state.requests.arrival_s.tolist()):
+            delay = t - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            state.arrive(i)
 
     def run(self, progress: Callable[[float], None] | None = None) -> RunRecords:
         for state in self.workloads:
             if len(state.times):
                 self.env.process(self.arrivals(state))
+        for llm_state in self.llm.values():
+            if len(llm_state.requests.arrival_s):
+                self.env.process(self.llm_arrivals(llm_state))
         if progress is None:
             self.env.run(until=self.end_s)
         else:
@@ -327,6 +440,23 @@ class _Sim:
                 finish_s=finish,
                 station=np.frombuffer(state.station, dtype=np.int32).copy(),
             )
+        llm = {}
+        for llm_state in self.llm.values():
+            r = llm_state.requests
+            llm[llm_state.name] = LLMRecords(
+                name=llm_state.name,
+                arrival_s=r.arrival_s,
+                mode=r.mode,
+                prompt_tokens=r.prompt_tokens,
+                output_tokens=r.output_tokens,
+                first_token_s=np.frombuffer(llm_state.first_token, dtype=np.float64).copy(),
+                finish_s=np.frombuffer(llm_state.finish, dtype=np.float64).copy(),
+                rejected=np.frombuffer(llm_state.rejected, dtype=np.uint8).astype(bool),
+                generated_tokens=np.frombuffer(llm_state.generated, dtype=np.int64).copy(),
+                replica=np.frombuffer(llm_state.replica, dtype=np.int32).copy(),
+                branches_spawned=np.frombuffer(llm_state.branches_spawned, dtype=np.int64).copy(),
+                branches_done=np.frombuffer(llm_state.branches_done, dtype=np.int64).copy(),
+            )
         b = self.batches
         batches = BatchRecords(
             workload=np.frombuffer(b.workload, dtype=np.int32).copy(),
@@ -337,8 +467,59 @@ class _Sim:
             items=np.frombuffer(b.items, dtype=np.int64).copy(),
             dynamic_energy_j=np.frombuffer(b.energy, dtype=np.float64).copy(),
         )
+        it = self.iterations
+        iterations = IterationRecords(
+            replica=np.frombuffer(it.replica, dtype=np.int32).copy(),
+            start_s=np.frombuffer(it.start, dtype=np.float64).copy(),
+            end_s=np.frombuffer(it.end, dtype=np.float64).copy(),
+            sequences=np.frombuffer(it.sequences, dtype=np.int32).copy(),
+            prefill_tokens=np.frombuffer(it.prefill_tokens, dtype=np.int64).copy(),
+            kv_tokens=np.frombuffer(it.kv_tokens, dtype=np.int64).copy(),
+            dynamic_energy_j=np.frombuffer(it.energy, dtype=np.float64).copy(),
+        )
         stations = tuple(StationInfo(s.pool, s.n_devices) for s in self.stations)
-        return RunRecords(self.warmup_s, self.end_s, workloads, batches, stations)
+        replicas = tuple(
+            ReplicaInfo(
+                pool=r.pool,
+                chips=r.chips,
+                kv_capacity_tokens=r.capacity,
+                max_kv_tokens=r.max_kv_used,
+                preemptions=r.preemptions,
+            )
+            for r in self.replicas
+        )
+        return RunRecords(
+            self.warmup_s, self.end_s, workloads, batches, stations, llm, iterations, replicas
+        )
+
+
+def _llm_cost(
+    resolved: ResolvedScenario, pool_name: str, model: LLMModel, problems: list[Problem]
+) -> LLMCostModel | None:
+    """The replica cost model, or a located problem when the model cannot run there."""
+    pool = resolved.scenario.pools[pool_name]
+    chip = resolved.chips[pool_name]
+    k = pool.chips_per_replica
+    at = ("pools", pool_name, "chips_per_replica")
+    if k > 1 and chip.chip_to_chip is None:
+        problems.append(
+            resolved.problem(at, f"{chip.name} has no chip_to_chip link for tensor parallelism")
+        )
+        return None
+    cost = LLMCostModel(model, chip, k, pool.continuous_batching.kv_memory_fraction)
+    if cost.capacity.kv_capacity_tokens < 4096:
+        need = cost.capacity.min_chips
+        problems.append(
+            resolved.problem(
+                at,
+                f"{model.name} ({cost.shape.weight_bytes / 2**30:.1f} GiB of weights) does not "
+                f"fit a replica of {k} {chip.name} chip(s) with room for a 4k-token sequence; "
+                f"it needs chips_per_replica >= {need}"
+                + ("" if chip.chip_to_chip else " (and a chip with a chip_to_chip link)"),
+            )
+        )
+        return None
+    return cost
 
 
 def simulate(

@@ -17,7 +17,9 @@ import numpy as np
 
 from accelsim import __version__
 from accelsim.config.loader import ResolvedScenario
-from accelsim.engine.simulation import RunRecords
+from accelsim.config.schema import LLMWorkload, RankingWorkload
+from accelsim.engine.llm import MODES
+from accelsim.engine.simulation import LLMRecords, RunRecords
 
 SCHEMA_VERSION = 1
 OVERLOAD_IN_FLIGHT_SHARE = 0.05
@@ -43,110 +45,69 @@ def distribution(values: np.ndarray) -> dict[str, float | None]:
     }
 
 
+def _window_overlap(
+    start: np.ndarray, end: np.ndarray, w0: float, w1: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds of each interval inside [w0, w1), and that as a share of the interval."""
+    overlap = np.clip(np.minimum(end, w1) - np.maximum(start, w0), 0, None)
+    span = end - start
+    share = np.divide(overlap, span, out=np.zeros_like(overlap), where=span > 0)
+    return overlap, share
+
+
+def _in_system(arrival: np.ndarray, finish: np.ndarray, t: float) -> int:
+    """Requests that arrived before ``t`` and had not finished by then."""
+    arrived = arrival < t
+    return int((arrived & ~(finish < t)).sum())
+
+
 def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]:
     """The result document of one run (see README, "Result document")."""
     scenario = resolved.scenario
     w0, w1 = records.warmup_s, records.end_s
     duration = w1 - w0
     warnings: list[str] = []
-    station_pool = np.array([s.pool for s in records.stations], dtype=object)
 
     workloads: dict[str, Any] = {}
     for name, wl in scenario.workloads.items():
-        rec = records.workloads[name]
-        in_window = (rec.arrival_s >= w0) & (rec.arrival_s < w1)
-        done = in_window & ~np.isnan(rec.finish_s)
-        offered = int(in_window.sum())
-        completed = int(done.sum())
-        in_flight = offered - completed
-        latency = rec.finish_s[done] - rec.arrival_s[done]
-        wait = rec.start_s[done] - rec.arrival_s[done]
-        entry: dict[str, Any] = {
-            "kind": wl.kind,
-            "model": resolved.models[name].name,
-            "offered": offered,
-            "completed": completed,
-            "dropped": 0,
-            "in_flight": in_flight,
-            "throughput_per_s": completed / duration,
-            "items_per_s": float(rec.items[done].sum()) / duration,
-            "mean_items_per_query": _num(rec.items[in_window].mean()) if offered else None,
-            "latency_s": distribution(latency),
-            "queue_wait_s": distribution(wait),
-            "sla": None,
-            "sla_attainment": None,
-        }
-        if wl.sla is not None:
-            target = wl.sla.latency_s
-            age_at_end = w1 - rec.arrival_s[in_window & np.isnan(rec.finish_s)]
-            late_in_flight = int((age_at_end > target).sum())
-            judged = completed + late_in_flight
-            met = int((latency <= target).sum())
-            attainment = met / judged if judged else None
-            observed = _num(np.percentile(latency, wl.sla.percentile)) if completed else None
-            entry["sla"] = {
-                "latency_s": target,
-                "percentile": wl.sla.percentile,
-                "observed_latency_s": observed,
-                "met": bool(
-                    observed is not None
-                    and observed <= target
-                    and attainment is not None
-                    and attainment >= wl.sla.percentile / 100.0
-                ),
-            }
-            entry["sla_attainment"] = attainment
-        serving = [p for p, pool in scenario.pools.items() if name in pool.serves]
-        if len(serving) > 1:
-            by_pool = {}
-            routed = station_pool[rec.station] if rec.station.size else np.array([], dtype=object)
-            for pool_name in serving:
-                sel = done & (routed == pool_name)
-                by_pool[pool_name] = {
-                    "completed": int(sel.sum()),
-                    "latency_s": distribution(rec.finish_s[sel] - rec.arrival_s[sel]),
-                }
-            entry["by_pool"] = by_pool
-        if offered and in_flight > OVERLOAD_IN_FLIGHT_SHARE * offered:
+        if isinstance(wl, LLMWorkload):
+            entry = _llm_workload(resolved, name, wl, records.llm[name], w0, w1)
+        else:
+            entry = _ranking_workload(resolved, name, wl, records, w0, w1)
+        offered, in_flight = entry["offered"], entry["in_flight"]
+        rec = records.llm[name] if isinstance(wl, LLMWorkload) else records.workloads[name]
+        mid = _in_system(rec.arrival_s, rec.finish_s, w0 + duration / 2)
+        end = _in_system(rec.arrival_s, rec.finish_s, w1)
+        # A fleet that keeps up holds a steady number in flight; one that cannot, a growing one.
+        if end > 1.25 * mid + 5 and in_flight > OVERLOAD_IN_FLIGHT_SHARE * offered:
+            noun = "requests" if wl.kind == "llm" else "queries"
             warnings.append(
-                f"workload {name}: {in_flight} of {offered} queries ({in_flight / offered:.0%}) "
+                f"workload {name}: {in_flight} of {offered} {noun} ({in_flight / offered:.0%}) "
                 "still in flight at the end; the fleet cannot keep up with this load"
+            )
+        if entry["dropped"]:
+            warnings.append(
+                f"workload {name}: {entry['dropped']} requests rejected: their prompt and "
+                "output need more KV cache than a replica has"
             )
         workloads[name] = entry
 
-    batches = records.batches
-    overlap = np.clip(np.minimum(batches.end_s, w1) - np.maximum(batches.start_s, w0), 0, None)
-    span = batches.end_s - batches.start_s
-    share = np.divide(overlap, span, out=np.zeros_like(overlap), where=span > 0)
-    station_of_pool: dict[str, list[int]] = {}
-    for index, info in enumerate(records.stations):
-        station_of_pool.setdefault(info.pool, []).append(index)
-
     pools: dict[str, Any] = {}
-    total_energy = 0.0
-    total_completed = sum(w["completed"] for w in workloads.values())
     for pool_name, pool in scenario.pools.items():
-        chip = resolved.chips[pool_name]
-        sel = np.isin(batches.station, station_of_pool[pool_name])
-        busy = float(overlap[sel].sum())
-        dynamic = float((batches.dynamic_energy_j[sel] * share[sel]).sum())
-        static = chip.power.idle_w * pool.count * duration
-        energy = static + dynamic
-        total_energy += energy
-        counted = sel & (share > 0)
-        pools[pool_name] = {
-            "chip": chip.name,
-            "chips": pool.count,
-            "serves": list(pool.serves),
-            "batches": int(counted.sum()),
-            "mean_batch_items": _num(batches.items[counted].mean()) if counted.any() else None,
-            "utilization": busy / (pool.count * duration),
-            "avg_power_w": energy / duration,
-            "energy_j": energy,
-            "idle_power_w": chip.power.idle_w * pool.count,
-            "tdp_w": chip.power.tdp_w * pool.count,
-        }
+        if scenario.workloads[pool.serves[0]].kind == "llm":
+            pools[pool_name] = _llm_pool(resolved, pool_name, records, w0, w1)
+        else:
+            pools[pool_name] = _ranking_pool(resolved, pool_name, records, w0, w1)
 
+    total_energy = sum(p["energy_j"] for p in pools.values())
+    completed_queries = sum(w["completed"] for w in workloads.values() if w["kind"] == "ranking")
+    tokens = sum(w["output_tokens"] for w in workloads.values() if w["kind"] == "llm")
+    totals: dict[str, Any] = {
+        "energy_j": total_energy,
+        "avg_power_w": total_energy / duration,
+        "queries_per_j": completed_queries / total_energy if total_energy > 0 else None,
+        "output_tokens_per_j": tokens / total_energy if total_energy > 0 else None,
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "accelsim_version": __version__,
@@ -155,11 +116,239 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
         "window_s": {"start": w0, "end": w1, "duration": duration},
         "workloads": workloads,
         "pools": pools,
-        "totals": {
-            "energy_j": total_energy,
-            "avg_power_w": total_energy / duration,
-            "queries_per_j": total_completed / total_energy if total_energy > 0 else None,
-        },
+        "totals": totals,
         "warnings": warnings,
         "config": scenario.model_dump(mode="json"),
+    }
+
+
+def _ranking_workload(
+    resolved: ResolvedScenario,
+    name: str,
+    wl: RankingWorkload,
+    records: RunRecords,
+    w0: float,
+    w1: float,
+) -> dict[str, Any]:
+    duration = w1 - w0
+    rec = records.workloads[name]
+    in_window = (rec.arrival_s >= w0) & (rec.arrival_s < w1)
+    done = in_window & ~np.isnan(rec.finish_s)
+    offered = int(in_window.sum())
+    completed = int(done.sum())
+    latency = rec.finish_s[done] - rec.arrival_s[done]
+    entry: dict[str, Any] = {
+        "kind": wl.kind,
+        "model": resolved.models[name].name,
+        "offered": offered,
+        "completed": completed,
+        "dropped": 0,
+        "in_flight": offered - completed,
+        "throughput_per_s": completed / duration,
+        "items_per_s": float(rec.items[done].sum()) / duration,
+        "mean_items_per_query": _num(rec.items[in_window].mean()) if offered else None,
+        "latency_s": distribution(latency),
+        "queue_wait_s": distribution(rec.start_s[done] - rec.arrival_s[done]),
+        "sla": None,
+        "sla_attainment": None,
+    }
+    if wl.sla is not None:
+        target = wl.sla.latency_s
+        age_at_end = w1 - rec.arrival_s[in_window & np.isnan(rec.finish_s)]
+        judged = completed + int((age_at_end > target).sum())
+        attainment = int((latency <= target).sum()) / judged if judged else None
+        observed = _num(np.percentile(latency, wl.sla.percentile)) if completed else None
+        entry["sla"] = {
+            "latency_s": target,
+            "percentile": wl.sla.percentile,
+            "observed_latency_s": observed,
+            "met": bool(
+                observed is not None
+                and observed <= target
+                and attainment is not None
+                and attainment >= wl.sla.percentile / 100.0
+            ),
+        }
+        entry["sla_attainment"] = attainment
+    serving = [p for p, pool in resolved.scenario.pools.items() if name in pool.serves]
+    if len(serving) > 1:
+        station_pool = np.array([s.pool for s in records.stations], dtype=object)
+        routed = station_pool[rec.station] if rec.station.size else np.array([], dtype=object)
+        entry["by_pool"] = {
+            pool_name: {
+                "completed": int((done & (routed == pool_name)).sum()),
+                "latency_s": distribution(
+                    rec.finish_s[done & (routed == pool_name)]
+                    - rec.arrival_s[done & (routed == pool_name)]
+                ),
+            }
+            for pool_name in serving
+        }
+    return entry
+
+
+def _llm_latencies(rec: LLMRecords, sel: np.ndarray) -> dict[str, Any]:
+    """Latency, TTFT and TPOT distributions of the completed requests in ``sel``."""
+    ttft = rec.first_token_s[sel] - rec.arrival_s[sel]
+    latency = rec.finish_s[sel] - rec.arrival_s[sel]
+    streamed = sel & (rec.output_tokens > 1)
+    tpot = (rec.finish_s[streamed] - rec.first_token_s[streamed]) / (
+        rec.output_tokens[streamed] - 1
+    )
+    return {
+        "latency_s": distribution(latency),
+        "ttft_s": distribution(ttft),
+        "tpot_s": distribution(tpot),
+    }
+
+
+def _llm_workload(
+    resolved: ResolvedScenario,
+    name: str,
+    wl: LLMWorkload,
+    rec: LLMRecords,
+    w0: float,
+    w1: float,
+) -> dict[str, Any]:
+    duration = w1 - w0
+    in_window = (rec.arrival_s >= w0) & (rec.arrival_s < w1)
+    dropped = in_window & rec.rejected
+    done = in_window & ~rec.rejected & ~np.isnan(rec.finish_s)
+    offered, completed, n_dropped = int(in_window.sum()), int(done.sum()), int(dropped.sum())
+    tokens = int(rec.generated_tokens[done].sum())
+    entry: dict[str, Any] = {
+        "kind": wl.kind,
+        "model": resolved.models[name].name,
+        "offered": offered,
+        "completed": completed,
+        "dropped": n_dropped,
+        "in_flight": offered - completed - n_dropped,
+        "throughput_per_s": completed / duration,
+        "output_tokens": tokens,
+        "output_tokens_per_s": tokens / duration,
+        "mean_prompt_tokens": _num(rec.prompt_tokens[in_window].mean()) if offered else None,
+        **_llm_latencies(rec, done),
+        "sla": None,
+        "sla_attainment": None,
+    }
+    if wl.sla is not None:
+        t = wl.sla
+        ttft = rec.first_token_s[done] - rec.arrival_s[done]
+        out = rec.output_tokens[done]
+        tpot = np.where(
+            out > 1, (rec.finish_s[done] - rec.first_token_s[done]) / np.maximum(out - 1, 1), 0.0
+        )
+        waiting = in_window & ~rec.rejected & np.isnan(rec.finish_s)
+        late = int(
+            ((w1 - rec.arrival_s[waiting] > t.ttft_s) & np.isnan(rec.first_token_s[waiting])).sum()
+        )
+        judged = completed + late
+        good = int(((ttft <= t.ttft_s) & (tpot <= t.tpot_s)).sum())
+        observed_ttft = _num(np.percentile(ttft, t.percentile)) if completed else None
+        observed_tpot = _num(np.percentile(tpot, t.percentile)) if completed else None
+        attainment = good / judged if judged else None
+        entry["sla"] = {
+            "ttft_s": t.ttft_s,
+            "tpot_s": t.tpot_s,
+            "percentile": t.percentile,
+            "observed_ttft_s": observed_ttft,
+            "observed_tpot_s": observed_tpot,
+            "met": bool(
+                observed_ttft is not None
+                and observed_tpot is not None
+                and observed_ttft <= t.ttft_s
+                and observed_tpot <= t.tpot_s
+            ),
+        }
+        entry["sla_attainment"] = attainment
+    by_mode: dict[str, Any] = {}
+    for index, mode in enumerate(MODES):
+        sel = in_window & (rec.mode == index)
+        if not sel.any():
+            continue
+        mode_done = sel & done
+        mode_dropped = int((sel & rec.rejected).sum())
+        by_mode[mode] = {
+            "offered": int(sel.sum()),
+            "completed": int(mode_done.sum()),
+            "dropped": mode_dropped,
+            "in_flight": int(sel.sum()) - int(mode_done.sum()) - mode_dropped,
+            **_llm_latencies(rec, mode_done),
+        }
+    entry["by_mode"] = by_mode
+    spawned = int(rec.branches_spawned[in_window].sum())
+    if spawned:
+        finished = int(rec.branches_done[in_window].sum())
+        entry["sub_requests"] = {
+            "offered": spawned,
+            "completed": finished,
+            "in_flight": spawned - finished,
+        }
+    return entry
+
+
+def _ranking_pool(
+    resolved: ResolvedScenario, pool_name: str, records: RunRecords, w0: float, w1: float
+) -> dict[str, Any]:
+    duration = w1 - w0
+    pool = resolved.scenario.pools[pool_name]
+    chip = resolved.chips[pool_name]
+    batches = records.batches
+    overlap, share = _window_overlap(batches.start_s, batches.end_s, w0, w1)
+    stations = [i for i, info in enumerate(records.stations) if info.pool == pool_name]
+    sel = np.isin(batches.station, stations)
+    busy = float(overlap[sel].sum())
+    dynamic = float((batches.dynamic_energy_j[sel] * share[sel]).sum())
+    energy = chip.power.idle_w * pool.count * duration + dynamic
+    counted = sel & (share > 0)
+    return {
+        "chip": chip.name,
+        "chips": pool.count,
+        "serves": list(pool.serves),
+        "batches": int(counted.sum()),
+        "mean_batch_items": _num(batches.items[counted].mean()) if counted.any() else None,
+        "utilization": busy / (pool.count * duration),
+        "avg_power_w": energy / duration,
+        "energy_j": energy,
+        "idle_power_w": chip.power.idle_w * pool.count,
+        "tdp_w": chip.power.tdp_w * pool.count,
+    }
+
+
+def _llm_pool(
+    resolved: ResolvedScenario, pool_name: str, records: RunRecords, w0: float, w1: float
+) -> dict[str, Any]:
+    duration = w1 - w0
+    pool = resolved.scenario.pools[pool_name]
+    chip = resolved.chips[pool_name]
+    its = records.iterations
+    overlap, share = _window_overlap(its.start_s, its.end_s, w0, w1)
+    replicas = [i for i, info in enumerate(records.replicas) if info.pool == pool_name]
+    sel = np.isin(its.replica, replicas)
+    busy = float(overlap[sel].sum())
+    dynamic = float((its.dynamic_energy_j[sel] * share[sel]).sum())
+    energy = chip.power.idle_w * pool.count * duration + dynamic
+    capacity = records.replicas[replicas[0]].kv_capacity_tokens if replicas else 0
+    weight = overlap[sel]
+    mean_batch = float((its.sequences[sel] * weight).sum() / busy) if busy > 0 else None
+    kv_mean = float((its.kv_tokens[sel] * weight).sum() / busy / capacity) if busy > 0 else None
+    kv_max = max((records.replicas[i].max_kv_tokens for i in replicas), default=0)
+    counted = sel & (share > 0)
+    return {
+        "chip": chip.name,
+        "chips": pool.count,
+        "chips_per_replica": pool.chips_per_replica,
+        "replicas": len(replicas),
+        "serves": list(pool.serves),
+        "iterations": int(counted.sum()),
+        "mean_batch_sequences": mean_batch,
+        "max_batch_sequences": int(its.sequences[counted].max()) if counted.any() else None,
+        "kv_capacity_tokens": capacity,
+        "kv_utilization": {"mean": kv_mean, "max": kv_max / capacity if capacity else None},
+        "preemptions": sum(records.replicas[i].preemptions for i in replicas),
+        "utilization": busy / (len(replicas) * duration) if replicas else 0.0,
+        "avg_power_w": energy / duration,
+        "energy_j": energy,
+        "idle_power_w": chip.power.idle_w * pool.count,
+        "tdp_w": chip.power.tdp_w * pool.count,
     }

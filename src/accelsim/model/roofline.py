@@ -6,8 +6,9 @@ vector) and bytes moved per memory tier and access pattern. Its time on a chip:
     t = max(flops / (peak * eff_compute), sum_tier bytes / (bw_tier * eff_pattern))
         + kernel overhead + fixed latency
 
-The memory tiers are ``sram`` (on-chip), ``dram`` (HBM/LPDDR/DDR) and
-``host`` (host memory over the host link). Dynamic energy is FLOPs times the
+The memory tiers are ``sram`` (on-chip), ``dram`` (HBM/LPDDR/DDR),
+``host`` (host memory over the host link) and ``link`` (the chip-to-chip link,
+for tensor-parallel collectives). Dynamic energy is FLOPs times the
 energy per FLOP plus bytes times each tier's energy per byte; a batch adds the
 chip's idle power over its duration. Pure functions: no simulation here.
 """
@@ -19,10 +20,10 @@ from typing import Literal
 
 from accelsim.config.schema import DTYPE_BYTES, Chip, MemoryTier
 
-Tier = Literal["sram", "dram", "host"]
+Tier = Literal["sram", "dram", "host", "link"]
 Pattern = Literal["stream", "random"]
 Engine = Literal["matrix", "vector"]
-TIERS: tuple[Tier, ...] = ("sram", "dram", "host")
+TIERS: tuple[Tier, ...] = ("sram", "dram", "host", "link")
 
 # When a chip lacks a dtype on its matrix engine, work runs in the first
 # dtype of this list that it has (e.g. int8 GEMMs on a bf16-only chip).
@@ -51,6 +52,7 @@ class Op:
     flops: float
     traffic: tuple[Traffic, ...]
     fixed_latency_s: float = 0.0  # e.g. a link's latency, paid once per op
+    launches: int = 1  # kernel launches, each paying the chip's kernel overhead
 
     @property
     def bytes(self) -> float:
@@ -135,6 +137,14 @@ class ChipRates:
             granularity_bytes=64,
             energy_per_byte_j=link.energy_per_byte_j,
         )
+        c2c = chip.chip_to_chip
+        if c2c is not None:
+            self.tiers["link"] = TierRates(
+                stream_bytes_per_s=c2c.bandwidth_bytes_per_s * HOST_LINK_EFFICIENCY,
+                random_bytes_per_s=c2c.bandwidth_bytes_per_s * HOST_LINK_EFFICIENCY,
+                granularity_bytes=64,
+                energy_per_byte_j=c2c.energy_per_byte_j,
+            )
 
     def has_tier(self, tier: str) -> bool:
         return tier in self.tiers
@@ -167,7 +177,7 @@ class ChipRates:
         return self.matrix_flops_per_s(dtype) / self.tiers[tier].stream_bytes_per_s
 
 
-HOST_LINK_EFFICIENCY = 0.8  # share of a host link's nominal bandwidth that DMA reaches
+HOST_LINK_EFFICIENCY = 0.8  # share of a link's nominal bandwidth that transfers reach
 
 
 def _tier_rates(tier: MemoryTier) -> TierRates:
@@ -200,7 +210,7 @@ def op_cost(rates: ChipRates, op: Op) -> OpCost:
             energy.get(traffic.tier, 0.0) + traffic.bytes * tier.energy_per_byte_j
         )
     total_memory = sum(memory_time.values())
-    overhead = rates.kernel_overhead_s + op.fixed_latency_s
+    overhead = rates.kernel_overhead_s * op.launches + op.fixed_latency_s
     busy = max(compute_time, total_memory)
     if busy == 0:
         bound = "overhead"

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from accelsim.config.schema import Chip, RankingModel
+from accelsim.config.schema import Chip, LLMModel, RankingModel
+from accelsim.errors import AccelsimError
+from accelsim.model.llm import LLMCostModel
 from accelsim.model.ranking import RankingCostModel
-from accelsim.model.roofline import TIERS
+from accelsim.model.roofline import BatchCost, ChipRates
+
+MEMORY_TIERS = ("sram", "dram", "host")
 
 
-def explain_batch(model: RankingModel, chip: Chip, batch_items: int) -> dict[str, Any]:
-    """Where one batch's time and energy go, op by op, and the chip's ridge points."""
-    cost_model = RankingCostModel(model, chip)
-    rates = cost_model.rates
-    cost = cost_model.batch(batch_items)
-    plan = cost_model.plan
+def _ops_doc(cost: BatchCost) -> list[dict[str, Any]]:
     ops = []
     for c in cost.ops:
         by_tier = {t.tier: 0.0 for t in c.op.traffic}
@@ -28,7 +27,7 @@ def explain_batch(model: RankingModel, chip: Chip, batch_items: int) -> dict[str
                 "engine": c.op.engine,
                 "dtype": c.compute_dtype,
                 "time_s": c.time_s,
-                "share": c.time_s / cost.time_s,
+                "share": c.time_s / cost.time_s if cost.time_s > 0 else 0.0,
                 "flops": c.op.flops,
                 "bytes": c.op.bytes,
                 "bytes_by_tier": by_tier,
@@ -40,14 +39,114 @@ def explain_batch(model: RankingModel, chip: Chip, batch_items: int) -> dict[str
                 "dynamic_energy_j": c.dynamic_energy_j,
             }
         )
+    return ops
+
+
+def _ridges(rates: ChipRates, dtype: str) -> dict[str, float]:
+    return {t: rates.ridge_point(dtype, t) for t in MEMORY_TIERS if rates.has_tier(t)}
+
+
+def _totals(cost: BatchCost, chip: Chip, chips: int = 1) -> dict[str, Any]:
     return {
+        "time_s": cost.time_s,
+        "energy_j": cost.energy_j * chips,
+        "energy_by_component_j": {k: v * chips for k, v in cost.energy_by_component_j().items()},
+        "avg_power_w": cost.avg_power_w,
+        "tdp_w": chip.power.tdp_w,
+    }
+
+
+def explain(
+    model: RankingModel | LLMModel,
+    chip: Chip,
+    batch: int,
+    *,
+    context_tokens: int = 2048,
+    prompt_tokens: int = 2048,
+    chips_per_replica: int = 1,
+) -> dict[str, Any]:
+    """The roofline breakdown of a ranking batch, or of an LLM prefill and decode step."""
+    if isinstance(model, LLMModel):
+        return explain_llm(model, chip, batch, context_tokens, prompt_tokens, chips_per_replica)
+    return explain_batch(model, chip, batch)
+
+
+def explain_llm(
+    model: LLMModel,
+    chip: Chip,
+    batch: int,
+    context_tokens: int,
+    prompt_tokens: int,
+    chips: int,
+) -> dict[str, Any]:
+    """One prefill of ``prompt_tokens`` and one decode step of ``batch`` sequences holding
+    ``context_tokens`` each, on a replica of ``chips`` chips (per-chip view)."""
+    try:
+        cost_model = LLMCostModel(model, chip, chips)
+    except ValueError as exc:
+        raise AccelsimError(str(exc)) from None
+    capacity = cost_model.capacity
+    if capacity.kv_capacity_tokens <= 0:
+        raise AccelsimError(
+            f"{model.name} ({cost_model.shape.weight_bytes / 2**30:.1f} GiB of weights) does not "
+            f"fit {chips} {chip.name} chip(s); use --chips-per-replica {capacity.min_chips} or more"
+        )
+    prefill = cost_model.prefill(prompt_tokens)
+    decode = cost_model.decode_step(batch, context_tokens)
+    s = cost_model.shape
+    return {
+        "kind": "llm",
+        "chip": chip.name,
+        "model": model.name,
+        "chips_per_replica": chips,
+        "dtype": model.weight_dtype,
+        "ridge_point_flops_per_byte": _ridges(cost_model.rates, model.weight_dtype),
+        "placement": {
+            "params": s.total_params,
+            "active_params_per_token": s.active_params_per_token + s.lm_head_params,
+            "weight_bytes": s.weight_bytes,
+            "weight_bytes_per_chip": capacity.weight_bytes_per_chip,
+            "weights_tier": capacity.weights_tier,
+            "kv_bytes_per_token": s.kv_bytes_per_token,
+            "kv_capacity_tokens": capacity.kv_capacity_tokens,
+            "max_sequences_at_context": capacity.kv_capacity_tokens // max(1, context_tokens),
+        },
+        "prefill": {
+            "prompt_tokens": prompt_tokens,
+            "ops": _ops_doc(prefill),
+            "totals": {
+                **_totals(prefill, chip, chips),
+                "tokens_per_s": prompt_tokens / prefill.time_s,
+            },
+        },
+        "decode": {
+            "batch_sequences": batch,
+            "context_tokens": context_tokens,
+            "fits_kv": batch * (context_tokens + 1) <= capacity.kv_capacity_tokens,
+            "ops": _ops_doc(decode),
+            "totals": {
+                **_totals(decode, chip, chips),
+                "tpot_s": decode.time_s,
+                "tokens_per_s": batch / decode.time_s,
+            },
+        },
+    }
+
+
+def explain_batch(model: RankingModel, chip: Chip, batch_items: int) -> dict[str, Any]:
+    """Where one batch's time and energy go, op by op, and the chip's ridge points."""
+    cost_model = RankingCostModel(model, chip)
+    rates = cost_model.rates
+    cost = cost_model.batch(batch_items)
+    plan = cost_model.plan
+    ops = _ops_doc(cost)
+    return {
+        "kind": "ranking",
         "chip": chip.name,
         "model": model.name,
         "batch_items": batch_items,
         "dtype": model.dtype,
-        "ridge_point_flops_per_byte": {
-            t: rates.ridge_point(model.dtype, t) for t in TIERS if rates.has_tier(t)
-        },
+        "ridge_point_flops_per_byte": _ridges(rates, model.dtype),
         "placement": {
             "weight_bytes": plan.weight_bytes,
             "weights_tier": plan.weights_tier,

@@ -24,26 +24,32 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1e3:.3g}"
 
 
-def result_view(doc: dict[str, Any]) -> RenderableType:
-    """The summary of one run's result document."""
-    window = doc["window_s"]
-    title = (
-        f"{doc['scenario']}  (seed {doc['seed']}, {window['duration']:g} s measured "
-        f"after {window['start']:g} s warm-up)"
+def _table(title: str | None, columns: list[str], left: int = 2) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i < left else "right")
+    return table
+
+
+def _ranking_rows(doc: dict[str, Any], title: str | None) -> Table | None:
+    rows = {n: w for n, w in doc["workloads"].items() if w["kind"] == "ranking"}
+    if not rows:
+        return None
+    table = _table(
+        title,
+        [
+            *("ranking", "model", "offered", "done", "in flight", "QPS"),
+            *("p50 ms", "p99 ms", "max ms", "SLA", "attained"),
+        ],
     )
-    wl = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("workload", "model", "offered", "done", "in flight", "QPS"):
-        wl.add_column(col, justify="left" if col in ("workload", "model") else "right")
-    for col in ("p50 ms", "p99 ms", "max ms", "SLA", "attained"):
-        wl.add_column(col, justify="right")
-    for name, w in doc["workloads"].items():
+    for name, w in rows.items():
         lat = w["latency_s"]
         sla = w["sla"]
         sla_text: RenderableType = "-"
         if sla is not None:
             mark = "[green]met[/]" if sla["met"] else "[red]missed[/]"
             sla_text = Text.from_markup(f"p{sla['percentile']:g}≤{_ms(sla['latency_s'])} {mark}")
-        wl.add_row(
+        table.add_row(
             name,
             w["model"],
             str(w["offered"]),
@@ -56,33 +62,110 @@ def result_view(doc: dict[str, Any]) -> RenderableType:
             sla_text,
             _pct(w["sla_attainment"]),
         )
-    pools = Table(header_style="bold")
-    for col in ("pool", "chip", "chips", "util", "batches", "mean batch", "avg power", "energy"):
-        pools.add_column(col, justify="left" if col in ("pool", "chip") else "right")
-    pools.add_column("queries/J", justify="right")
+    return table
+
+
+def _llm_rows(doc: dict[str, Any], title: str | None) -> Table | None:
+    rows = {n: w for n, w in doc["workloads"].items() if w["kind"] == "llm"}
+    if not rows:
+        return None
+    table = _table(
+        title,
+        [
+            *("LLM", "mode", "offered", "done", "in flight", "req/s", "tokens/s"),
+            *("TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "latency p99", "SLA"),
+        ],
+    )
+    for name, w in rows.items():
+        sla = w["sla"]
+        sla_text: RenderableType = "-"
+        if sla is not None:
+            mark = "[green]met[/]" if sla["met"] else "[red]missed[/]"
+            sla_text = Text.from_markup(
+                f"{_pct(w['sla_attainment'])} {mark}" if w["sla_attainment"] is not None else mark
+            )
+        modes = w.get("by_mode", {})
+        parts = [("all", w)] + (list(modes.items()) if len(modes) > 1 else [])
+        for i, (mode, m) in enumerate(parts):
+            table.add_row(
+                name if i == 0 else "",
+                mode if len(parts) > 1 else next(iter(modes), "instant"),
+                str(m["offered"]),
+                str(m["completed"]),
+                str(m["in_flight"]),
+                f"{m['completed'] / doc['window_s']['duration']:.2f}",
+                f"{w['output_tokens_per_s']:.0f}" if i == 0 else "",
+                _sec(m["ttft_s"]["p50"]),
+                _sec(m["ttft_s"]["p99"]),
+                _sec(m["tpot_s"]["p50"]),
+                _sec(m["tpot_s"]["p99"]),
+                _sec(m["latency_s"]["p99"]),
+                sla_text if i == 0 else "",
+            )
+    return table
+
+
+def _sec(value: float | None) -> str:
+    return _q(value, "s")
+
+
+def result_view(doc: dict[str, Any]) -> RenderableType:
+    """The summary of one run's result document."""
+    window = doc["window_s"]
+    title = (
+        f"{doc['scenario']}  (seed {doc['seed']}, {window['duration']:g} s measured "
+        f"after {window['start']:g} s warm-up)"
+    )
+    lines: list[RenderableType] = []
+    ranking = _ranking_rows(doc, title)
+    if ranking is not None:
+        lines.append(ranking)
+    llm = _llm_rows(doc, None if ranking is not None else title)
+    if llm is not None:
+        lines.append(llm)
+
+    pools = _table(
+        None,
+        ["pool", "chip", "chips", "util", "batch", "avg power", "energy", "per joule"],
+    )
     for name, p in doc["pools"].items():
-        served = sum(doc["workloads"][w]["completed"] for w in p["serves"])
+        served = [doc["workloads"][w] for w in p["serves"]]
         shared = any(
             len([q for q in doc["pools"].values() if w in q["serves"]]) > 1 for w in p["serves"]
         )
-        per_j = "-" if shared or p["energy_j"] <= 0 else f"{served / p['energy_j']:.3g}"
+        if "replicas" in p:
+            chips = f"{p['chips']} ({p['replicas']}x{p['chips_per_replica']})"
+            batch = (
+                "-" if p["mean_batch_sequences"] is None else f"{p['mean_batch_sequences']:.1f} seq"
+            )
+            tokens = sum(w["output_tokens"] for w in served)
+            per_j = "-" if shared or p["energy_j"] <= 0 else f"{tokens / p['energy_j']:.3g} tok"
+        else:
+            chips = str(p["chips"])
+            batch = "-" if p["mean_batch_items"] is None else f"{p['mean_batch_items']:.1f} items"
+            queries = sum(w["completed"] for w in served)
+            per_j = "-" if shared or p["energy_j"] <= 0 else f"{queries / p['energy_j']:.3g} q"
         pools.add_row(
             name,
             p["chip"],
-            str(p["chips"]),
+            chips,
             _pct(p["utilization"]),
-            str(p["batches"]),
-            "-" if p["mean_batch_items"] is None else f"{p['mean_batch_items']:.1f}",
+            batch,
             _q(p["avg_power_w"], "W"),
             _q(p["energy_j"], "J"),
             per_j,
         )
+    lines.append(pools)
     totals = doc["totals"]
-    lines: list[RenderableType] = [wl, pools]
+    per_joule = []
+    if totals["queries_per_j"]:
+        per_joule.append(f"{totals['queries_per_j']:.3g} queries/J")
+    if totals["output_tokens_per_j"]:
+        per_joule.append(f"{totals['output_tokens_per_j']:.3g} output tokens/J")
     lines.append(
         Text(
-            f"total: {_q(totals['avg_power_w'], 'W')} average, {_q(totals['energy_j'], 'J')}, "
-            f"{totals['queries_per_j'] or 0:.3g} queries/J"
+            f"total: {_q(totals['avg_power_w'], 'W')} average, {_q(totals['energy_j'], 'J')}"
+            + (", " + ", ".join(per_joule) if per_joule else "")
         )
     )
     for warning in doc["warnings"]:
@@ -90,24 +173,14 @@ def result_view(doc: dict[str, Any]) -> RenderableType:
     return Group(*lines)
 
 
-def explain_view(doc: dict[str, Any]) -> RenderableType:
-    """The per-op roofline table of ``accelsim explain``."""
-    totals = doc["totals"]
-    table = Table(
-        title=(
-            f"{doc['model']} on {doc['chip']}, batch of {doc['batch_items']} items: "
-            f"{_q(totals['time_s'], 's')} ({totals['items_per_s']:.4g} items/s)"
-        ),
-        title_justify="left",
-        header_style="bold",
+def _ops_table(title: str, ops: list[dict[str, Any]]) -> Table:
+    table = _table(
+        title,
+        ["op", "bound", "time", "share", "FLOPs", "bytes", "FLOP/B", "compute", "memory"],
     )
-    for col in ("op", "bound", "time", "share", "FLOPs", "bytes", "FLOP/B", "compute", "memory"):
-        table.add_column(col, justify="left" if col in ("op", "bound") else "right")
-    for op in doc["ops"]:
+    for op in ops:
         ai = op["arithmetic_intensity"]
-        style = (
-            "cyan" if op["bound"] == "compute" else ("magenta" if op["bound"] == "overhead" else "")
-        )
+        style = {"compute": "cyan", "overhead": "magenta"}.get(op["bound"], "")
         table.add_row(
             op["name"],
             Text(op["bound"], style=style),
@@ -119,12 +192,29 @@ def explain_view(doc: dict[str, Any]) -> RenderableType:
             _q(op["compute_time_s"], "s"),
             _q(sum(op["memory_time_s"].values()), "s"),
         )
+    return table
+
+
+def _ridge_line(doc: dict[str, Any]) -> Text:
     ridges = ", ".join(
         f"{tier} {value:.3g}" for tier, value in doc["ridge_point_flops_per_byte"].items()
     )
+    return Text(f"ridge points ({doc['dtype']} FLOP per byte streamed): {ridges}")
+
+
+def explain_view(doc: dict[str, Any]) -> RenderableType:
+    """The per-op roofline table(s) of ``accelsim explain``."""
+    if doc.get("kind") == "llm":
+        return _explain_llm_view(doc)
+    totals = doc["totals"]
+    table = _ops_table(
+        f"{doc['model']} on {doc['chip']}, batch of {doc['batch_items']} items: "
+        f"{_q(totals['time_s'], 's')} ({totals['items_per_s']:.4g} items/s)",
+        doc["ops"],
+    )
     place = doc["placement"]
     notes = [
-        Text(f"ridge points ({doc['dtype']} FLOP per byte streamed): {ridges}"),
+        _ridge_line(doc),
         Text(
             f"weights {_q(place['weight_bytes'], 'bytes')} in {place['weights_tier']}; "
             f"embeddings {_q(place['embedding_bytes'], 'bytes')}, "
@@ -155,6 +245,43 @@ def explain_view(doc: dict[str, Any]) -> RenderableType:
     )
     notes += [Text(f"note: {n}", style="yellow") for n in place["notes"]]
     return Group(table, *notes)
+
+
+def _explain_llm_view(doc: dict[str, Any]) -> RenderableType:
+    place = doc["placement"]
+    k = doc["chips_per_replica"]
+    replica = f"{k} x {doc['chip']}" if k > 1 else doc["chip"]
+    pre, dec = doc["prefill"], doc["decode"]
+    head = Text(
+        f"{doc['model']} on {replica}: {place['params'] / 1e9:.3g}B params "
+        f"({_q(place['weight_bytes'], 'bytes')}, {_q(place['weight_bytes_per_chip'], 'bytes')} "
+        f"per chip in {place['weights_tier']}), KV {_q(place['kv_bytes_per_token'], 'bytes')} "
+        f"per token, room for {place['kv_capacity_tokens']:,} KV tokens "
+        f"({place['max_sequences_at_context']:,} sequences of {dec['context_tokens']} tokens)"
+    )
+    prefill = _ops_table(
+        f"prefill of {pre['prompt_tokens']} prompt tokens: {_q(pre['totals']['time_s'], 's')} "
+        f"({pre['totals']['tokens_per_s']:.4g} tokens/s, {_q(pre['totals']['avg_power_w'], 'W')} "
+        "per chip)",
+        pre["ops"],
+    )
+    decode = _ops_table(
+        f"decode step of {dec['batch_sequences']} sequences at {dec['context_tokens']} tokens of "
+        f"context: {_q(dec['totals']['time_s'], 's')} per token "
+        f"({dec['totals']['tokens_per_s']:.4g} tokens/s, "
+        f"{_q(dec['totals']['avg_power_w'], 'W')} per chip)",
+        dec["ops"],
+    )
+    notes: list[RenderableType] = [head, prefill, decode, _ridge_line(doc)]
+    if not dec["fits_kv"]:
+        notes.append(
+            Text(
+                f"note: {dec['batch_sequences']} sequences of {dec['context_tokens']} tokens do "
+                "not fit the KV cache of this replica",
+                style="yellow",
+            )
+        )
+    return Group(*notes)
 
 
 def chip_list_view(chips: list[Chip]) -> RenderableType:

@@ -1,0 +1,368 @@
+"""LLM serving in the engine: requests, modes, and replicas with continuous batching.
+
+A *request* is what a user sends; it becomes one or more *sequences* that a
+replica generates:
+
+* ``instant``: one sequence, prompt -> answer;
+* ``thinking``: one sequence whose output is the reasoning tokens, then the
+  answer (the first token the user sees is the first reasoning token);
+* ``contemplating``: ``branches`` sequences with the same prompt run in
+  parallel (each routed on its own), then one aggregation sequence whose
+  prompt is the original prompt plus every branch's output. The user's first
+  token and completion are the aggregation's.
+
+A replica (one or more chips in tensor parallel) runs one SimPy process that
+loops over iterations. Each iteration admits waiting sequences while KV cache
+and ``max_batch_sequences`` allow, then processes prefill chunks within the
+token budget and one decode token for every sequence past its prefill. The
+iteration's time comes from the pure cost model. With ``kv_policy: reserve``
+a sequence is admitted only when KV for its whole prompt and output is free;
+with ``preempt`` it needs room for its prompt, and when a decode step would
+overflow the cache the most recently admitted sequence is evicted and later
+recomputed (its prompt plus what it had generated is prefilled again).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+
+from accelsim.config.schema import ContinuousBatching, LLMWorkload
+from accelsim.engine.arrivals import sample_sizes
+from accelsim.model.llm import Iteration, LLMCostModel, prefill_pairs
+
+MODES = ("instant", "thinking", "contemplating")
+ROLE_MAIN, ROLE_BRANCH, ROLE_AGGREGATE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class LLMRequests:
+    """Pre-sampled requests of one LLM workload."""
+
+    arrival_s: np.ndarray
+    mode: np.ndarray  # index into MODES
+    prompt_tokens: np.ndarray  # including image tokens
+    image_tokens: np.ndarray
+    output_tokens: np.ndarray  # tokens of the user-visible final sequence
+    branch_output: np.ndarray  # (n, branches) for contemplating; (n, 0) otherwise
+
+
+def sample_requests(
+    workload: LLMWorkload,
+    times: np.ndarray,
+    tokens_per_image: int,
+    rng: np.random.Generator,
+) -> LLMRequests:
+    """Draw every request's mode and token counts in a fixed order from ``rng``."""
+    n = len(times)
+    weights = np.array(
+        [workload.modes.instant, workload.modes.thinking, workload.modes.contemplating]
+    )
+    mode = rng.choice(3, size=n, p=weights / weights.sum()).astype(np.int8)
+    prompt = sample_sizes(workload.prompt_tokens, n, rng)
+    answer = sample_sizes(workload.output_tokens, n, rng)
+    images = np.zeros(n, dtype=np.int64)
+    if workload.multimodal is not None and tokens_per_image:
+        carries = rng.random(n) < workload.multimodal.probability
+        images = carries.astype(np.int64) * workload.multimodal.images * tokens_per_image
+    output = answer.copy()
+    if workload.thinking is not None:
+        reasoning = sample_sizes(workload.thinking.reasoning_tokens, n, rng)
+        output = np.where(mode == 1, reasoning + answer, output)
+    branches = np.zeros((n, 0), dtype=np.int64)
+    if workload.contemplating is not None:
+        c = workload.contemplating
+        branches = sample_sizes(c.branch_output_tokens, n * c.branches, rng).reshape(n, c.branches)
+        aggregate = sample_sizes(c.aggregation_output_tokens, n, rng)
+        output = np.where(mode == 2, aggregate, output)
+    return LLMRequests(times, mode, prompt + images, images, output, branches)
+
+
+class Sequence:
+    __slots__ = (
+        "admitted_order",
+        "base",
+        "first_token_s",
+        "generated",
+        "images",
+        "kv",
+        "output",
+        "prefilled",
+        "prompt",
+        "request",
+        "role",
+    )
+
+    def __init__(self, request: int, role: int, prompt: int, output: int, images: int) -> None:
+        self.request = request
+        self.role = role
+        self.prompt = prompt  # prompt tokens (including image tokens)
+        self.output = output  # tokens to generate in total
+        self.images = images
+        self.prefilled = 0
+        self.generated = 0
+        self.base = 0  # generated tokens to prefill again after a preemption
+        self.kv = 0  # KV tokens this sequence holds (or has reserved)
+        self.first_token_s = -1.0
+        self.admitted_order = 0
+
+
+class LLMWorkloadState:
+    """Bookkeeping of one LLM workload's requests across replicas."""
+
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        requests: LLMRequests,
+        route: Callable[[int], LLMReplica],
+        now: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self.index = index
+        self.requests = requests
+        self.route = route
+        self.now = now
+        n = len(requests.arrival_s)
+        self.first_token = array("d", [float("nan")]) * n
+        self.finish = array("d", [float("nan")]) * n
+        self.rejected = bytearray(n)
+        self.replica = array("i", [-1]) * n
+        self.generated = array("q", bytes(8 * n))  # all tokens generated for the request
+        self.branches_left = array("i", bytes(4 * n))
+        self.branch_tokens = array("q", bytes(8 * n))
+        # Sub-requests of contemplating: spawned, completed.
+        self.branches_spawned = array("q", bytes(8 * n))
+        self.branches_done = array("q", bytes(8 * n))
+
+    def arrive(self, i: int) -> None:
+        r = self.requests
+        mode = int(r.mode[i])
+        prompt = int(r.prompt_tokens[i])
+        images = int(r.image_tokens[i])
+        if mode == 2:
+            k = r.branch_output.shape[1]
+            self.branches_left[i] = k
+            for b in range(k):
+                self.branches_spawned[i] += 1
+                self._submit(
+                    i, Sequence(i, ROLE_BRANCH, prompt, int(r.branch_output[i, b]), images)
+                )
+        else:
+            self._submit(i, Sequence(i, ROLE_MAIN, prompt, int(r.output_tokens[i]), images))
+
+    def _submit(self, i: int, seq: Sequence) -> None:
+        replica = self.route(self.index)
+        if seq.role != ROLE_BRANCH:
+            self.replica[i] = replica.index
+        if not replica.submit(seq):
+            self.rejected[i] = 1
+
+    def first_token_of(self, seq: Sequence, now: float) -> None:
+        if seq.role != ROLE_BRANCH and math.isnan(self.first_token[seq.request]):
+            self.first_token[seq.request] = now
+
+    def finished(self, seq: Sequence, now: float) -> None:
+        i = seq.request
+        self.generated[i] += seq.generated
+        if seq.role == ROLE_BRANCH:
+            self.branches_done[i] += 1
+            self.branch_tokens[i] += seq.generated
+            self.branches_left[i] -= 1
+            if self.branches_left[i] == 0 and not self.rejected[i]:
+                r = self.requests
+                prompt = int(r.prompt_tokens[i]) + int(self.branch_tokens[i])
+                self._submit(i, Sequence(i, ROLE_AGGREGATE, prompt, int(r.output_tokens[i]), 0))
+        else:
+            self.finish[i] = now
+
+
+class IterationLog:
+    def __init__(self) -> None:
+        self.replica = array("i")
+        self.start = array("d")
+        self.end = array("d")
+        self.sequences = array("i")  # sequences in the batch (decoding + prefilling)
+        self.prefill_tokens = array("q")
+        self.kv_tokens = array("q")  # KV held during the iteration
+        self.energy = array("d")  # dynamic energy of the whole replica
+
+
+class LLMReplica:
+    """One tensor-parallel replica running iteration-level continuous batching."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        index: int,
+        pool: str,
+        chips: int,
+        cost: LLMCostModel,
+        batching: ContinuousBatching,
+        workload: LLMWorkloadState,
+        log: IterationLog,
+    ) -> None:
+        self.env = env
+        self.index = index
+        self.pool = pool
+        self.chips = chips
+        self.cost = cost
+        self.batching = batching
+        self.workload = workload
+        self.log = log
+        self.capacity = cost.capacity.kv_capacity_tokens
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.kv_used = 0
+        self.wake: simpy.Event | None = None
+        self.admissions = 0
+        self.preemptions = 0
+        self.max_kv_used = 0
+        env.process(self.loop())
+
+    def outstanding(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+    def submit(self, seq: Sequence) -> bool:
+        """Queue a sequence; False if it can never fit this replica's KV cache."""
+        if seq.prompt + seq.output > self.capacity:
+            return False
+        self.waiting.append(seq)
+        if self.wake is not None and not self.wake.triggered:
+            self.wake.succeed()
+        return True
+
+    def _need(self, seq: Sequence) -> int:
+        if self.batching.kv_policy == "reserve":
+            return seq.prompt + seq.output
+        return seq.prompt + seq.base
+
+    def _admit(self) -> None:
+        limit = self.batching.max_batch_sequences
+        while self.waiting and len(self.running) < limit:
+            seq = self.waiting[0]
+            need = self._need(seq)
+            if self.kv_used + need > self.capacity:
+                break
+            self.waiting.popleft()
+            seq.kv = need
+            self.kv_used += need
+            self.admissions += 1
+            seq.admitted_order = self.admissions
+            self.running.append(seq)
+
+    def _evict_newest(self) -> None:
+        """Preempt policy: free the newest sequence's KV; it will be recomputed."""
+        victim = max(self.running, key=lambda s: s.admitted_order)
+        self.running.remove(victim)
+        self.kv_used -= victim.kv
+        victim.kv = 0
+        victim.base = victim.generated
+        victim.prefilled = 0
+        self.preemptions += 1
+        self.waiting.appendleft(victim)
+
+    def loop(self) -> Any:
+        env = self.env
+        budget_total = self.batching.max_batch_tokens
+        chunked = self.batching.chunked_prefill
+        preempt = self.batching.kv_policy == "preempt"
+        evicting = False
+        while True:
+            if not evicting:
+                self._admit()
+            evicting = False
+            if not self.running:
+                self.wake = env.event()
+                yield self.wake
+                self.wake = None
+                continue
+            decoding = [s for s in self.running if s.prefilled >= s.prompt + s.base]
+            budget = budget_total - len(decoding)
+            chunks: list[tuple[Sequence, int]] = []
+            for seq in self.running:
+                remaining = seq.prompt + seq.base - seq.prefilled
+                if remaining <= 0:
+                    continue
+                take = min(remaining, budget) if chunked else remaining
+                if take <= 0 or (not chunked and take > budget and (chunks or decoding)):
+                    break
+                chunks.append((seq, take))
+                budget -= take
+            if preempt:
+                growth = len(decoding) + sum(
+                    1 for s, t in chunks if s.prefilled + t >= s.prompt + s.base
+                )
+                if self.kv_used + growth > self.capacity and len(self.running) > 1:
+                    self._evict_newest()
+                    evicting = True  # no admissions until the batch fits again
+                    continue
+            context = 0
+            for s in decoding:
+                context += s.prompt + s.generated
+            pairs = 0.0
+            prior = 0
+            images = 0
+            logits = len(decoding)
+            for s, take in chunks:
+                pairs += prefill_pairs(take, s.prefilled)
+                prior += s.prefilled
+                if s.prefilled == 0:
+                    images += s.images
+                if s.prefilled + take >= s.prompt + s.base:
+                    logits += 1
+            prefill_tokens = sum(t for _, t in chunks)
+            cost = self.cost.iteration(
+                Iteration(
+                    prefill_tokens=prefill_tokens,
+                    prefill_pairs=pairs,
+                    prefill_context_tokens=prior,
+                    decode_sequences=len(decoding),
+                    decode_context_tokens=context,
+                    logits=logits,
+                    image_tokens=images,
+                )
+            )
+            start = env.now
+            log = self.log
+            log.replica.append(self.index)
+            log.start.append(start)
+            log.end.append(start + cost.time_s)
+            log.sequences.append(len(decoding) + len(chunks))
+            log.prefill_tokens.append(prefill_tokens)
+            log.kv_tokens.append(self.kv_used)
+            log.energy.append(cost.dynamic_energy_j * self.chips)
+            self.max_kv_used = max(self.max_kv_used, self.kv_used)
+            yield env.timeout(cost.time_s)
+            now = env.now
+            done: list[Sequence] = []
+            for s in decoding:
+                s.generated += 1
+                if preempt:
+                    s.kv += 1
+                    self.kv_used += 1
+                if s.generated >= s.output:
+                    done.append(s)
+            for s, take in chunks:
+                s.prefilled += take
+                if s.prefilled >= s.prompt + s.base:
+                    s.generated += 1
+                    if preempt:
+                        s.kv += 1
+                        self.kv_used += 1
+                    self.workload.first_token_of(s, now)
+                    if s.generated >= s.output:
+                        done.append(s)
+            self.max_kv_used = max(self.max_kv_used, self.kv_used)
+            for s in done:
+                self.running.remove(s)
+                self.kv_used -= s.kv
+                s.kv = 0
+                self.workload.finished(s, now)
