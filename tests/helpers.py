@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from accelsim.config.loader import ResolvedScenario
-from accelsim.config.schema import Chip, RankingModel, Scenario
+from accelsim.config.schema import Chip, LLMModel, RankingModel, Scenario
 
 CHIP: dict[str, Any] = {
     "name": "test-chip",
@@ -111,5 +111,77 @@ def resolved(
         source="<test>",
         chips={"p": the_chip or chip()},
         models={"w": the_model or model()},
+        traces={},
+    )
+
+
+LLM: dict[str, Any] = {
+    "kind": "llm",
+    "name": "tiny-llm",
+    "layers": 2,
+    "d_model": 256,
+    "heads": 4,
+    "kv_heads": 2,
+    "ffn_dim": 512,
+    "vocab": 1000,
+}
+
+
+def llm(**changes: Any) -> LLMModel:
+    data = copy.deepcopy(LLM)
+    data.update(changes)
+    return LLMModel.model_validate(data)
+
+
+def llm_resolved(
+    *,
+    rate_per_s: float,
+    prompt: dict[str, Any],
+    output: dict[str, Any],
+    count: int = 1,
+    chips_per_replica: int = 1,
+    batching: dict[str, Any] | None = None,
+    modes: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    duration_s: float = 60.0,
+    warmup_s: float = 5.0,
+    seed: int = 1,
+    the_chip: Chip | None = None,
+    the_model: LLMModel | None = None,
+    policy: str = "join_shortest_queue",
+) -> ResolvedScenario:
+    """A one-workload, one-pool LLM scenario."""
+    workload: dict[str, Any] = {
+        "kind": "llm",
+        "model": "tiny-llm",
+        "traffic": {"kind": "poisson", "rate_per_s": rate_per_s},
+        "prompt_tokens": prompt,
+        "output_tokens": output,
+        **(extra or {}),
+    }
+    if modes is not None:
+        workload["modes"] = modes
+    scenario = Scenario.model_validate(
+        {
+            "name": "llm-test",
+            "simulation": {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
+            "workloads": {"w": workload},
+            "pools": {
+                "p": {
+                    "chip": "test-chip",
+                    "count": count,
+                    "chips_per_replica": chips_per_replica,
+                    "serves": ["w"],
+                    "continuous_batching": batching or {},
+                }
+            },
+            "router": {"policy": policy},
+        }
+    )
+    return ResolvedScenario(
+        scenario=scenario,
+        source="<test>",
+        chips={"p": the_chip or chip()},
+        models={"w": the_model or llm()},
         traces={},
     )

@@ -507,13 +507,13 @@ def _llm_cost(
         )
         return None
     cost = LLMCostModel(model, chip, k, pool.continuous_batching.kv_memory_fraction)
-    if cost.capacity.kv_capacity_tokens < 4096:
+    if cost.capacity.kv_capacity_tokens < 1:
         need = cost.capacity.min_chips
         problems.append(
             resolved.problem(
                 at,
                 f"{model.name} ({cost.shape.weight_bytes / 2**30:.1f} GiB of weights) does not "
-                f"fit a replica of {k} {chip.name} chip(s) with room for a 4k-token sequence; "
+                f"fit the DRAM of a replica of {k} {chip.name} chip(s); "
                 f"it needs chips_per_replica >= {need}"
                 + ("" if chip.chip_to_chip else " (and a chip with a chip_to_chip link)"),
             )

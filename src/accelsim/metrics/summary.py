@@ -78,8 +78,10 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
         rec = records.llm[name] if isinstance(wl, LLMWorkload) else records.workloads[name]
         mid = _in_system(rec.arrival_s, rec.finish_s, w0 + duration / 2)
         end = _in_system(rec.arrival_s, rec.finish_s, w1)
-        # A fleet that keeps up holds a steady number in flight; one that cannot, a growing one.
-        if end > 1.25 * mid + 5 and in_flight > OVERLOAD_IN_FLIGHT_SHARE * offered:
+        # A fleet that keeps up holds a steady number in flight (give or take Poisson-like
+        # noise); one that cannot, a number that grows over the window.
+        growth = end - mid
+        if growth > max(OVERLOAD_IN_FLIGHT_SHARE * offered, 4 * math.sqrt(mid + 1) + 5):
             noun = "requests" if wl.kind == "llm" else "queries"
             warnings.append(
                 f"workload {name}: {in_flight} of {offered} {noun} ({in_flight / offered:.0%}) "

@@ -168,7 +168,7 @@ class ReplicaCapacity:
     weight_bytes_per_chip: float
     weights_tier: Tier
     kv_capacity_tokens: int  # per replica
-    min_chips: int  # smallest replica that holds the weights and one 4k-token sequence
+    min_chips: int  # smallest replica whose DRAM holds the weights with room for KV
 
 
 class LLMCostModel:
@@ -297,8 +297,7 @@ def replica_capacity(
     in_sram = sram is not None and per_chip <= sram.capacity_bytes * (1 - SRAM_ACTIVATION_RESERVE)
     usable = chip.memory.dram.capacity_bytes * kv_memory_fraction
     kv_bytes = chips * usable - (0.0 if in_sram else s.weight_bytes)
-    per_sequence = 4096 * s.kv_bytes_per_token
-    min_chips = max(1, math.ceil((s.weight_bytes + per_sequence) / usable))
+    min_chips = max(1, math.floor(s.weight_bytes / usable) + 1)
     return ReplicaCapacity(
         chips=chips,
         weight_bytes_per_chip=per_chip,
