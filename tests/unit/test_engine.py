@@ -173,7 +173,7 @@ def test_trace_replay_uses_the_trace_times_and_sizes() -> None:
     data = base.scenario.model_dump()
     data["workloads"]["w"]["traffic"] = {"kind": "trace", "path": "x.csv", "time_scale": 2.0}
     times = np.array([0.0, 0.5, 1.0, 2.0, 10.0])
-    trace = Trace("x.csv", times, np.array([1, 2, 3, 4, 5]))
+    trace = Trace("x.csv", times, {"items": np.array([1, 2, 3, 4, 5])})
     res = ResolvedScenario(
         Scenario.model_validate(data), "<test>", base.chips, base.models, {"w": trace}
     )

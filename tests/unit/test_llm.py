@@ -295,3 +295,47 @@ def test_a_model_that_does_not_fit_is_a_located_config_error(tmp_path: Path) -> 
     # 131 GiB of weights over 70 GiB x 0.9 per chip: at least 3 chips per replica.
     assert lines[0].startswith(f"error: {path}:9: pools.gpu.chips_per_replica: llm-dense-70b")
     assert "needs chips_per_replica >= 3" in lines[0]
+
+
+def test_trace_replay_gives_llm_requests_their_token_counts() -> None:
+    from accelsim.config.loader import ResolvedScenario, Trace
+    from accelsim.config.schema import Scenario
+
+    base = llm_resolved(
+        rate_per_s=1, prompt={"kind": "fixed", "value": 10}, output={"kind": "fixed", "value": 5}
+    )
+    data = base.scenario.model_dump()
+    data["workloads"]["w"]["traffic"] = {"kind": "trace", "path": "t.csv"}
+    trace = Trace(
+        "t.csv",
+        np.array([0.0, 1.0, 2.0]),
+        {"prompt_tokens": np.array([100, 200, 300]), "output_tokens": np.array([7, 8, 9])},
+    )
+    res = ResolvedScenario(
+        Scenario.model_validate(data), "<test>", base.chips, base.models, {"w": trace}
+    )
+    rec = simulate(res).llm["w"]
+    assert rec.prompt_tokens.tolist() == [100, 200, 300]
+    assert rec.output_tokens.tolist() == [7, 8, 9]
+    assert rec.generated_tokens.tolist() == [7, 8, 9]
+
+
+def test_multimodal_requests_pay_for_image_tokens_and_the_encoder() -> None:
+    vision = llm(vision={"params": 3e8, "tokens_per_image": 576})
+    common = dict(
+        rate_per_s=2,
+        prompt={"kind": "fixed", "value": 100},
+        output={"kind": "fixed", "value": 20},
+        duration_s=30,
+        the_chip=no_sram_chip(),
+        the_model=vision,
+    )
+    plain = check_iteration_invariants(llm_resolved(**common))["workloads"]["w"]  # type: ignore[arg-type]
+    images = check_iteration_invariants(
+        llm_resolved(extra={"multimodal": {"probability": 1.0, "images": 2}}, **common)  # type: ignore[arg-type]
+    )["workloads"]["w"]
+    assert images["mean_prompt_tokens"] == 100 + 2 * 576
+    assert images["ttft_s"]["p50"] > plain["ttft_s"]["p50"]
+    cm = LLMCostModel(vision, no_sram_chip(), 1)
+    ops = {c.op.name: c for c in cm.prefill(100 + 1152, image_tokens=1152).ops}
+    assert ops["vision_encoder"].op.flops == pytest.approx(2 * 3e8 * 1152)

@@ -202,13 +202,21 @@ def _load(ref: str, kind: Kind, model: type[M], relative_to: Path | None) -> M:
     return validate(load_document(path, kind), model)
 
 
+TRACE_SIZE_COLUMNS = ("items", "prompt_tokens", "output_tokens")
+
+
 @dataclass(frozen=True)
 class Trace:
-    """Arrival times (seconds from the trace start) and optional items per query."""
+    """Arrival times (seconds from the trace start) and optional sizes per arrival:
+    ``items`` for ranking queries, ``prompt_tokens`` and ``output_tokens`` for LLM requests."""
 
     source: str
     times_s: np.ndarray
-    items: np.ndarray | None
+    sizes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def items(self) -> np.ndarray | None:
+        return self.sizes.get("items")
 
 
 @dataclass(frozen=True)
@@ -303,7 +311,8 @@ def _resolve(
 
 
 def load_trace(path: Path) -> Trace:
-    """Read a trace CSV: a header with ``timestamp_s`` and optionally ``items``."""
+    """Read a trace CSV: a header with ``timestamp_s`` and optional size columns
+    (``items``, ``prompt_tokens``, ``output_tokens``); other columns are ignored."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -319,9 +328,9 @@ def load_trace(path: Path) -> Trace:
         )
     columns = [h.strip() for h in header]
     t_col = columns.index("timestamp_s")
-    i_col = columns.index("items") if "items" in columns else None
+    size_cols = {name: columns.index(name) for name in TRACE_SIZE_COLUMNS if name in columns}
     times: list[float] = []
-    items: list[int] = []
+    sizes: dict[str, list[int]] = {name: [] for name in size_cols}
     previous = -np.inf
     for line_no, row in enumerate(reader, start=2):
         if not row or all(not c.strip() for c in row):
@@ -341,19 +350,21 @@ def load_trace(path: Path) -> Trace:
             )
         previous = t
         times.append(t)
-        if i_col is not None:
+        for name, col in size_cols.items():
             try:
-                n = int(row[i_col])
+                n = int(row[col])
             except (ValueError, IndexError):
                 raise ConfigError.single(
-                    source, "not an integer", line=line_no, field="items"
+                    source, "not an integer", line=line_no, field=name
                 ) from None
             if n < 1:
-                raise ConfigError.single(source, "must be at least 1", line=line_no, field="items")
-            items.append(n)
+                raise ConfigError.single(source, "must be at least 1", line=line_no, field=name)
+            sizes[name].append(n)
     if not times:
         raise ConfigError.single(source, "trace has no rows")
     t_arr = np.asarray(times, dtype=np.float64)
     return Trace(
-        source, t_arr - t_arr[0], np.asarray(items, dtype=np.int64) if i_col is not None else None
+        source,
+        t_arr - t_arr[0],
+        {name: np.asarray(values, dtype=np.int64) for name, values in sizes.items()},
     )

@@ -71,15 +71,15 @@ def arrival_times(
     trace: Trace | None,
     end_s: float,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Arrival times (sorted, < end_s) and, for a trace with sizes, the trace's sizes."""
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Arrival times (sorted, < end_s) and the trace's size columns for them, if any."""
     if isinstance(traffic, PoissonTraffic):
-        return poisson_times(traffic.rate_per_s, end_s, rng), None
+        return poisson_times(traffic.rate_per_s, end_s, rng), {}
     if trace is None:
         raise ValueError("trace traffic needs a loaded trace")
     times = trace.times_s * traffic.time_scale
     keep = times < end_s
-    return times[keep], None if trace.items is None else trace.items[keep]
+    return times[keep], {name: column[keep] for name, column in trace.sizes.items()}
 
 
 def sample_arrivals(
@@ -91,6 +91,6 @@ def sample_arrivals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Arrival times (sorted, < end_s) and items per query for one ranking workload."""
     times, given = arrival_times(traffic, trace, end_s, rng)
-    if given is not None:
-        return times, given
+    if "items" in given:
+        return times, given["items"]
     return times, sample_sizes(sizes, len(times), rng)

@@ -59,15 +59,20 @@ def sample_requests(
     times: np.ndarray,
     tokens_per_image: int,
     rng: np.random.Generator,
+    given: dict[str, np.ndarray] | None = None,
 ) -> LLMRequests:
-    """Draw every request's mode and token counts in a fixed order from ``rng``."""
+    """Draw every request's mode and token counts in a fixed order from ``rng``; a trace's
+    ``prompt_tokens`` and ``output_tokens`` columns, when ``given``, replace the draws."""
     n = len(times)
+    given = given or {}
     weights = np.array(
         [workload.modes.instant, workload.modes.thinking, workload.modes.contemplating]
     )
     mode = rng.choice(3, size=n, p=weights / weights.sum()).astype(np.int8)
     prompt = sample_sizes(workload.prompt_tokens, n, rng)
     answer = sample_sizes(workload.output_tokens, n, rng)
+    prompt = given.get("prompt_tokens", prompt)
+    answer = given.get("output_tokens", answer)
     images = np.zeros(n, dtype=np.int64)
     if workload.multimodal is not None and tokens_per_image:
         carries = rng.random(n) < workload.multimodal.probability

@@ -286,11 +286,10 @@ class _Sim:
             if isinstance(workload, LLMWorkload):
                 model = models[name]
                 assert isinstance(model, LLMModel)
-                times, _ = arrival_times(
-                    workload.traffic, resolved.traces.get(name), self.end_s, rng
-                )
+                trace = resolved.traces.get(name)
+                times, given = arrival_times(workload.traffic, trace, self.end_s, rng)
                 per_image = model.vision.tokens_per_image if model.vision else 0
-                requests = sample_requests(workload, times, per_image, rng)
+                requests = sample_requests(workload, times, per_image, rng, given)
                 self.llm[i] = LLMWorkloadState(name, i, requests, self.route_llm, self._now)
             else:
                 times, items = sample_arrivals(
