@@ -20,6 +20,7 @@ from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import LLMWorkload, RankingWorkload
 from accelsim.engine.llm import MODES
 from accelsim.engine.simulation import LLMRecords, RunRecords
+from accelsim.metrics.timeline import bin_edges, in_system_at, pool_timeline
 
 SCHEMA_VERSION = 1
 OVERLOAD_IN_FLIGHT_SHARE = 0.05
@@ -101,6 +102,7 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
         else:
             pools[pool_name] = _ranking_pool(resolved, pool_name, records, w0, w1)
 
+    timeline = _timeline(resolved, records, w0, w1)
     total_energy = sum(p["energy_j"] for p in pools.values())
     completed_queries = sum(w["completed"] for w in workloads.values() if w["kind"] == "ranking")
     tokens = sum(w["output_tokens"] for w in workloads.values() if w["kind"] == "llm")
@@ -119,6 +121,7 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
         "workloads": workloads,
         "pools": pools,
         "totals": totals,
+        "timeline": timeline,
         "warnings": warnings,
         "config": scenario.model_dump(mode="json"),
     }
@@ -353,4 +356,61 @@ def _llm_pool(
         "energy_j": energy,
         "idle_power_w": chip.power.idle_w * pool.count,
         "tdp_w": chip.power.tdp_w * pool.count,
+    }
+
+
+def _timeline(
+    resolved: ResolvedScenario, records: RunRecords, w0: float, w1: float
+) -> dict[str, Any]:
+    """Sampled series over the window: per pool and per workload."""
+    scenario = resolved.scenario
+    edges = bin_edges(w0, w1)
+    dt = np.diff(edges)
+    pools: dict[str, Any] = {}
+    for pool_name, pool in scenario.pools.items():
+        chip = resolved.chips[pool_name]
+        idle = chip.power.idle_w * pool.count
+        if scenario.workloads[pool.serves[0]].kind == "llm":
+            its = records.iterations
+            units = [i for i, info in enumerate(records.replicas) if info.pool == pool_name]
+            sel = np.isin(its.replica, units)
+            capacity = records.replicas[units[0]].kv_capacity_tokens if units else 0
+            pools[pool_name] = pool_timeline(
+                its.start_s[sel],
+                its.end_s[sel],
+                its.dynamic_energy_j[sel],
+                its.sequences[sel],
+                max(1, len(units)),
+                idle,
+                edges,
+                kv_tokens=its.kv_tokens[sel],
+                kv_capacity_tokens=capacity,
+            )
+        else:
+            b = records.batches
+            stations = [i for i, info in enumerate(records.stations) if info.pool == pool_name]
+            sel = np.isin(b.station, stations)
+            pools[pool_name] = pool_timeline(
+                b.start_s[sel],
+                b.end_s[sel],
+                b.dynamic_energy_j[sel],
+                b.items[sel],
+                pool.count,
+                idle,
+                edges,
+            )
+    workloads: dict[str, Any] = {}
+    for name, wl in scenario.workloads.items():
+        rec = records.llm[name] if wl.kind == "llm" else records.workloads[name]
+        finished = rec.finish_s[~np.isnan(rec.finish_s)]
+        done, _ = np.histogram(finished, bins=edges)
+        workloads[name] = {
+            "in_system": in_system_at(rec.arrival_s, rec.finish_s, edges[1:]).tolist(),
+            "completed_per_s": (done / dt).tolist(),
+        }
+    return {
+        "t_s": edges[:-1].tolist(),
+        "bin_s": float(dt[0]),
+        "pools": pools,
+        "workloads": workloads,
     }
