@@ -183,9 +183,13 @@ def format_quantity(value: float, dimension: str, digits: int = 3, unit: str | N
     else:
         steps = [("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)]
         steps += [("", 1.0), ("m", 1e-3), ("µ", 1e-6), ("n", 1e-9), ("p", 1e-12), ("f", 1e-15)]
+    def number(x: float) -> str:
+        # Never fall into exponent notation: 1000 MiB reads "1000 MiB", not "1e+03 MiB".
+        return f"{x:.0f}" if abs(x) >= 10 ** (digits - 1) else f"{x:.{digits}g}"
+
     magnitude = abs(value)
     for prefix, scale in steps:
         if magnitude >= scale * 0.9995:
-            return f"{value / scale:.{digits}g} {prefix}{unit}"
+            return f"{number(value / scale)} {prefix}{unit}"
     prefix, scale = steps[-1]
-    return f"{value / scale:.{digits}g} {prefix}{unit}"
+    return f"{number(value / scale)} {prefix}{unit}"
