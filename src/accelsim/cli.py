@@ -123,6 +123,10 @@ def explain(
     chips_per_replica: Annotated[
         int, typer.Option("--chips-per-replica", "--tp", help="LLM: tensor-parallel chips.", min=1)
     ] = 1,
+    power_cap: Annotated[
+        str | None,
+        typer.Option("--power-cap", help="Per-chip power cap, e.g. '300 W' (default: TDP)."),
+    ] = None,
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="Write the breakdown as JSON to this file ('-' for stdout)."),
@@ -130,8 +134,14 @@ def explain(
 ) -> None:
     """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode)."""
     from accelsim.config.loader import load_chip, load_model
+    from accelsim.errors import AccelsimError
     from accelsim.report.explain import explain as explain_doc
+    from accelsim.units import UnitError, parse_quantity
 
+    try:
+        cap_w = None if power_cap is None else parse_quantity(power_cap, "W")
+    except UnitError as exc:
+        raise AccelsimError(f"--power-cap: {exc}") from None
     cwd = Path.cwd()
     doc = explain_doc(
         load_model(model, cwd),
@@ -140,6 +150,7 @@ def explain(
         context_tokens=context,
         prompt_tokens=prompt,
         chips_per_replica=chips_per_replica,
+        power_cap_w=cap_w,
     )
     if json_out is not None:
         _emit_json(doc, json_out)

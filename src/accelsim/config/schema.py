@@ -486,6 +486,12 @@ class Pool(Strict):
     serves: list[Name] = Field(min_length=1)
     batching: Batching = Field(Batching(), description="Dynamic batching of ranking queries.")
     continuous_batching: ContinuousBatching = ContinuousBatching()
+    power_cap_w: Annotated[Watts, Field(gt=0)] | None = Field(
+        None, description="Per-chip power cap (default: the chip's TDP); DVFS meets it."
+    )
+    clock_lock: Fraction | None = Field(
+        None, description="Run every batch at this fraction of the nominal clock (a what-if)."
+    )
 
 
 class Router(Strict):
@@ -495,6 +501,27 @@ class Router(Strict):
             "round_robin and join_shortest_queue give each chip its own queue; shared_queue "
             "gives each pool one queue that every idle chip of the pool takes work from."
         ),
+    )
+
+
+class Facility(Strict):
+    """The building around the fleet: cooling overhead, a power budget, electricity price."""
+
+    pue: float = Field(
+        1.0, ge=1.0, le=5.0, description="Power usage effectiveness: facility / IT power."
+    )
+    power_budget_w: Annotated[Watts, Field(gt=0)] | None = Field(
+        None, description="Facility power budget (including the PUE overhead)."
+    )
+    budget_policy: Literal["cap", "check"] = Field(
+        "check",
+        description=(
+            "cap: lower every chip's power cap in proportion so the fleet's TDP fits the "
+            "budget; check: leave chips alone and report whether the peak draw fits."
+        ),
+    )
+    electricity_usd_per_kwh: float = Field(
+        0.08, ge=0, le=10, description="Price of facility energy (default: 0.08 USD/kWh)."
     )
 
 
@@ -511,6 +538,7 @@ class Scenario(Strict):
     workloads: dict[Name, Workload] = Field(min_length=1)
     pools: dict[Name, Pool] = Field(min_length=1)
     router: Router = Router()
+    facility: Facility = Facility()
 
 
 def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:

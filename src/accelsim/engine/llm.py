@@ -37,6 +37,7 @@ import simpy
 from accelsim.config.schema import ContinuousBatching, LLMWorkload
 from accelsim.engine.arrivals import sample_sizes
 from accelsim.model.llm import Iteration, LLMCostModel, prefill_pairs
+from accelsim.model.power import ClockPolicy, clocked
 
 MODES = ("instant", "thinking", "contemplating")
 ROLE_MAIN, ROLE_BRANCH, ROLE_AGGREGATE = 0, 1, 2
@@ -198,6 +199,7 @@ class IterationLog:
         self.prefill_tokens = array("q")
         self.kv_tokens = array("q")  # KV held during the iteration
         self.energy = array("d")  # dynamic energy of the whole replica
+        self.clock = array("d")  # clock ratio the power cap allowed
 
 
 class LLMReplica:
@@ -213,6 +215,7 @@ class LLMReplica:
         batching: ContinuousBatching,
         workload: LLMWorkloadState,
         log: IterationLog,
+        clock: ClockPolicy,
     ) -> None:
         self.env = env
         self.index = index
@@ -222,6 +225,8 @@ class LLMReplica:
         self.batching = batching
         self.workload = workload
         self.log = log
+        self.clock = clock
+        self.idle_w = cost.chip.power.idle_w
         self.capacity = cost.capacity.kv_capacity_tokens
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
@@ -324,16 +329,20 @@ class LLMReplica:
                 if s.prefilled + take >= s.prompt + s.base:
                     logits += 1
             prefill_tokens = sum(t for _, t in chunks)
-            cost = self.cost.iteration(
-                Iteration(
-                    prefill_tokens=prefill_tokens,
-                    prefill_pairs=pairs,
-                    prefill_context_tokens=prior,
-                    decode_sequences=len(decoding),
-                    decode_context_tokens=context,
-                    logits=logits,
-                    image_tokens=images,
-                )
+            cost = clocked(
+                self.cost.iteration(
+                    Iteration(
+                        prefill_tokens=prefill_tokens,
+                        prefill_pairs=pairs,
+                        prefill_context_tokens=prior,
+                        decode_sequences=len(decoding),
+                        decode_context_tokens=context,
+                        logits=logits,
+                        image_tokens=images,
+                    )
+                ),
+                self.idle_w,
+                self.clock,
             )
             start = env.now
             log = self.log
@@ -344,6 +353,7 @@ class LLMReplica:
             log.prefill_tokens.append(prefill_tokens)
             log.kv_tokens.append(self.kv_used)
             log.energy.append(cost.dynamic_energy_j * self.chips)
+            log.clock.append(cost.clock_ratio)
             self.max_kv_used = max(self.max_kv_used, self.kv_used)
             yield env.timeout(cost.time_s)
             now = env.now

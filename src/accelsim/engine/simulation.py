@@ -33,6 +33,7 @@ from accelsim.engine.arrivals import arrival_times, sample_arrivals, workload_rn
 from accelsim.engine.llm import IterationLog, LLMReplica, LLMWorkloadState, sample_requests
 from accelsim.errors import ConfigError, Problem
 from accelsim.model.llm import LLMCostModel
+from accelsim.model.power import ClockPolicy, clocked
 from accelsim.model.ranking import RankingCostModel
 
 _EPS = 1e-12
@@ -57,6 +58,7 @@ class BatchRecords:
     end_s: np.ndarray
     items: np.ndarray
     dynamic_energy_j: np.ndarray
+    clock_ratio: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class IterationRecords:
     prefill_tokens: np.ndarray
     kv_tokens: np.ndarray
     dynamic_energy_j: np.ndarray  # whole replica
+    clock_ratio: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ class _Batches:
         self.end = array("d")
         self.items = array("q")
         self.energy = array("d")
+        self.clock = array("d")
 
 
 class _Station:
@@ -159,6 +163,8 @@ class _Station:
         devices: list[int],
         batching: Batching,
         costs: dict[int, RankingCostModel],
+        clock: ClockPolicy,
+        idle_w: float,
     ) -> None:
         self.sim = sim
         self.index = index
@@ -174,7 +180,10 @@ class _Station:
         self.outstanding = 0  # queries routed here and not finished
         self.timer_at = float("inf")
         # Batch time and energy by size, per workload: the cost model's memo, flattened.
-        self.time_by_size: dict[int, dict[int, tuple[float, float]]] = {w: {} for w in costs}
+        self.clock = clock
+        self.idle_w = idle_w
+        # Batch time, energy and clock by size, per workload: the cost model's memo, flattened.
+        self.time_by_size: dict[int, dict[int, tuple[float, float, float]]] = {w: {} for w in costs}
 
     def load(self) -> float:
         return self.outstanding / self.n_devices
@@ -236,10 +245,10 @@ class _Station:
         device = self.idle.pop()
         cached = self.time_by_size[w].get(taken)
         if cached is None:
-            cost = self.costs[w].batch(taken)
-            cached = (cost.time_s, cost.dynamic_energy_j)
+            cost = clocked(self.costs[w].batch(taken), self.idle_w, self.clock)
+            cached = (cost.time_s, cost.dynamic_energy_j, cost.clock_ratio)
             self.time_by_size[w][taken] = cached
-        time_s, energy_j = cached
+        time_s, energy_j, ratio = cached
         batches = self.sim.batches
         batches.workload.append(w)
         batches.station.append(self.index)
@@ -248,6 +257,7 @@ class _Station:
         batches.end.append(now + time_s)
         batches.items.append(taken)
         batches.energy.append(energy_j)
+        batches.clock.append(ratio)
         done = self.sim.env.timeout(time_s)
         done.callbacks.append(self._finisher(w, device, members))
 
@@ -308,6 +318,7 @@ class _Sim:
         llm_routes: dict[int, list[LLMReplica]] = {i: [] for i in self.llm}
         shared = scenario.router.policy == "shared_queue"
         problems: list[Problem] = []
+        policies = clock_policies(resolved, problems)
         device = 0
         for pool_name, pool in scenario.pools.items():
             chip = resolved.chips[pool_name]
@@ -317,7 +328,8 @@ class _Sim:
                 model = models[names[w]]
                 assert isinstance(model, LLMModel)
                 cost = _llm_cost(resolved, pool_name, model, problems)
-                if cost is None:
+                clock = policies.get(pool_name)
+                if cost is None or clock is None:
                     continue
                 for _ in range(pool.count // pool.chips_per_replica):
                     replica = LLMReplica(
@@ -329,6 +341,7 @@ class _Sim:
                         pool.continuous_batching,
                         self.llm[w],
                         self.iterations,
+                        clock,
                     )
                     self.replicas.append(replica)
                     llm_routes[w].append(replica)
@@ -344,8 +357,20 @@ class _Sim:
                 else [[d] for d in range(device, device + pool.count)]
             )
             device += pool.count
+            clock = policies.get(pool_name)
+            if clock is None:
+                continue
             for group in groups:
-                station = _Station(self, len(self.stations), pool_name, group, pool.batching, costs)
+                station = _Station(
+                    self,
+                    len(self.stations),
+                    pool_name,
+                    group,
+                    pool.batching,
+                    costs,
+                    clock,
+                    chip.power.idle_w,
+                )
                 self.stations.append(station)
                 for w in served:
                     routes[self._ranking_index[w]].append(station)
@@ -465,6 +490,7 @@ class _Sim:
             end_s=np.frombuffer(b.end, dtype=np.float64).copy(),
             items=np.frombuffer(b.items, dtype=np.int64).copy(),
             dynamic_energy_j=np.frombuffer(b.energy, dtype=np.float64).copy(),
+            clock_ratio=np.frombuffer(b.clock, dtype=np.float64).copy(),
         )
         it = self.iterations
         iterations = IterationRecords(
@@ -475,6 +501,7 @@ class _Sim:
             prefill_tokens=np.frombuffer(it.prefill_tokens, dtype=np.int64).copy(),
             kv_tokens=np.frombuffer(it.kv_tokens, dtype=np.int64).copy(),
             dynamic_energy_j=np.frombuffer(it.energy, dtype=np.float64).copy(),
+            clock_ratio=np.frombuffer(it.clock, dtype=np.float64).copy(),
         )
         stations = tuple(StationInfo(s.pool, s.n_devices) for s in self.stations)
         replicas = tuple(
@@ -490,6 +517,49 @@ class _Sim:
         return RunRecords(
             self.warmup_s, self.end_s, workloads, batches, stations, llm, iterations, replicas
         )
+
+
+def chip_caps_w(resolved: ResolvedScenario) -> dict[str, float]:
+    """Each pool's per-chip power cap: its own cap (default TDP), lowered in proportion
+    when a facility budget with the ``cap`` policy cannot feed the fleet's TDP."""
+    scenario = resolved.scenario
+    caps = {
+        name: pool.power_cap_w or resolved.chips[name].power.tdp_w
+        for name, pool in scenario.pools.items()
+    }
+    facility = scenario.facility
+    if facility.power_budget_w is not None and facility.budget_policy == "cap":
+        it_budget = facility.power_budget_w / facility.pue
+        fleet = sum(caps[name] * pool.count for name, pool in scenario.pools.items())
+        if fleet > it_budget:
+            caps = {name: cap * it_budget / fleet for name, cap in caps.items()}
+    return caps
+
+
+def clock_policies(resolved: ResolvedScenario, problems: list[Problem]) -> dict[str, ClockPolicy]:
+    """The clock policy of every pool whose cap leaves room above idle power."""
+    policies = {}
+    for name, cap in chip_caps_w(resolved).items():
+        pool = resolved.scenario.pools[name]
+        chip = resolved.chips[name]
+        if cap <= chip.power.idle_w:
+            at = (
+                ("facility", "power_budget_w")
+                if pool.power_cap_w is None
+                else ("pools", name, "power_cap_w")
+            )
+            problems.append(
+                resolved.problem(
+                    at,
+                    f"pool {name}: a cap of {cap:.4g} W per chip is not above the idle power of "
+                    f"{chip.name} ({chip.power.idle_w:.4g} W)",
+                )
+            )
+            continue
+        c = chip.compute
+        min_ratio = c.min_clock_hz / c.clock_hz if c.min_clock_hz else 0.5
+        policies[name] = ClockPolicy(cap, min_ratio, pool.clock_lock)
+    return policies
 
 
 def _llm_cost(

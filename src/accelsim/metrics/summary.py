@@ -19,7 +19,8 @@ from accelsim import __version__
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import LLMWorkload, RankingWorkload
 from accelsim.engine.llm import MODES
-from accelsim.engine.simulation import LLMRecords, RunRecords
+from accelsim.engine.simulation import LLMRecords, RunRecords, chip_caps_w
+from accelsim.metrics.power import cost_fields, peak_dynamic_power_w, per_million, power_fields
 from accelsim.metrics.timeline import bin_edges, in_system_at, pool_timeline
 
 SCHEMA_VERSION = 1
@@ -96,22 +97,21 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
         workloads[name] = entry
 
     pools: dict[str, Any] = {}
+    caps = chip_caps_w(resolved)
     for pool_name, pool in scenario.pools.items():
-        if scenario.workloads[pool.serves[0]].kind == "llm":
-            pools[pool_name] = _llm_pool(resolved, pool_name, records, w0, w1)
-        else:
-            pools[pool_name] = _ranking_pool(resolved, pool_name, records, w0, w1)
+        pool_summary = (
+            _llm_pool if scenario.workloads[pool.serves[0]].kind == "llm" else (_ranking_pool)
+        )
+        pools[pool_name] = pool_summary(resolved, pool_name, records, w0, w1, caps[pool_name])
 
     timeline = _timeline(resolved, records, w0, w1)
-    total_energy = sum(p["energy_j"] for p in pools.values())
-    completed_queries = sum(w["completed"] for w in workloads.values() if w["kind"] == "ranking")
-    tokens = sum(w["output_tokens"] for w in workloads.values() if w["kind"] == "llm")
-    totals: dict[str, Any] = {
-        "energy_j": total_energy,
-        "avg_power_w": total_energy / duration,
-        "queries_per_j": completed_queries / total_energy if total_energy > 0 else None,
-        "output_tokens_per_j": tokens / total_energy if total_energy > 0 else None,
-    }
+    totals = _totals(resolved, records, pools, w0, w1)
+    budget = scenario.facility.power_budget_w
+    if budget is not None and totals["facility_peak_power_w"] > budget:
+        warnings.append(
+            f"facility peak draw {totals['facility_peak_power_w']:.4g} W exceeds the "
+            f"{budget:.4g} W budget"
+        )
     return {
         "schema_version": SCHEMA_VERSION,
         "accelsim_version": __version__,
@@ -293,52 +293,94 @@ def _llm_workload(
 
 
 def _ranking_pool(
-    resolved: ResolvedScenario, pool_name: str, records: RunRecords, w0: float, w1: float
+    resolved: ResolvedScenario,
+    pool_name: str,
+    records: RunRecords,
+    w0: float,
+    w1: float,
+    cap_w: float,
 ) -> dict[str, Any]:
     duration = w1 - w0
     pool = resolved.scenario.pools[pool_name]
     chip = resolved.chips[pool_name]
-    batches = records.batches
-    overlap, share = _window_overlap(batches.start_s, batches.end_s, w0, w1)
+    b = records.batches
     stations = [i for i, info in enumerate(records.stations) if info.pool == pool_name]
-    sel = np.isin(batches.station, stations)
-    busy = float(overlap[sel].sum())
-    dynamic = float((batches.dynamic_energy_j[sel] * share[sel]).sum())
-    energy = chip.power.idle_w * pool.count * duration + dynamic
-    counted = sel & (share > 0)
+    sel = np.isin(b.station, stations)
+    overlap, share = _window_overlap(b.start_s[sel], b.end_s[sel], w0, w1)
+    counted = share > 0
+    items = b.items[sel]
+    served = 0
+    for name in pool.serves:
+        rec = records.workloads[name]
+        done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
+        served += int((done & np.isin(rec.station, stations)).sum())
+    power = power_fields(
+        chip,
+        pool.count,
+        cap_w,
+        b.start_s[sel],
+        b.end_s[sel],
+        b.dynamic_energy_j[sel],
+        b.clock_ratio[sel],
+        w0,
+        w1,
+    )
+    cost = cost_fields(chip, pool.count, power["avg_power_w"], resolved.scenario.facility)
     return {
         "chip": chip.name,
         "chips": pool.count,
         "serves": list(pool.serves),
         "batches": int(counted.sum()),
-        "mean_batch_items": _num(batches.items[counted].mean()) if counted.any() else None,
-        "utilization": busy / (pool.count * duration),
-        "avg_power_w": energy / duration,
-        "energy_j": energy,
-        "idle_power_w": chip.power.idle_w * pool.count,
-        "tdp_w": chip.power.tdp_w * pool.count,
+        "mean_batch_items": _num(items[counted].mean()) if counted.any() else None,
+        "utilization": float(overlap.sum()) / (pool.count * duration),
+        **power,
+        "queries": served,
+        "queries_per_j": served / power["energy_j"],
+        "energy_per_query_j": power["energy_j"] / served if served else None,
+        **cost,
+        "cost_per_million_queries_usd": per_million(cost["cost_per_hour_usd"], served, duration),
     }
 
 
 def _llm_pool(
-    resolved: ResolvedScenario, pool_name: str, records: RunRecords, w0: float, w1: float
+    resolved: ResolvedScenario,
+    pool_name: str,
+    records: RunRecords,
+    w0: float,
+    w1: float,
+    cap_w: float,
 ) -> dict[str, Any]:
     duration = w1 - w0
     pool = resolved.scenario.pools[pool_name]
     chip = resolved.chips[pool_name]
     its = records.iterations
-    overlap, share = _window_overlap(its.start_s, its.end_s, w0, w1)
     replicas = [i for i, info in enumerate(records.replicas) if info.pool == pool_name]
     sel = np.isin(its.replica, replicas)
-    busy = float(overlap[sel].sum())
-    dynamic = float((its.dynamic_energy_j[sel] * share[sel]).sum())
-    energy = chip.power.idle_w * pool.count * duration + dynamic
+    overlap, share = _window_overlap(its.start_s[sel], its.end_s[sel], w0, w1)
+    busy = float(overlap.sum())
     capacity = records.replicas[replicas[0]].kv_capacity_tokens if replicas else 0
-    weight = overlap[sel]
-    mean_batch = float((its.sequences[sel] * weight).sum() / busy) if busy > 0 else None
-    kv_mean = float((its.kv_tokens[sel] * weight).sum() / busy / capacity) if busy > 0 else None
+    sequences, kv = its.sequences[sel], its.kv_tokens[sel]
+    mean_batch = float((sequences * overlap).sum() / busy) if busy > 0 else None
+    kv_mean = float((kv * overlap).sum() / busy / capacity) if busy > 0 and capacity else None
     kv_max = max((records.replicas[i].max_kv_tokens for i in replicas), default=0)
-    counted = sel & (share > 0)
+    counted = share > 0
+    tokens = 0
+    for name in pool.serves:
+        rec = records.llm[name]
+        done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
+        tokens += int(rec.generated_tokens[done & np.isin(rec.replica, replicas)].sum())
+    power = power_fields(
+        chip,
+        pool.count,
+        cap_w,
+        its.start_s[sel],
+        its.end_s[sel],
+        its.dynamic_energy_j[sel],
+        its.clock_ratio[sel],
+        w0,
+        w1,
+    )
+    cost = cost_fields(chip, pool.count, power["avg_power_w"], resolved.scenario.facility)
     return {
         "chip": chip.name,
         "chips": pool.count,
@@ -347,15 +389,19 @@ def _llm_pool(
         "serves": list(pool.serves),
         "iterations": int(counted.sum()),
         "mean_batch_sequences": mean_batch,
-        "max_batch_sequences": int(its.sequences[counted].max()) if counted.any() else None,
+        "max_batch_sequences": int(sequences[counted].max()) if counted.any() else None,
         "kv_capacity_tokens": capacity,
         "kv_utilization": {"mean": kv_mean, "max": kv_max / capacity if capacity else None},
         "preemptions": sum(records.replicas[i].preemptions for i in replicas),
         "utilization": busy / (len(replicas) * duration) if replicas else 0.0,
-        "avg_power_w": energy / duration,
-        "energy_j": energy,
-        "idle_power_w": chip.power.idle_w * pool.count,
-        "tdp_w": chip.power.tdp_w * pool.count,
+        **power,
+        "output_tokens": tokens,
+        "output_tokens_per_j": tokens / power["energy_j"],
+        "energy_per_output_token_j": power["energy_j"] / tokens if tokens else None,
+        **cost,
+        "cost_per_million_output_tokens_usd": per_million(
+            cost["cost_per_hour_usd"], tokens, duration
+        ),
     }
 
 
@@ -413,4 +459,54 @@ def _timeline(
         "bin_s": float(dt[0]),
         "pools": pools,
         "workloads": workloads,
+    }
+
+
+def _totals(
+    resolved: ResolvedScenario,
+    records: RunRecords,
+    pools: dict[str, Any],
+    w0: float,
+    w1: float,
+) -> dict[str, Any]:
+    """Fleet and facility figures: energy, power, perf/W, and cost per query or token."""
+    duration = w1 - w0
+    facility = resolved.scenario.facility
+    ranking = [p for p in pools.values() if "queries" in p]
+    llm = [p for p in pools.values() if "output_tokens" in p]
+    energy = sum(p["energy_j"] for p in pools.values())
+    queries = sum(p["queries"] for p in ranking)
+    tokens = sum(p["output_tokens"] for p in llm)
+    ranking_energy = sum(p["energy_j"] for p in ranking)
+    llm_energy = sum(p["energy_j"] for p in llm)
+    b, it = records.batches, records.iterations
+    starts = np.concatenate((b.start_s, it.start_s))
+    ends = np.concatenate((b.end_s, it.end_s))
+    dynamic = np.concatenate((b.dynamic_energy_j, it.dynamic_energy_j))
+    idle = sum(p["idle_power_w"] for p in pools.values())
+    peak = idle + peak_dynamic_power_w(starts, ends, dynamic, w0, w1)
+
+    def cost(group: list[dict[str, Any]]) -> float | None:
+        values = [p["cost_per_hour_usd"] for p in group]
+        return None if not values or None in values else float(sum(values))
+
+    return {
+        "energy_j": energy,
+        "avg_power_w": energy / duration,
+        "peak_power_w": peak,
+        "queries_per_j": queries / ranking_energy if ranking_energy > 0 else None,
+        "output_tokens_per_j": tokens / llm_energy if llm_energy > 0 else None,
+        "energy_per_query_j": ranking_energy / queries if queries else None,
+        "energy_per_output_token_j": llm_energy / tokens if tokens else None,
+        "pue": facility.pue,
+        "facility_avg_power_w": energy / duration * facility.pue,
+        "facility_peak_power_w": peak * facility.pue,
+        "facility_energy_j": energy * facility.pue,
+        "power_budget_w": facility.power_budget_w,
+        "within_budget": None
+        if facility.power_budget_w is None
+        else peak * facility.pue <= facility.power_budget_w,
+        "cost_per_hour_usd": cost(list(pools.values())),
+        "cost_per_million_queries_usd": per_million(cost(ranking), queries, duration),
+        "cost_per_million_output_tokens_usd": per_million(cost(llm), tokens, duration),
     }

@@ -72,9 +72,10 @@ def pool_timeline(
     power_rate = np.divide(
         dynamic_energy_j, span, out=np.zeros_like(dynamic_energy_j), where=span > 0
     )
-    busy = integrate(starts, ends, ones, edges)
-    dynamic = integrate(starts, ends, power_rate, edges)
-    batch_time = integrate(starts, ends, batch, edges)
+    # Rates here are non-negative; clip the rounding noise of the prefix sums.
+    busy = np.maximum(integrate(starts, ends, ones, edges), 0.0)
+    dynamic = np.maximum(integrate(starts, ends, power_rate, edges), 0.0)
+    batch_time = np.maximum(integrate(starts, ends, batch, edges), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {
             "utilization": _series(busy / (units * dt)),
@@ -82,7 +83,7 @@ def pool_timeline(
             "mean_batch": _series(np.where(busy > 0, batch_time / busy, np.nan)),
         }
         if kv_tokens is not None and kv_capacity_tokens:
-            kv_time = integrate(starts, ends, kv_tokens, edges)
+            kv_time = np.maximum(integrate(starts, ends, kv_tokens, edges), 0.0)
             out["kv_utilization"] = _series(
                 np.where(busy > 0, kv_time / busy / kv_capacity_tokens, np.nan)
             )

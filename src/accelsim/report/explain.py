@@ -7,6 +7,7 @@ from typing import Any
 from accelsim.config.schema import Chip, LLMModel, RankingModel
 from accelsim.errors import AccelsimError
 from accelsim.model.llm import LLMCostModel
+from accelsim.model.power import ClockPolicy, clocked
 from accelsim.model.ranking import RankingCostModel
 from accelsim.model.roofline import BatchCost, ChipRates
 
@@ -46,13 +47,29 @@ def _ridges(rates: ChipRates, dtype: str) -> dict[str, float]:
     return {t: rates.ridge_point(dtype, t) for t in MEMORY_TIERS if rates.has_tier(t)}
 
 
-def _totals(cost: BatchCost, chip: Chip, chips: int = 1) -> dict[str, Any]:
+def _totals(
+    cost: BatchCost, chip: Chip, chips: int = 1, cap_w: float | None = None
+) -> dict[str, Any]:
+    """Time, energy split (per replica) and power of a batch, and what a cap does to it."""
+    cap = chip.power.tdp_w if cap_w is None else cap_w
+    c = chip.compute
+    policy = ClockPolicy(cap, c.min_clock_hz / c.clock_hz if c.min_clock_hz else 0.5)
+    capped = clocked(cost, chip.power.idle_w, policy)
     return {
         "time_s": cost.time_s,
         "energy_j": cost.energy_j * chips,
         "energy_by_component_j": {k: v * chips for k, v in cost.energy_by_component_j().items()},
         "avg_power_w": cost.avg_power_w,
         "tdp_w": chip.power.tdp_w,
+        "power_cap_w": cap,
+        "capped": {
+            "clock_ratio": capped.clock_ratio,
+            "clock_hz": capped.clock_ratio * c.clock_hz,
+            "time_s": capped.time_s,
+            "avg_power_w": capped.power_w(chip.power.idle_w),
+            "slowdown": capped.time_s / cost.time_s if cost.time_s > 0 else 1.0,
+            "stall_s": capped.stall_s,
+        },
     }
 
 
@@ -64,11 +81,20 @@ def explain(
     context_tokens: int = 2048,
     prompt_tokens: int = 2048,
     chips_per_replica: int = 1,
+    power_cap_w: float | None = None,
 ) -> dict[str, Any]:
-    """The roofline breakdown of a ranking batch, or of an LLM prefill and decode step."""
+    """The roofline breakdown of a ranking batch, or of an LLM prefill and decode step,
+    with what a power cap (default: TDP) does to its clock and time."""
+    if power_cap_w is not None and power_cap_w <= chip.power.idle_w:
+        raise AccelsimError(
+            f"a power cap of {power_cap_w:g} W is not above {chip.name}'s idle power "
+            f"({chip.power.idle_w:g} W)"
+        )
     if isinstance(model, LLMModel):
-        return explain_llm(model, chip, batch, context_tokens, prompt_tokens, chips_per_replica)
-    return explain_batch(model, chip, batch)
+        return explain_llm(
+            model, chip, batch, context_tokens, prompt_tokens, chips_per_replica, power_cap_w
+        )
+    return explain_batch(model, chip, batch, power_cap_w)
 
 
 def explain_llm(
@@ -78,6 +104,7 @@ def explain_llm(
     context_tokens: int,
     prompt_tokens: int,
     chips: int,
+    power_cap_w: float | None = None,
 ) -> dict[str, Any]:
     """One prefill of ``prompt_tokens`` and one decode step of ``batch`` sequences holding
     ``context_tokens`` each, on a replica of ``chips`` chips (per-chip view)."""
@@ -115,7 +142,7 @@ def explain_llm(
             "prompt_tokens": prompt_tokens,
             "ops": _ops_doc(prefill),
             "totals": {
-                **_totals(prefill, chip, chips),
+                **_totals(prefill, chip, chips, power_cap_w),
                 "tokens_per_s": prompt_tokens / prefill.time_s,
             },
         },
@@ -125,7 +152,7 @@ def explain_llm(
             "fits_kv": batch * (context_tokens + 1) <= capacity.kv_capacity_tokens,
             "ops": _ops_doc(decode),
             "totals": {
-                **_totals(decode, chip, chips),
+                **_totals(decode, chip, chips, power_cap_w),
                 "tpot_s": decode.time_s,
                 "tokens_per_s": batch / decode.time_s,
             },
@@ -133,7 +160,9 @@ def explain_llm(
     }
 
 
-def explain_batch(model: RankingModel, chip: Chip, batch_items: int) -> dict[str, Any]:
+def explain_batch(
+    model: RankingModel, chip: Chip, batch_items: int, power_cap_w: float | None = None
+) -> dict[str, Any]:
     """Where one batch's time and energy go, op by op, and the chip's ridge points."""
     cost_model = RankingCostModel(model, chip)
     rates = cost_model.rates
@@ -171,11 +200,7 @@ def explain_batch(model: RankingModel, chip: Chip, batch_items: int) -> dict[str
         },
         "ops": ops,
         "totals": {
-            "time_s": cost.time_s,
+            **_totals(cost, chip, 1, power_cap_w),
             "items_per_s": batch_items / cost.time_s,
-            "energy_j": cost.energy_j,
-            "energy_by_component_j": cost.energy_by_component_j(),
-            "avg_power_w": cost.avg_power_w,
-            "tdp_w": chip.power.tdp_w,
         },
     }

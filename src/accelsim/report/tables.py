@@ -126,7 +126,10 @@ def result_view(doc: dict[str, Any]) -> RenderableType:
 
     pools = _table(
         None,
-        ["pool", "chip", "chips", "util", "batch", "avg power", "energy", "per joule"],
+        [
+            *("pool", "chip", "chips", "util", "batch", "clock", "avg power", "peak"),
+            *("energy", "per joule", "$/hour"),
+        ],
     )
     for name, p in doc["pools"].items():
         served = [doc["workloads"][w] for w in p["serves"]]
@@ -145,15 +148,20 @@ def result_view(doc: dict[str, Any]) -> RenderableType:
             batch = "-" if p["mean_batch_items"] is None else f"{p['mean_batch_items']:.1f} items"
             queries = sum(w["completed"] for w in served)
             per_j = "-" if shared or p["energy_j"] <= 0 else f"{queries / p['energy_j']:.3g} q"
+        clock = "-" if p["mean_clock_ratio"] is None else f"{100 * p['mean_clock_ratio']:.0f}%"
+        cost = "-" if p["cost_per_hour_usd"] is None else f"{p['cost_per_hour_usd']:.3g}"
         pools.add_row(
             name,
             p["chip"],
             chips,
             _pct(p["utilization"]),
             batch,
+            clock,
             _q(p["avg_power_w"], "W"),
+            _q(p["peak_power_w"], "W"),
             _q(p["energy_j"], "J"),
             per_j,
+            cost,
         )
     lines.append(pools)
     totals = doc["totals"]
@@ -164,10 +172,26 @@ def result_view(doc: dict[str, Any]) -> RenderableType:
         per_joule.append(f"{totals['output_tokens_per_j']:.3g} output tokens/J")
     lines.append(
         Text(
-            f"total: {_q(totals['avg_power_w'], 'W')} average, {_q(totals['energy_j'], 'J')}"
+            f"total: {_q(totals['avg_power_w'], 'W')} average, {_q(totals['peak_power_w'], 'W')} "
+            f"peak, {_q(totals['energy_j'], 'J')}"
             + (", " + ", ".join(per_joule) if per_joule else "")
         )
     )
+    costs = []
+    if totals["cost_per_million_queries_usd"] is not None:
+        costs.append(f"${totals['cost_per_million_queries_usd']:.3g} per million queries")
+    if totals["cost_per_million_output_tokens_usd"] is not None:
+        costs.append(
+            f"${totals['cost_per_million_output_tokens_usd']:.3g} per million output tokens"
+        )
+    facility = (
+        f"facility (PUE {totals['pue']:g}): {_q(totals['facility_avg_power_w'], 'W')} average"
+    )
+    if totals["power_budget_w"] is not None:
+        verdict = "within" if totals["within_budget"] else "OVER"
+        facility += f", peak {_q(totals['facility_peak_power_w'], 'W')} {verdict} the "
+        facility += f"{_q(totals['power_budget_w'], 'W')} budget"
+    lines.append(Text(facility + ("; " + ", ".join(costs) if costs else "")))
     for warning in doc["warnings"]:
         lines.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*lines)
@@ -237,14 +261,35 @@ def explain_view(doc: dict[str, Any]) -> RenderableType:
                     f"{_pct(t['dram_share'])} DRAM, {_pct(t['host_share'])} host"
                 )
             )
-    notes.append(
-        Text(
-            f"energy {_q(totals['energy_j'], 'J')}, average power {_q(totals['avg_power_w'], 'W')} "
-            f"(TDP {_q(totals['tdp_w'], 'W')})"
-        )
-    )
+    notes.append(_energy_line(totals))
+    notes.append(_cap_line(totals))
     notes += [Text(f"note: {n}", style="yellow") for n in place["notes"]]
     return Group(table, *notes)
+
+
+def _energy_line(totals: dict[str, Any]) -> Text:
+    parts = totals["energy_by_component_j"]
+    total = sum(parts.values())
+    split = ", ".join(
+        f"{name} {100 * value / total:.0f}%" for name, value in parts.items() if value > 0
+    )
+    return Text(
+        f"energy {_q(totals['energy_j'], 'J')} ({split}), average power "
+        f"{_q(totals['avg_power_w'], 'W')} (TDP {_q(totals['tdp_w'], 'W')})"
+    )
+
+
+def _cap_line(totals: dict[str, Any]) -> Text:
+    capped = totals["capped"]
+    if capped["clock_ratio"] >= 1.0:
+        return Text(f"under a {_q(totals['power_cap_w'], 'W')} cap: runs at the nominal clock")
+    stall = f", plus {_q(capped['stall_s'], 's')} of stall" if capped["stall_s"] > 0 else ""
+    return Text(
+        f"under a {_q(totals['power_cap_w'], 'W')} cap: clock {100 * capped['clock_ratio']:.0f}% "
+        f"of nominal ({_q(capped['clock_hz'], 'Hz')}){stall}, {capped['slowdown']:.2f}x the time, "
+        f"{_q(capped['avg_power_w'], 'W')}",
+        style="yellow",
+    )
 
 
 def _explain_llm_view(doc: dict[str, Any]) -> RenderableType:
@@ -272,7 +317,16 @@ def _explain_llm_view(doc: dict[str, Any]) -> RenderableType:
         f"{_q(dec['totals']['avg_power_w'], 'W')} per chip)",
         dec["ops"],
     )
-    notes: list[RenderableType] = [head, prefill, decode, _ridge_line(doc)]
+    notes: list[RenderableType] = [
+        head,
+        prefill,
+        Text("prefill: ", style="bold") + _energy_line(pre["totals"]),
+        Text("prefill: ", style="bold") + _cap_line(pre["totals"]),
+        decode,
+        Text("decode: ", style="bold") + _energy_line(dec["totals"]),
+        Text("decode: ", style="bold") + _cap_line(dec["totals"]),
+        _ridge_line(doc),
+    ]
     if not dec["fits_kv"]:
         notes.append(
             Text(

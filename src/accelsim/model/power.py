@@ -1,0 +1,121 @@
+"""DVFS under a power cap: the clock a chip must run at, and what that does to a batch.
+
+At a clock ratio r = f / f_nominal (r <= 1):
+
+* compute time stretches by 1/r, memory time and fixed overheads do not;
+* dynamic energy per FLOP scales with r^2 (voltage falls with frequency),
+  energy per byte moved does not;
+* idle (static) power is drawn all the time.
+
+A batch's average power is (dynamic energy + idle power x time) / time. When
+that exceeds the cap at nominal clock, the chip runs at the largest r in
+[r_min, 1] that meets it (found by bisection: power rises with r). If even
+r_min is over the cap, the chip also stalls (inserts idle time) until the
+average meets the cap, so a capped chip never averages more than its cap.
+
+This is how a cap slows compute-bound work (prefill, large-batch MLPs): their
+power is mostly compute energy, which falls with the clock while their time
+rises. Memory-bound work (decode, embedding gathers) barely notices: its time
+is set by memory, so a lower clock costs little time and saves compute energy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accelsim.model.roofline import BatchCost
+
+_BISECTION_STEPS = 40
+
+
+@dataclass(frozen=True)
+class ClockPolicy:
+    """How a chip picks its clock: under a power cap, or locked at a ratio of nominal."""
+
+    cap_w: float
+    min_ratio: float = 0.5
+    locked_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_ratio <= 1:
+            raise ValueError("min_ratio must be in (0, 1]")
+        if self.locked_ratio is not None and not 0 < self.locked_ratio <= 1:
+            raise ValueError("locked_ratio must be in (0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class ClockedCost:
+    """A batch's cost at the clock its policy chose."""
+
+    time_s: float
+    dynamic_energy_j: float
+    clock_ratio: float
+    stall_s: float  # idle time inserted to meet the cap below the minimum clock
+    uncapped_time_s: float
+    uncapped_power_w: float
+
+    def power_w(self, idle_w: float) -> float:
+        return self.dynamic_energy_j / self.time_s + idle_w if self.time_s > 0 else idle_w
+
+
+class _Terms:
+    """The clock-dependent parts of a batch cost, flattened for fast evaluation."""
+
+    __slots__ = ("compute", "compute_energy", "fixed_energy", "memory", "overhead")
+
+    def __init__(self, cost: BatchCost) -> None:
+        self.compute = [c.compute_time_s for c in cost.ops]
+        self.memory = [sum(c.memory_time_s.values()) for c in cost.ops]
+        self.overhead = sum(c.overhead_s for c in cost.ops)
+        self.compute_energy = sum(c.energy_j.get("compute", 0.0) for c in cost.ops)
+        self.fixed_energy = cost.dynamic_energy_j - self.compute_energy
+
+    def time(self, ratio: float) -> float:
+        return (
+            sum(max(c / ratio, m) for c, m in zip(self.compute, self.memory, strict=True))
+            + self.overhead
+        )
+
+    def dynamic(self, ratio: float) -> float:
+        return self.compute_energy * ratio * ratio + self.fixed_energy
+
+
+def at_clock(cost: BatchCost, ratio: float) -> tuple[float, float]:
+    """(time, dynamic energy) of a batch at a clock ratio of nominal."""
+    terms = _Terms(cost)
+    return terms.time(ratio), terms.dynamic(ratio)
+
+
+def clocked(cost: BatchCost, idle_w: float, policy: ClockPolicy) -> ClockedCost:
+    """The batch at the clock the policy allows (see the module docstring)."""
+    terms = _Terms(cost)
+    t1, e1 = terms.time(1.0), terms.dynamic(1.0)
+    power1 = e1 / t1 + idle_w if t1 > 0 else idle_w
+    if policy.locked_ratio is not None:
+        ratio = policy.locked_ratio
+    elif power1 <= policy.cap_w or t1 <= 0:
+        return ClockedCost(t1, e1, 1.0, 0.0, t1, power1)
+    else:
+
+        def power(r: float) -> float:
+            return terms.dynamic(r) / terms.time(r) + idle_w
+
+        lo, hi = policy.min_ratio, 1.0
+        if power(lo) > policy.cap_w:
+            ratio = lo
+        else:
+            for _ in range(_BISECTION_STEPS):
+                mid = (lo + hi) / 2
+                if power(mid) > policy.cap_w:
+                    hi = mid
+                else:
+                    lo = mid
+            ratio = lo
+    time, dynamic = terms.time(ratio), terms.dynamic(ratio)
+    stall = 0.0
+    if policy.locked_ratio is None and dynamic / time + idle_w > policy.cap_w:
+        # Below the minimum clock: stall until the average meets the cap.
+        stretched = dynamic / (policy.cap_w - idle_w)
+        stall = stretched - time
+        time = stretched
+    return ClockedCost(time, dynamic, ratio, stall, t1, power1)
