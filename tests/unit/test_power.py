@@ -73,8 +73,8 @@ def test_a_locked_clock_is_used_as_is() -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(
-    flops=st.floats(min_value=0, max_value=1e13),
-    dram=st.floats(min_value=0, max_value=1e10),
+    flops=st.one_of(st.just(0.0), st.floats(min_value=1.0, max_value=1e13)),
+    dram=st.one_of(st.just(0.0), st.floats(min_value=1.0, max_value=1e10)),
     cap_share=st.floats(min_value=0.01, max_value=2.0),
     min_ratio=st.floats(min_value=0.1, max_value=1.0),
 )

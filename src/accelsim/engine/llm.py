@@ -12,9 +12,16 @@ replica generates:
   token and completion are the aggregation's.
 
 A replica (one or more chips in tensor parallel) runs one SimPy process that
-loops over iterations. Each iteration admits waiting sequences while KV cache
-and ``max_batch_sequences`` allow, then processes prefill chunks within the
-token budget and one decode token for every sequence past its prefill. The
+loops over iterations. While its batch cannot change (every sequence is
+decoding and nothing waiting can be admitted), the decode iterations up to the
+next completion run as one event: their times follow in closed form, since
+each step only adds one token of context per sequence; an arrival for the
+replica cuts the span at the end of the step in progress. The result is the
+same as stepping one iteration at a time (a test checks it).
+
+Each iteration admits waiting sequences while KV cache and
+``max_batch_sequences`` allow, then processes prefill chunks within the token
+budget and one decode token for every sequence past its prefill. The
 iteration's time comes from the pure cost model. With ``kv_policy: reserve``
 a sequence is admitted only when KV for its whole prompt and output is free;
 with ``preempt`` it needs room for its prompt, and when a decode step would
@@ -37,7 +44,7 @@ import simpy
 from accelsim.config.schema import ContinuousBatching, LLMWorkload
 from accelsim.engine.arrivals import sample_sizes
 from accelsim.model.llm import Iteration, LLMCostModel, prefill_pairs
-from accelsim.model.power import ClockPolicy, clocked
+from accelsim.model.power import ClockPolicy, clocked_terms
 
 MODES = ("instant", "thinking", "contemplating")
 ROLE_MAIN, ROLE_BRANCH, ROLE_AGGREGATE = 0, 1, 2
@@ -197,9 +204,10 @@ class IterationLog:
         self.end = array("d")
         self.sequences = array("i")  # sequences in the batch (decoding + prefilling)
         self.prefill_tokens = array("q")
-        self.kv_tokens = array("q")  # KV held during the iteration
+        self.kv_tokens = array("d")  # KV held during the iteration (mean over a span)
         self.energy = array("d")  # dynamic energy of the whole replica
         self.clock = array("d")  # clock ratio the power cap allowed
+        self.steps = array("i")  # iterations in the record (decode spans coalesce many)
 
 
 class LLMReplica:
@@ -216,8 +224,10 @@ class LLMReplica:
         workload: LLMWorkloadState,
         log: IterationLog,
         clock: ClockPolicy,
+        coalesce: bool = True,
     ) -> None:
         self.env = env
+        self.coalesce = coalesce
         self.index = index
         self.pool = pool
         self.chips = chips
@@ -279,6 +289,134 @@ class LLMReplica:
         self.preemptions += 1
         self.waiting.appendleft(victim)
 
+    def _can_admit(self) -> bool:
+        if not self.waiting or len(self.running) >= self.batching.max_batch_sequences:
+            return False
+        return self.kv_used + self._need(self.waiting[0]) <= self.capacity
+
+    def _log(
+        self,
+        start: float,
+        end: float,
+        sequences: int,
+        prefill_tokens: int,
+        kv_tokens: float,
+        energy_j: float,
+        clock: float,
+        steps: int,
+    ) -> None:
+        log = self.log
+        log.replica.append(self.index)
+        log.start.append(start)
+        log.end.append(end)
+        log.sequences.append(sequences)
+        log.prefill_tokens.append(prefill_tokens)
+        log.kv_tokens.append(kv_tokens)
+        log.energy.append(energy_j * self.chips)
+        log.clock.append(clock)
+        log.steps.append(steps)
+
+    def _decode_span(self, decoding: list[Sequence]) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Step times and energies of the decode-only iterations until the first sequence
+        finishes (or KV runs out), at one clock; None when the clock would change within
+        the span (then iterations run one by one)."""
+        batch = len(decoding)
+        steps = min(s.output - s.generated for s in decoding)
+        if self.batching.kv_policy == "preempt":
+            steps = min(steps, (self.capacity - self.kv_used) // batch)
+        if steps < 2:
+            return None
+        context = sum(s.prompt + s.generated for s in decoding)
+        first = self.cost.terms(
+            Iteration(decode_sequences=batch, decode_context_tokens=context, logits=batch)
+        )
+        last = self.cost.terms(
+            Iteration(
+                decode_sequences=batch,
+                decode_context_tokens=context + (steps - 1) * batch,
+                logits=batch,
+            )
+        )
+        ratio = self.clock.locked_ratio
+        if ratio is None:
+            ends = (clocked_terms(t, self.idle_w, self.clock) for t in (first, last))
+            if any(c.clock_ratio != 1.0 or c.stall_s > 0 for c in ends):
+                return None
+            ratio = 1.0
+        # Every term is linear in the context, which grows by `batch` tokens a step.
+        j = np.linspace(0.0, 1.0, steps)
+        c0, c1 = np.array(first.compute) / ratio, np.array(last.compute) / ratio
+        m0, m1 = np.array(first.memory), np.array(last.memory)
+        per_op = np.maximum(c0[:, None] + np.outer(c1 - c0, j), m0[:, None] + np.outer(m1 - m0, j))
+        times = per_op.sum(axis=0) + first.overhead
+        e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
+        energies = e0 + (e1 - e0) * j
+        return times, energies, ratio
+
+    def _coalesced(self, decoding: list[Sequence]) -> Any:
+        """Run decode-only iterations as one event while nothing can change the batch;
+        an arrival for this replica cuts the span at the end of the step in progress."""
+        span = self._decode_span(decoding)
+        if span is None:
+            return False
+        times, energies, ratio = span
+        env = self.env
+        start = env.now
+        cumulative = np.cumsum(times)
+        batch = len(decoding)
+        preempt = self.batching.kv_policy == "preempt"
+        kv_start = self.kv_used
+
+        def kv_mean(steps: int) -> float:
+            """Time-weighted mean KV over the first ``steps`` steps: it grows by ``batch``
+            tokens a step under preemption and is reserved up front otherwise."""
+            if not preempt:
+                return float(kv_start)
+            t = times[:steps]
+            return kv_start + batch * float((np.arange(steps) * t).sum() / t.sum())
+
+        # Logged before the wait, so a span the run's end cuts short is still counted.
+        steps = len(times)
+        record = len(self.log.start)
+        self._log(
+            start,
+            start + float(cumulative[-1]),
+            batch,
+            0,
+            kv_mean(steps),
+            float(energies.sum()),
+            ratio,
+            steps,
+        )
+        self.wake = env.event()
+        end = env.timeout(float(cumulative[-1]))
+        yield env.any_of([end, self.wake])
+        if not end.processed:  # woken by an arrival before the span ended
+            done = int(np.searchsorted(cumulative, env.now - start, side="right"))
+            if done < steps:
+                steps = done + 1
+                log = self.log
+                log.end[record] = start + float(cumulative[done])
+                log.energy[record] = float(energies[:steps].sum()) * self.chips
+                log.kv_tokens[record] = kv_mean(steps)
+                log.steps[record] = steps
+                yield env.timeout(max(0.0, start + float(cumulative[done]) - env.now))
+        self.wake = None
+        for s in decoding:
+            s.generated += steps
+        if preempt:
+            for s in decoding:
+                s.kv += steps
+            self.kv_used += steps * batch
+        self.max_kv_used = max(self.max_kv_used, self.kv_used)
+        now = env.now
+        for s in [s for s in decoding if s.generated >= s.output]:
+            self.running.remove(s)
+            self.kv_used -= s.kv
+            s.kv = 0
+            self.workload.finished(s, now)
+        return True
+
     def loop(self) -> Any:
         env = self.env
         budget_total = self.batching.max_batch_tokens
@@ -295,6 +433,10 @@ class LLMReplica:
                 self.wake = None
                 continue
             decoding = [s for s in self.running if s.prefilled >= s.prompt + s.base]
+            if self.coalesce and len(decoding) == len(self.running) and not self._can_admit():
+                ran = yield from self._coalesced(decoding)
+                if ran:
+                    continue
             budget = budget_total - len(decoding)
             chunks: list[tuple[Sequence, int]] = []
             for seq in self.running:
@@ -329,31 +471,29 @@ class LLMReplica:
                 if s.prefilled + take >= s.prompt + s.base:
                     logits += 1
             prefill_tokens = sum(t for _, t in chunks)
-            cost = clocked(
-                self.cost.iteration(
-                    Iteration(
-                        prefill_tokens=prefill_tokens,
-                        prefill_pairs=pairs,
-                        prefill_context_tokens=prior,
-                        decode_sequences=len(decoding),
-                        decode_context_tokens=context,
-                        logits=logits,
-                        image_tokens=images,
-                    )
-                ),
-                self.idle_w,
-                self.clock,
+            terms = self.cost.terms(
+                Iteration(
+                    prefill_tokens=prefill_tokens,
+                    prefill_pairs=pairs,
+                    prefill_context_tokens=prior,
+                    decode_sequences=len(decoding),
+                    decode_context_tokens=context,
+                    logits=logits,
+                    image_tokens=images,
+                )
             )
+            cost = clocked_terms(terms, self.idle_w, self.clock)
             start = env.now
-            log = self.log
-            log.replica.append(self.index)
-            log.start.append(start)
-            log.end.append(start + cost.time_s)
-            log.sequences.append(len(decoding) + len(chunks))
-            log.prefill_tokens.append(prefill_tokens)
-            log.kv_tokens.append(self.kv_used)
-            log.energy.append(cost.dynamic_energy_j * self.chips)
-            log.clock.append(cost.clock_ratio)
+            self._log(
+                start,
+                start + cost.time_s,
+                len(decoding) + len(chunks),
+                prefill_tokens,
+                self.kv_used,
+                cost.dynamic_energy_j,
+                cost.clock_ratio,
+                1,
+            )
             self.max_kv_used = max(self.max_kv_used, self.kv_used)
             yield env.timeout(cost.time_s)
             now = env.now

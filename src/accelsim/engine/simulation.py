@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL, Event
 
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import Batching, LLMModel, LLMWorkload, RankingModel
@@ -37,6 +38,15 @@ from accelsim.model.power import ClockPolicy, clocked
 from accelsim.model.ranking import RankingCostModel
 
 _EPS = 1e-12
+
+
+def _at(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> None:
+    """Call ``callback`` after ``delay``: a bare event, lighter than ``env.timeout``."""
+    event = Event(env)
+    event._ok = True
+    event._value = None
+    event.callbacks.append(callback)
+    env.schedule(event, NORMAL, delay)
 
 
 @dataclass(frozen=True)
@@ -90,9 +100,10 @@ class IterationRecords:
     end_s: np.ndarray
     sequences: np.ndarray
     prefill_tokens: np.ndarray
-    kv_tokens: np.ndarray
+    kv_tokens: np.ndarray  # mean over the record
     dynamic_energy_j: np.ndarray  # whole replica
     clock_ratio: np.ndarray
+    steps: np.ndarray  # iterations in the record (coalesced decode spans hold many)
 
 
 @dataclass(frozen=True)
@@ -197,17 +208,21 @@ class _Station:
 
     def dispatch(self) -> None:
         now = self.sim.env.now
+        queues = self.queues
         while self.idle:
             best = -1
             best_t = float("inf")
             next_deadline = float("inf")
-            for w, queue in self.queues.items():
+            for w, queue in queues.items():
                 if not queue:
                     continue
                 head_t = queue[0].arrival_s
                 deadline = head_t + self.max_wait
-                full = self.queued_items[w] >= self.max_items or len(queue) >= self.max_queries
-                if full or now + _EPS >= deadline:
+                if (
+                    now + _EPS >= deadline
+                    or self.queued_items[w] >= self.max_items
+                    or len(queue) >= self.max_queries
+                ):
                     if head_t < best_t:
                         best, best_t = w, head_t
                 elif deadline < next_deadline:
@@ -215,8 +230,7 @@ class _Station:
             if best < 0:
                 if next_deadline < self.timer_at:
                     self.timer_at = next_deadline
-                    timer = self.sim.env.timeout(next_deadline - now)
-                    timer.callbacks.append(self._on_timer)
+                    _at(self.sim.env, next_deadline - now, self._on_timer)
                 return
             self._start(best, now)
 
@@ -227,18 +241,23 @@ class _Station:
     def _start(self, w: int, now: float) -> None:
         queue = self.queues[w]
         state = self.sim.workloads[w]
+        started, start = state.started, state.start
+        max_items, max_queries = self.max_items, self.max_queries
         taken = 0
         members: list[_Query] = []
-        while queue and taken < self.max_items and len(members) < self.max_queries:
+        while queue and taken < max_items and len(members) < max_queries:
             query = queue[0]
-            n = min(query.remaining, self.max_items - taken)
+            n = query.remaining
+            if n > max_items - taken:
+                n = max_items - taken
             query.remaining -= n
             query.pieces += 1
             taken += n
             members.append(query)
-            if not state.started[query.index]:
-                state.started[query.index] = 1
-                state.start[query.index] = now
+            index = query.index
+            if not started[index]:
+                started[index] = 1
+                start[index] = now
             if query.remaining == 0:
                 queue.popleft()
         self.queued_items[w] -= taken
@@ -258,27 +277,37 @@ class _Station:
         batches.items.append(taken)
         batches.energy.append(energy_j)
         batches.clock.append(ratio)
-        done = self.sim.env.timeout(time_s)
-        done.callbacks.append(self._finisher(w, device, members))
+        _at(self.sim.env, time_s, _Finish(self, state, device, members))
 
-    def _finisher(self, w: int, device: int, members: list[_Query]) -> Callable[[Any], None]:
-        def finish(_event: Any) -> None:
-            state = self.sim.workloads[w]
-            now = self.sim.env.now
-            for query in members:
-                query.pieces -= 1
-                if query.remaining == 0 and query.pieces == 0:
-                    state.finished[query.index] = 1
-                    state.finish[query.index] = now
-                    self.outstanding -= 1
-            self.idle.append(device)
-            self.dispatch()
 
-        return finish
+class _Finish:
+    """What happens when a batch ends: its queries may complete, its chip frees up."""
+
+    __slots__ = ("device", "members", "state", "station")
+
+    def __init__(
+        self, station: _Station, state: _WorkloadState, device: int, members: list[_Query]
+    ) -> None:
+        self.station = station
+        self.state = state
+        self.device = device
+        self.members = members
+
+    def __call__(self, _event: Any) -> None:
+        station, state = self.station, self.state
+        now = station.sim.env.now
+        for query in self.members:
+            query.pieces -= 1
+            if query.remaining == 0 and query.pieces == 0:
+                state.finished[query.index] = 1
+                state.finish[query.index] = now
+                station.outstanding -= 1
+        station.idle.append(self.device)
+        station.dispatch()
 
 
 class _Sim:
-    def __init__(self, resolved: ResolvedScenario) -> None:
+    def __init__(self, resolved: ResolvedScenario, coalesce: bool = True) -> None:
         scenario = resolved.scenario
         sim = scenario.simulation
         self.env = simpy.Environment()
@@ -342,6 +371,7 @@ class _Sim:
                         self.llm[w],
                         self.iterations,
                         clock,
+                        coalesce,
                     )
                     self.replicas.append(replica)
                     llm_routes[w].append(replica)
@@ -386,18 +416,22 @@ class _Sim:
 
     def route(self, w: int) -> _Station:
         stations = self.routes[w]
+        n = len(stations)
         start = self._rr[w]
-        self._rr[w] = (start + 1) % len(stations)
-        if self.policy == "round_robin" or len(stations) == 1:
+        self._rr[w] = start + 1 if start + 1 < n else 0
+        if self.policy == "round_robin" or n == 1:
             return stations[start]
         # Join the shortest queue (per chip); ties go round-robin so no pool is favoured.
         best = stations[start]
-        best_load = best.load()
-        n = len(stations)
-        for k in range(1, n):
-            station = stations[(start + k) % n]
-            load = station.load()
+        best_load = best.outstanding / best.n_devices
+        if best_load == 0:
+            return best
+        for k in range(start + 1, start + n):
+            station = stations[k - n if k >= n else k]
+            load = station.outstanding / station.n_devices
             if load < best_load:
+                if load == 0:
+                    return station
                 best, best_load = station, load
         return best
 
@@ -411,19 +445,28 @@ class _Sim:
         n = len(replicas)
         return min((replicas[(start + k) % n] for k in range(n)), key=lambda r: r.outstanding())
 
-    def arrivals(self, state: _WorkloadState) -> Any:
+    def arrivals(self, state: _WorkloadState) -> None:
+        """Feed a ranking workload's pre-sampled arrivals: one bare event per arrival."""
         env = self.env
         times = state.times.tolist()
         sizes = state.items.tolist()
-        w = state.index
-        rank = self._ranking_index[w]
-        for i, t in enumerate(times):
-            delay = t - env.now
-            if delay > 0:
-                yield env.timeout(delay)
-            station = self.route(rank)
-            state.station[i] = station.index
-            station.enqueue(rank, _Query(i, sizes[i], t))
+        stations_of = state.station
+        rank = self._ranking_index[state.index]
+        route = self.route
+        count = len(times)
+        i = 0
+
+        def arrive(_event: Any) -> None:
+            nonlocal i
+            station = route(rank)
+            stations_of[i] = station.index
+            station.enqueue(rank, _Query(i, sizes[i], times[i]))
+            i += 1
+            if i < count:
+                _at(env, times[i] - env.now, arrive)
+
+        if count:
+            _at(env, times[0], arrive)
 
     def llm_arrivals(self, state: LLMWorkloadState) -> Any:
         env = self.env
@@ -435,8 +478,7 @@ class _Sim:
 
     def run(self, progress: Callable[[float], None] | None = None) -> RunRecords:
         for state in self.workloads:
-            if len(state.times):
-                self.env.process(self.arrivals(state))
+            self.arrivals(state)
         for llm_state in self.llm.values():
             if len(llm_state.requests.arrival_s):
                 self.env.process(self.llm_arrivals(llm_state))
@@ -499,7 +541,8 @@ class _Sim:
             end_s=np.frombuffer(it.end, dtype=np.float64).copy(),
             sequences=np.frombuffer(it.sequences, dtype=np.int32).copy(),
             prefill_tokens=np.frombuffer(it.prefill_tokens, dtype=np.int64).copy(),
-            kv_tokens=np.frombuffer(it.kv_tokens, dtype=np.int64).copy(),
+            kv_tokens=np.frombuffer(it.kv_tokens, dtype=np.float64).copy(),
+            steps=np.frombuffer(it.steps, dtype=np.int32).copy(),
             dynamic_energy_j=np.frombuffer(it.energy, dtype=np.float64).copy(),
             clock_ratio=np.frombuffer(it.clock, dtype=np.float64).copy(),
         )
@@ -592,10 +635,14 @@ def _llm_cost(
 
 
 def simulate(
-    resolved: ResolvedScenario, progress: Callable[[float], None] | None = None
+    resolved: ResolvedScenario,
+    progress: Callable[[float], None] | None = None,
+    *,
+    coalesce: bool = True,
 ) -> RunRecords:
     """Run one scenario to its end time and return the raw records.
 
     ``progress``, if given, is called with the share of simulated time done.
+    ``coalesce=False`` steps every LLM iteration as its own event (the reference path).
     """
-    return _Sim(resolved).run(progress)
+    return _Sim(resolved, coalesce).run(progress)

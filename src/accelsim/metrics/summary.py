@@ -387,7 +387,8 @@ def _llm_pool(
         "chips_per_replica": pool.chips_per_replica,
         "replicas": len(replicas),
         "serves": list(pool.serves),
-        "iterations": int(counted.sum()),
+        # Coalesced decode spans hold many iterations; count those inside the window.
+        "iterations": round(float((its.steps[sel] * share).sum())),
         "mean_batch_sequences": mean_batch,
         "max_batch_sequences": int(sequences[counted].max()) if counted.any() else None,
         "kv_capacity_tokens": capacity,

@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 from accelsim.config.schema import DTYPE_BYTES, Chip, LLMModel
+from accelsim.model.power import Terms
 from accelsim.model.ranking import SRAM_ACTIVATION_RESERVE
 from accelsim.model.roofline import BatchCost, ChipRates, Op, Tier, Traffic, batch_cost
 
@@ -262,6 +263,97 @@ class LLMCostModel:
                 )
             )
         return ops
+
+    def _prepare_fast(self) -> None:
+        """Constants of :meth:`terms`, which mirrors :meth:`ops` without building objects."""
+        r, s, k = self.rates, self.shape, float(self.chips)
+        wt = r.tiers[self.capacity.weights_tier]
+        dram = r.tiers["dram"]
+        wdt, kdt = self.model.weight_dtype, self.model.kv_dtype
+        ko = r.kernel_overhead_s
+        self._f_body = 2.0 * s.active_params_per_token / k / r.matrix_flops_per_s(wdt)
+        self._e_body = 2.0 * s.active_params_per_token / k * r.energy_per_flop_j("matrix", wdt)
+        self._wt_bw, self._wt_e = wt.stream_bytes_per_s, wt.energy_per_byte_j
+        self._o_body = ko * GEMM_LAUNCHES_PER_LAYER * s.layers
+        attn_flops = 4.0 * s.layers * s.q_dim / k
+        self._f_attn = attn_flops / r.matrix_flops_per_s(kdt)
+        self._e_attn = attn_flops * r.energy_per_flop_j("matrix", kdt)
+        kv = s.kv_bytes_per_token / k
+        self._m_kv, self._e_kv = kv / dram.stream_bytes_per_s, kv * dram.energy_per_byte_j
+        self._o_attn = ko * s.layers
+        head_flops = 2.0 * s.d_model * s.vocab / k
+        self._f_head = head_flops / r.matrix_flops_per_s(wdt)
+        self._e_head = head_flops * r.energy_per_flop_j("matrix", wdt)
+        self._b_head = s.d_model * s.vocab * s.weight_bytes_per_param / k
+        vision_flops = 2.0 * s.vision_params / k
+        self._f_vis = vision_flops / r.matrix_flops_per_s(wdt)
+        self._e_vis = vision_flops * r.energy_per_flop_j("matrix", wdt)
+        self._b_vis = s.vision_params * s.weight_bytes_per_param / k
+        self._body_bytes: dict[int, float] = {}
+        self._ar: tuple[float, float, float, float, float] | None = None
+        if self.chips > 1 and self._link is not None:
+            link = r.tiers["link"]
+            reduces, steps = 2 * s.layers, 2 * (self.chips - 1)
+            ar_flops = reduces * s.d_model * (self.chips - 1) / k
+            ar_bytes = reduces * steps / k * s.d_model * s.act_bytes
+            self._ar = (
+                ar_flops / r.vector_flops_per_s,
+                ar_bytes / link.stream_bytes_per_s,
+                ar_flops * r.energy_per_flop_j("vector", wdt),
+                ar_bytes * link.energy_per_byte_j,
+                reduces * steps * self._link.latency_s,
+            )
+
+    def terms(self, it: Iteration) -> Terms:
+        """The iteration's clock-dependent terms, equal to ``Terms.of(self.iteration(it))``
+        but about ten times faster (the engine calls this once per iteration)."""
+        if not hasattr(self, "_f_body"):
+            self._prepare_fast()
+        compute: list[float] = []
+        memory: list[float] = []
+        overhead = 0.0
+        e_compute = 0.0
+        e_fixed = 0.0
+        tokens = it.prefill_tokens + it.decode_sequences
+        if it.image_tokens and self.shape.vision_params:
+            compute.append(self._f_vis * it.image_tokens)
+            memory.append(self._b_vis / self._wt_bw)
+            overhead += self._o_attn
+            e_compute += self._e_vis * it.image_tokens
+            e_fixed += self._b_vis * self._wt_e
+        if tokens:
+            body = self._body_bytes.get(tokens)
+            if body is None:
+                body = self.shape.body_weight_bytes(tokens) / self.chips
+                self._body_bytes[tokens] = body
+            compute.append(self._f_body * tokens)
+            memory.append(body / self._wt_bw)
+            overhead += self._o_body
+            e_compute += self._e_body * tokens
+            e_fixed += body * self._wt_e
+            pairs = it.prefill_pairs + it.decode_context_tokens
+            kv_tokens = (
+                it.prefill_context_tokens + it.prefill_tokens + it.decode_context_tokens + tokens
+            )
+            compute.append(self._f_attn * pairs)
+            memory.append(self._m_kv * kv_tokens)
+            overhead += self._o_attn
+            e_compute += self._e_attn * pairs
+            e_fixed += self._e_kv * kv_tokens
+        if it.logits:
+            compute.append(self._f_head * it.logits)
+            memory.append(self._b_head / self._wt_bw)
+            overhead += self.rates.kernel_overhead_s
+            e_compute += self._e_head * it.logits
+            e_fixed += self._b_head * self._wt_e
+        if self._ar is not None and tokens:
+            f, m, e_flops, e_bytes, latency = self._ar
+            compute.append(f * tokens)
+            memory.append(m * tokens)
+            overhead += latency
+            e_compute += e_flops * tokens
+            e_fixed += e_bytes * tokens
+        return Terms(compute, memory, overhead, e_compute, e_fixed)
 
     def iteration(self, it: Iteration) -> BatchCost:
         """Cost of one iteration on one chip of the replica (energy is per chip)."""

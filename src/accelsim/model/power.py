@@ -58,17 +58,37 @@ class ClockedCost:
         return self.dynamic_energy_j / self.time_s + idle_w if self.time_s > 0 else idle_w
 
 
-class _Terms:
-    """The clock-dependent parts of a batch cost, flattened for fast evaluation."""
+class Terms:
+    """The clock-dependent parts of a batch: per op, compute time and memory time at the
+    nominal clock; the fixed overheads; and dynamic energy split into what scales with the
+    clock (compute) and what does not (bytes moved)."""
 
     __slots__ = ("compute", "compute_energy", "fixed_energy", "memory", "overhead")
 
-    def __init__(self, cost: BatchCost) -> None:
-        self.compute = [c.compute_time_s for c in cost.ops]
-        self.memory = [sum(c.memory_time_s.values()) for c in cost.ops]
-        self.overhead = sum(c.overhead_s for c in cost.ops)
-        self.compute_energy = sum(c.energy_j.get("compute", 0.0) for c in cost.ops)
-        self.fixed_energy = cost.dynamic_energy_j - self.compute_energy
+    def __init__(
+        self,
+        compute: list[float],
+        memory: list[float],
+        overhead: float,
+        compute_energy: float,
+        fixed_energy: float,
+    ) -> None:
+        self.compute = compute
+        self.memory = memory
+        self.overhead = overhead
+        self.compute_energy = compute_energy
+        self.fixed_energy = fixed_energy
+
+    @classmethod
+    def of(cls, cost: BatchCost) -> Terms:
+        compute_energy = sum(c.energy_j.get("compute", 0.0) for c in cost.ops)
+        return cls(
+            [c.compute_time_s for c in cost.ops],
+            [sum(c.memory_time_s.values()) for c in cost.ops],
+            sum(c.overhead_s for c in cost.ops),
+            compute_energy,
+            cost.dynamic_energy_j - compute_energy,
+        )
 
     def time(self, ratio: float) -> float:
         return (
@@ -82,13 +102,17 @@ class _Terms:
 
 def at_clock(cost: BatchCost, ratio: float) -> tuple[float, float]:
     """(time, dynamic energy) of a batch at a clock ratio of nominal."""
-    terms = _Terms(cost)
+    terms = Terms.of(cost)
     return terms.time(ratio), terms.dynamic(ratio)
 
 
 def clocked(cost: BatchCost, idle_w: float, policy: ClockPolicy) -> ClockedCost:
     """The batch at the clock the policy allows (see the module docstring)."""
-    terms = _Terms(cost)
+    return clocked_terms(Terms.of(cost), idle_w, policy)
+
+
+def clocked_terms(terms: Terms, idle_w: float, policy: ClockPolicy) -> ClockedCost:
+    """:func:`clocked` on already flattened terms (the engine's fast path)."""
     t1, e1 = terms.time(1.0), terms.dynamic(1.0)
     power1 = e1 / t1 + idle_w if t1 > 0 else idle_w
     if policy.locked_ratio is not None:

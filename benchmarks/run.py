@@ -1,0 +1,188 @@
+"""Benchmark the engine against a bare SimPy M/D/1 loop of the same size.
+
+    python benchmarks/run.py                 # the full set (about a minute on 2 cores)
+    python benchmarks/run.py --scale 0.1     # a quick look at a tenth of the sizes
+
+Cases, each in a fresh subprocess so that peak RSS is its own:
+
+* ``ranking``: 1,000,000 DLRM-v2 queries on 8 MTIA-like chips with dynamic batching;
+* ``llm``: 100,000 requests of an ~8B model on 4 GPU-like replicas with continuous
+  batching (instant and thinking modes);
+* ``floor-ranking`` / ``floor-llm``: the reference floor, a bare SimPy M/D/1 loop
+  (one process per customer, a Resource as the server) of the same number of
+  requests;
+* ``startup``: wall time of ``accelsim run`` on the default scenario, start-up
+  included.
+
+It prints simulated requests per wall second, SimPy events per request, peak
+RSS, and each scenario's wall time over its floor's (a ratio within one run, so
+machine noise mostly cancels). Figures are recorded in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+RANKING_QUERIES = 1_000_000
+LLM_REQUESTS = 100_000
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def ranking_case(n: int) -> dict[str, Any]:
+    from accelsim.config.loader import load_scenario
+    from accelsim.engine.simulation import _Sim
+    from accelsim.metrics.summary import summarize
+
+    rate = 20_000.0
+    resolved = load_scenario(
+        "ranking-mtia-vs-gpu",
+        [
+            "workloads={feed: {model: dlrm-dcn-large, traffic: {kind: poisson, rate_per_s: "
+            f"{rate}}}, items_per_query: {{kind: lognormal, median: 200, sigma: 0.6, max: 2000}}, "
+            "sla: {latency_s: 20 ms}}}",
+            "pools={p: {chip: mtia-like-gen2, count: 8, serves: [feed], "
+            "batching: {max_batch_items: 512, max_wait_s: 1 ms}}}",
+            f"simulation.duration_s={n / rate}",
+            "simulation.warmup_s=0",
+        ],
+    )
+    start = time.perf_counter()
+    sim = _Sim(resolved)
+    records = sim.run()
+    doc = summarize(resolved, records)
+    wall = time.perf_counter() - start
+    requests = doc["workloads"]["feed"]["offered"]
+    return {
+        "requests": requests,
+        "wall_s": wall,
+        "events": next(sim.env._eid),
+        "utilization": doc["pools"]["p"]["utilization"],
+        "p99_latency_s": doc["workloads"]["feed"]["latency_s"]["p99"],
+        "service_s": float(records.batches.end_s.mean() - records.batches.start_s.mean()),
+    }
+
+
+def llm_case(n: int) -> dict[str, Any]:
+    from accelsim.config.loader import load_scenario
+    from accelsim.engine.simulation import _Sim
+    from accelsim.metrics.summary import summarize
+
+    rate = 12.0
+    resolved = load_scenario(
+        "llm-chat-gpu", [f"simulation.duration_s={n / rate}", "simulation.warmup_s=0"]
+    )
+    start = time.perf_counter()
+    sim = _Sim(resolved)
+    records = sim.run()
+    doc = summarize(resolved, records)
+    wall = time.perf_counter() - start
+    return {
+        "requests": doc["workloads"]["chat"]["offered"],
+        "wall_s": wall,
+        "events": next(sim.env._eid),
+        "iterations": int(records.iterations.start_s.size),
+        "utilization": doc["pools"]["gpu"]["utilization"],
+        "tpot_p50_s": doc["workloads"]["chat"]["tpot_s"]["p50"],
+    }
+
+
+def floor_case(n: int, rho: float = 0.5) -> dict[str, Any]:
+    """The textbook SimPy M/D/1: a source process, one process per customer, a Resource."""
+    import numpy as np
+    import simpy
+
+    service = 1e-3
+    rng = np.random.default_rng(1)
+    gaps = rng.exponential(service / rho, size=n).tolist()
+    env = simpy.Environment()
+    server = simpy.Resource(env, capacity=1)
+    latencies: list[float] = []
+
+    def customer(arrival: float) -> Any:
+        with server.request() as request:
+            yield request
+            yield env.timeout(service)
+        latencies.append(env.now - arrival)
+
+    def source() -> Any:
+        for gap in gaps:
+            yield env.timeout(gap)
+            env.process(customer(env.now))
+
+    start = time.perf_counter()
+    env.process(source())
+    env.run()
+    wall = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        "wall_s": wall,
+        "events": next(env._eid),
+        "mean_latency_s": float(np.mean(latencies)),
+    }
+
+
+def startup_case() -> dict[str, Any]:
+    start = time.perf_counter()
+    subprocess.run(["accelsim", "run", "-q"], check=True)
+    return {"requests": 0, "wall_s": time.perf_counter() - start, "events": 0}
+
+
+CASES = {
+    "ranking": lambda scale: ranking_case(int(RANKING_QUERIES * scale)),
+    "floor-ranking": lambda scale: floor_case(int(RANKING_QUERIES * scale)),
+    "llm": lambda scale: llm_case(int(LLM_REQUESTS * scale)),
+    "floor-llm": lambda scale: floor_case(int(LLM_REQUESTS * scale)),
+    "startup": lambda scale: startup_case(),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every case's size")
+    parser.add_argument("--case", choices=sorted(CASES), help="run one case in this process")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    if args.case:
+        result = CASES[args.case](args.scale)
+        result["peak_rss_mib"] = peak_rss_mib()
+        print(json.dumps(result))
+        return
+    results = {}
+    for name in CASES:
+        out = subprocess.run(
+            [sys.executable, __file__, "--case", name, "--scale", str(args.scale)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"machine: {platform.machine()}, {platform.python_implementation()} "
+          f"{platform.python_version()}, scale {args.scale:g}")
+    header = f"{'case':<14}{'requests':>10}{'wall s':>9}{'req/s':>11}{'events/req':>12}"
+    print(header + f"{'peak RSS MiB':>14}{'vs floor':>10}")
+    for name, r in results.items():
+        floor = results.get(f"floor-{name}")
+        ratio = f"{r['wall_s'] / floor['wall_s']:.2f}x" if floor else "-"
+        per_s = f"{r['requests'] / r['wall_s']:,.0f}" if r["requests"] else "-"
+        events = f"{r['events'] / r['requests']:.2f}" if r["requests"] else "-"
+        print(
+            f"{name:<14}{r['requests']:>10,}{r['wall_s']:>9.2f}{per_s:>11}{events:>12}"
+            f"{r['peak_rss_mib']:>14.0f}{ratio:>10}"
+        )
+
+
+if __name__ == "__main__":
+    main()
