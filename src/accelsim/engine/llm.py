@@ -344,10 +344,12 @@ class LLMReplica:
                 return None
             ratio = 1.0
         # Every term is linear in the context, which grows by `batch` tokens a step.
-        j = np.linspace(0.0, 1.0, steps)
+        j = np.arange(steps) * (1.0 / (steps - 1))
         c0, c1 = np.array(first.compute) / ratio, np.array(last.compute) / ratio
         m0, m1 = np.array(first.memory), np.array(last.memory)
-        per_op = np.maximum(c0[:, None] + np.outer(c1 - c0, j), m0[:, None] + np.outer(m1 - m0, j))
+        per_op = np.maximum(
+            c0[:, None] + (c1 - c0)[:, None] * j, m0[:, None] + (m1 - m0)[:, None] * j
+        )
         times = per_op.sum(axis=0) + first.overhead
         e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
         energies = e0 + (e1 - e0) * j

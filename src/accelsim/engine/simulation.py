@@ -446,26 +446,40 @@ class _Sim:
         return min((replicas[(start + k) % n] for k in range(n)), key=lambda r: r.outstanding())
 
     def arrivals(self, state: _WorkloadState) -> None:
-        """Feed a ranking workload's pre-sampled arrivals: one bare event per arrival."""
+        """Feed a ranking workload's pre-sampled arrivals: one bare event per arrival.
+
+        Times and sizes are turned into Python numbers a block at a time, so a long run
+        keeps only its compact numpy arrays whole."""
         env = self.env
-        times = state.times.tolist()
-        sizes = state.items.tolist()
+        all_times, all_sizes = state.times, state.items
         stations_of = state.station
         rank = self._ranking_index[state.index]
         route = self.route
-        count = len(times)
+        count = len(all_times)
+        block = 1 << 16
+        times: list[float] = []
+        sizes: list[int] = []
+        base = 0  # index of times[0]
         i = 0
 
         def arrive(_event: Any) -> None:
-            nonlocal i
+            nonlocal i, base, times, sizes
+            k = i - base
             station = route(rank)
             stations_of[i] = station.index
-            station.enqueue(rank, _Query(i, sizes[i], times[i]))
+            station.enqueue(rank, _Query(i, sizes[k], times[k]))
             i += 1
             if i < count:
-                _at(env, times[i] - env.now, arrive)
+                if k + 1 == len(times):
+                    base = i
+                    times = all_times[i : i + block].tolist()
+                    sizes = all_sizes[i : i + block].tolist()
+                    k = -1
+                _at(env, times[k + 1] - env.now, arrive)
 
         if count:
+            times = all_times[:block].tolist()
+            sizes = all_sizes[:block].tolist()
             _at(env, times[0], arrive)
 
     def llm_arrivals(self, state: LLMWorkloadState) -> Any:

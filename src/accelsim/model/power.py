@@ -91,10 +91,11 @@ class Terms:
         )
 
     def time(self, ratio: float) -> float:
-        return (
-            sum(max(c / ratio, m) for c, m in zip(self.compute, self.memory, strict=True))
-            + self.overhead
-        )
+        total = self.overhead
+        for c, m in zip(self.compute, self.memory, strict=True):
+            c /= ratio
+            total += c if c > m else m
+        return total
 
     def dynamic(self, ratio: float) -> float:
         return self.compute_energy * ratio * ratio + self.fixed_energy
