@@ -303,7 +303,38 @@ class TraceTraffic(Strict):
     time_scale: float = Field(1.0, gt=0, description="Multiply trace times by this factor.")
 
 
-Traffic = Annotated[PoissonTraffic | TraceTraffic, Field(discriminator="kind")]
+class BurstyTraffic(Strict):
+    """A two-state Markov-modulated Poisson process: calm and burst periods of exponential
+    length, each with its own Poisson rate."""
+
+    kind: Literal["bursty"] = "bursty"
+    rate_per_s: Annotated[RatePerS, Field(gt=0, le=1e9)] = Field(
+        description="Arrival rate in calm periods."
+    )
+    burst_rate_per_s: Annotated[RatePerS, Field(gt=0, le=1e9)]
+    calm_s: Annotated[Seconds, Field(gt=0)] = Field(description="Mean length of a calm period.")
+    burst_s: Annotated[Seconds, Field(gt=0)] = Field(description="Mean length of a burst.")
+
+    @property
+    def mean_rate_per_s(self) -> float:
+        cycle = self.calm_s + self.burst_s
+        return (self.rate_per_s * self.calm_s + self.burst_rate_per_s * self.burst_s) / cycle
+
+
+class DiurnalTraffic(Strict):
+    """Poisson arrivals whose rate follows a sine over the day:
+    rate(t) = rate_per_s x (1 + amplitude x sin(2 pi (t + phase_s) / period_s))."""
+
+    kind: Literal["diurnal"] = "diurnal"
+    rate_per_s: Annotated[RatePerS, Field(gt=0, le=1e9)] = Field(description="Mean rate.")
+    amplitude: float = Field(0.5, ge=0, le=1)
+    period_s: Annotated[Seconds, Field(gt=0)] = 86400.0
+    phase_s: Annotated[Seconds, Field(ge=0)] = 0.0
+
+
+Traffic = Annotated[
+    PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic, Field(discriminator="kind")
+]
 
 
 class FixedSize(Strict):

@@ -14,6 +14,8 @@ import numpy as np
 
 from accelsim.config.loader import Trace
 from accelsim.config.schema import (
+    BurstyTraffic,
+    DiurnalTraffic,
     EmpiricalSize,
     ExponentialSize,
     FixedSize,
@@ -66,8 +68,38 @@ def poisson_times(rate_per_s: float, end_s: float, rng: np.random.Generator) -> 
     return out[out < end_s]
 
 
+def bursty_times(traffic: BurstyTraffic, end_s: float, rng: np.random.Generator) -> np.ndarray:
+    """A two-state MMPP on [0, end_s): alternating calm and burst periods of exponential
+    length, Poisson within each (starting calm)."""
+    chunks: list[np.ndarray] = []
+    t, burst = 0.0, False
+    while t < end_s:
+        mean = traffic.burst_s if burst else traffic.calm_s
+        length = float(rng.exponential(mean))
+        stop = min(t + length, end_s)
+        rate = traffic.burst_rate_per_s if burst else traffic.rate_per_s
+        count = int(rng.poisson(rate * (stop - t)))
+        # Given their count, Poisson arrivals in an interval are uniform in it.
+        chunks.append(np.sort(rng.uniform(t, stop, size=count)))
+        t, burst = stop, not burst
+    return np.concatenate(chunks) if chunks else np.zeros(0)
+
+
+def diurnal_times(traffic: DiurnalTraffic, end_s: float, rng: np.random.Generator) -> np.ndarray:
+    """A sine-modulated Poisson process on [0, end_s), by thinning one at the peak rate."""
+    peak = traffic.rate_per_s * (1.0 + traffic.amplitude)
+    candidates = poisson_times(peak, end_s, rng)
+    rate = traffic.rate_per_s * (
+        1.0
+        + traffic.amplitude
+        * np.sin(2.0 * math.pi * (candidates + traffic.phase_s) / traffic.period_s)
+    )
+    keep = rng.random(candidates.size) < rate / peak
+    return candidates[keep]
+
+
 def arrival_times(
-    traffic: PoissonTraffic | TraceTraffic,
+    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic,
     trace: Trace | None,
     end_s: float,
     rng: np.random.Generator,
@@ -75,6 +107,10 @@ def arrival_times(
     """Arrival times (sorted, < end_s) and the trace's size columns for them, if any."""
     if isinstance(traffic, PoissonTraffic):
         return poisson_times(traffic.rate_per_s, end_s, rng), {}
+    if isinstance(traffic, BurstyTraffic):
+        return bursty_times(traffic, end_s, rng), {}
+    if isinstance(traffic, DiurnalTraffic):
+        return diurnal_times(traffic, end_s, rng), {}
     if trace is None:
         raise ValueError("trace traffic needs a loaded trace")
     times = trace.times_s * traffic.time_scale
@@ -83,7 +119,7 @@ def arrival_times(
 
 
 def sample_arrivals(
-    traffic: PoissonTraffic | TraceTraffic,
+    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic,
     sizes: SizeDistribution,
     trace: Trace | None,
     end_s: float,
