@@ -11,3 +11,7 @@ from __future__ import annotations
 from types import ModuleType
 
 COMMAND_MODULES: list[ModuleType] = []
+
+from accelsim.commands import study  # noqa: E402  (after COMMAND_MODULES: study imports common)
+
+COMMAND_MODULES.append(study)

@@ -1,0 +1,605 @@
+"""What-if studies: ``sweep``, ``export``, ``pareto``, ``capacity`` and ``compare``."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from accelsim.commands.common import console, emit_json, stderr, user_errors
+
+if TYPE_CHECKING:
+    from accelsim.study.plan import Plan
+
+
+class BackendName(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+class GoalName(StrEnum):
+    min = "min"
+    max = "max"
+
+
+DEFAULT_OUT = Path("results")
+MAX_CHIPS = 100_000  # the scenario schema's limit on a pool's count
+DEFAULT_METRICS = (
+    "workloads.*.latency_s.p99",
+    "workloads.*.throughput_per_s",
+    "totals.avg_power_w",
+    "totals.queries_per_j",
+)
+
+_Set = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", help="Override a scenario field by dotted path, e.g. pools.gpu.count=4."
+    ),
+]
+_Json = Annotated[
+    str | None,
+    typer.Option("--json", help="Write the result as JSON to this file ('-' for stdout)."),
+]
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print no table or progress.")]
+_Workers = Annotated[
+    int | None, typer.Option("--workers", "-j", min=1, help="Parallel runs (default: all cores).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sweep)
+    app.command()(export)
+    app.command()(pareto)
+    app.command()(capacity)
+    app.command()(compare)
+
+
+# ------------------------------------------------------------------------ sweep
+
+
+@user_errors
+def sweep(
+    study: Annotated[str, typer.Argument(help="A shipped study name or a study YAML path.")],
+    workers: _Workers = None,
+    backend: Annotated[
+        BackendName | None,
+        typer.Option(help="Where runs execute (default: local; dask if --scheduler is given)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Address of a Dask scheduler, e.g. tcp://10.0.0.5:8786."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Result folder (default: results/STUDY-NAME)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the sweep in --out: skip finished runs.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="With --resume, run failed runs again.")
+    ] = False,
+    quiet: _Quiet = False,
+) -> None:
+    """Run a study: every point of its axes, for every replicate seed, recorded as it ends."""
+    from accelsim.errors import AccelsimError
+    from accelsim.study.executors import run_sweep
+    from accelsim.study.plan import make_plan
+    from accelsim.study.schema import load_study
+
+    if retry_failed and not resume:
+        raise AccelsimError("--retry-failed goes with --resume")
+    chosen = backend.value if backend is not None else ("dask" if scheduler else "local")
+    if chosen == "local" and scheduler is not None:
+        raise AccelsimError("--scheduler needs --backend dask")
+    plan = make_plan(load_study(study))
+    folder = out if out is not None else DEFAULT_OUT / plan.study.name
+    show_progress = not quiet and sys.stderr.isatty()
+
+    progress: Any = None
+    task: Any = None
+    failed = 0
+
+    def on_start(planned: int, todo: int) -> None:
+        nonlocal progress, task
+        if not quiet:
+            where = "Dask" if chosen == "dask" else "local"
+            done = f", {planned - todo} already done" if planned != todo else ""
+            dropped = f" ({plan.duplicates} duplicates dropped)" if plan.duplicates else ""
+            stderr(
+                f"sweep {plan.study.name}: {planned} runs{dropped}{done}; {where} backend; "
+                f"results in {folder}"
+            )
+        if show_progress and todo:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("failed {task.fields[failed]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            progress.start()
+            task = progress.add_task("runs", total=todo, failed=0)
+
+    def on_row(row: dict[str, Any]) -> None:
+        nonlocal failed
+        failed += row["status"] != "ok"
+        if progress is not None:
+            progress.update(task, advance=1, failed=failed)
+
+    try:
+        result = run_sweep(
+            plan,
+            folder,
+            backend=chosen,  # type: ignore[arg-type]
+            workers=workers,
+            scheduler=scheduler,
+            resume=resume,
+            retry_failed=retry_failed,
+            on_start=on_start,
+            on_row=on_row,
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
+
+    bad = [row for row in result.rows if row["status"] != "ok"]
+    if not quiet:
+        _print_summary(plan, result.rows)
+        stderr(
+            f"{result.ran} runs in {result.elapsed_s:.1f} s ({result.skipped} already done): "
+            f"{len(result.rows) - len(bad)} ok, {len(bad)} failed; rows in {folder / 'runs.jsonl'}"
+        )
+    if bad:
+        lines = [f"{len(bad)} of {len(result.rows)} runs failed (see {folder / 'runs.jsonl'})"]
+        for row in bad[:5]:
+            axes = ", ".join(f"{k}={v}" for k, v in row["axes"].items())
+            lines.append(f"run {row['run_id']} ({axes}; seed {row['seed']}): {row['error']}")
+        if len(bad) > 5:
+            lines.append(f"... and {len(bad) - 5} more")
+        raise AccelsimError("\n".join(lines))
+
+
+def _print_summary(plan: Plan, rows: list[dict[str, Any]]) -> None:
+    from accelsim.study.analysis import expand_patterns, group_rows, metric_keys
+    from accelsim.study.plan import axis_paths
+    from accelsim.study.views import sweep_view
+
+    keys = metric_keys(rows)
+    patterns = plan.study.metrics or DEFAULT_METRICS
+    metrics = expand_patterns(patterns, keys)
+    if plan.study.metrics and keys:
+        missing = [p for p in plan.study.metrics if not expand_patterns([p], keys)]
+        for pattern in missing:
+            stderr(f"warning: metric {pattern!r} matches nothing in the results")
+    title = f"{plan.study.name}: mean over {plan.study.seeds.replicates} seed(s)"
+    console().print(sweep_view(title, group_rows(rows), axis_paths(plan.study), metrics))
+
+
+# ------------------------------------------------------------------------ export
+
+
+def _load_rows(folder: Path) -> list[dict[str, Any]]:
+    from accelsim.study.store import read_store
+
+    contents = read_store(folder)
+    if contents.torn:
+        stderr(
+            "note: ignored a torn last line (a sweep was stopped while writing it; "
+            "`accelsim sweep --resume` cleans it up)"
+        )
+    if contents.unreadable:
+        stderr(f"warning: ignored {contents.unreadable} unreadable line(s)")
+    return contents.ordered()
+
+
+def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and flat records: run fields, ``axis.PATH`` values, metrics, warnings."""
+    import json
+
+    from accelsim.study.analysis import axis_keys, metric_keys
+
+    axes = axis_keys(rows)
+    metrics = metric_keys(rows)
+    columns = ["run_id", "status", "error", "wall_s", "replicate", "seed"]
+    columns += [f"axis.{a}" for a in axes] + metrics + ["warnings"]
+    records = []
+    for row in rows:
+        record: dict[str, Any] = {c: row.get(c) for c in columns[:6]}
+        for a in axes:
+            value = row.get("axes", {}).get(a)
+            record[f"axis.{a}"] = json.dumps(value) if isinstance(value, dict | list) else value
+        for m in metrics:
+            record[m] = row.get("metrics", {}).get(m)
+        record["warnings"] = " | ".join(row.get("warnings", [])) or None
+        records.append(record)
+    return columns, records
+
+
+@user_errors
+def export(
+    folder: Annotated[Path, typer.Argument(help="A sweep's result folder.")],
+    csv_out: Annotated[
+        str | None, typer.Option("--csv", help="Write a CSV file ('-' for stdout).")
+    ] = None,
+    parquet_out: Annotated[
+        Path | None, typer.Option("--parquet", help="Write a Parquet file (needs pyarrow).")
+    ] = None,
+) -> None:
+    """Export a sweep's rows (one per run, every axis value and scalar metric) to CSV or Parquet."""
+    from accelsim.errors import AccelsimError
+
+    if csv_out is None and parquet_out is None:
+        raise AccelsimError("give --csv FILE and/or --parquet FILE")
+    if parquet_out is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("pyarrow") is None:
+            raise AccelsimError(
+                'Parquet export needs pyarrow: pip install -e ".[parquet]" (or use --csv)'
+            ) from None
+    columns, records = table_rows(_load_rows(folder))
+    if csv_out is not None:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        if csv_out == "-":
+            sys.stdout.write(buffer.getvalue())
+        else:
+            from accelsim.commands.common import write_atomic
+
+            write_atomic(Path(csv_out), buffer.getvalue())
+            stderr(f"wrote {csv_out} ({len(records)} rows, {len(columns)} columns)")
+    if parquet_out is not None:
+        _write_parquet(parquet_out, columns, records)
+        stderr(f"wrote {parquet_out} ({len(records)} rows, {len(columns)} columns)")
+
+
+def _write_parquet(path: Path, columns: list[str], records: list[dict[str, Any]]) -> None:
+    import importlib
+    import os
+    import tempfile
+
+    pa: Any = importlib.import_module("pyarrow")
+    pq: Any = importlib.import_module("pyarrow.parquet")
+
+    from accelsim.errors import AccelsimError
+
+    data = {}
+    for column in columns:
+        values = [r[column] for r in records]
+        kinds = {type(v) for v in values if v is not None}
+        if len(kinds) > 1 and str in kinds:  # a mixed axis: keep it readable as text
+            values = [None if v is None else str(v) for v in values]
+        data[column] = values
+    try:
+        table = pa.table(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except (pa.ArrowException, OSError) as exc:
+        raise AccelsimError(f"{path}: cannot write Parquet: {exc}") from None
+
+
+# ------------------------------------------------------------------------ pareto
+
+
+@user_errors
+def pareto(
+    folder: Annotated[Path, typer.Argument(help="A sweep's result folder.")],
+    x: Annotated[str, typer.Option("--x", help="Metric on x, e.g. totals.queries_per_j.")],
+    y: Annotated[str, typer.Option("--y", help="Metric on y, e.g. workloads.feed.latency_s.p99.")],
+    x_goal: Annotated[
+        GoalName | None,
+        typer.Option("--x-goal", help="min or max (default: by name; latency, power: min)."),
+    ] = None,
+    y_goal: Annotated[
+        GoalName | None,
+        typer.Option("--y-goal", help="min or max (default: by name; latency, power: min)."),
+    ] = None,
+    sla_met: Annotated[
+        bool,
+        typer.Option("--sla-met", help="Only points whose runs all met every workload's SLA."),
+    ] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="List dominated points too.")] = False,
+    json_out: _Json = None,
+) -> None:
+    """The Pareto frontier of a sweep over two metrics (each point: mean of its replicates)."""
+    from accelsim.study.analysis import guess_goal
+    from accelsim.study.analysis import pareto as frontier
+    from accelsim.study.views import pareto_view
+
+    rows = _load_rows(folder)
+    result = frontier(
+        rows,
+        x,
+        y,
+        x_goal.value if x_goal else guess_goal(x),
+        y_goal.value if y_goal else guess_goal(y),
+        sla_met=sla_met,
+    )
+    if json_out is not None:
+        emit_json(result.document(), json_out)
+    if json_out != "-":
+        console().print(pareto_view(result, show_all=show_all))
+
+
+# ------------------------------------------------------------------------ capacity
+
+
+@user_errors
+def capacity(
+    scenario: Annotated[str, typer.Argument(help="A shipped scenario name or a YAML path.")],
+    workload: Annotated[
+        str | None,
+        typer.Option(help="The workload whose rate to search (default: the only one)."),
+    ] = None,
+    set_: _Set = None,
+    seeds: Annotated[
+        int, typer.Option(min=1, max=1000, help="Replicates per probe (seed, seed+1, ...).")
+    ] = 1,
+    max_mean_latency: Annotated[
+        str | None,
+        typer.Option(help="Bound the mean latency instead of the SLA, e.g. '2 ms'."),
+    ] = None,
+    low: Annotated[
+        float | None, typer.Option(help="A rate known to be sustained (skips bracketing).")
+    ] = None,
+    high: Annotated[float | None, typer.Option(help="A rate known not to be sustained.")] = None,
+    tolerance: Annotated[
+        float, typer.Option(min=1e-6, max=0.5, help="Stop when the bracket is this narrow.")
+    ] = 0.01,
+    min_chips: Annotated[
+        bool,
+        typer.Option("--min-chips", help="Search the fewest chips of --pool for --rate instead."),
+    ] = False,
+    pool: Annotated[str | None, typer.Option(help="With --min-chips: the pool to size.")] = None,
+    rate: Annotated[
+        str | None, typer.Option(help="With --min-chips: the target rate, e.g. 50000.")
+    ] = None,
+    workers: _Workers = None,
+    json_out: _Json = None,
+    quiet: _Quiet = False,
+) -> None:
+    """The largest arrival rate a workload sustains within its SLA (by bisection), or
+    with --min-chips the fewest chips of a pool that sustain a target rate."""
+    from accelsim.config.loader import load_scenario
+    from accelsim.errors import AccelsimError
+    from accelsim.study.analysis import (
+        Criterion,
+        SearchResult,
+        judge,
+        probe_runs,
+        search_max_rate,
+        search_min_count,
+    )
+    from accelsim.study.executors import default_workers, open_executor
+    from accelsim.study.plan import assignment
+    from accelsim.study.views import capacity_line, capacity_view
+    from accelsim.units import UnitError, parse_quantity
+
+    overrides = list(set_ or [])
+    resolved = load_scenario(scenario, overrides)
+    sc = resolved.scenario
+    name = _pick_workload(workload, sc, pool if min_chips else None)
+    wl = sc.workloads[name]
+    if wl.traffic.kind != "poisson":
+        raise AccelsimError(
+            f"workload {name}: capacity search needs poisson traffic (it has {wl.traffic.kind})"
+        )
+    try:
+        bound = None if max_mean_latency is None else parse_quantity(max_mean_latency, "s")
+        target = None if rate is None else parse_quantity(rate, "1/s")
+    except UnitError as exc:
+        raise AccelsimError(str(exc)) from None
+    if bound is not None:
+        if bound <= 0:
+            raise AccelsimError("--max-mean-latency must be positive")
+        criterion = Criterion(name, "mean", bound)
+    elif getattr(wl.sla, "latency_s", None) is not None:
+        target_s = float(getattr(wl.sla, "latency_s"))  # noqa: B009 - other SLA kinds lack it
+        percentile = float(getattr(wl.sla, "percentile", 99.0))
+        criterion = Criterion(name, "sla", target_s, percentile, percentile / 100)
+    elif wl.sla is not None:
+        raise AccelsimError(
+            f"workload {name}: capacity search judges a query latency SLA, and this one is "
+            "a different kind; give --max-mean-latency"
+        )
+    else:
+        raise AccelsimError(f"workload {name} has no sla; give --max-mean-latency (e.g. '10 ms')")
+    if min_chips:
+        if pool is None or target is None:
+            raise AccelsimError("--min-chips needs --pool P and --rate R")
+        if pool not in sc.pools:
+            raise AccelsimError(f"no pool {pool!r} (pools: {', '.join(sc.pools)})")
+        if name not in sc.pools[pool].serves:
+            raise AccelsimError(f"pool {pool} does not serve workload {name}")
+        if target <= 0:
+            raise AccelsimError("--rate must be positive")
+    elif pool is not None or rate is not None:
+        raise AccelsimError("--pool and --rate go with --min-chips")
+    seed_list = [sc.simulation.seed + k for k in range(seeds)]
+    ref = resolved.source
+    rate_path = f"workloads.{name}.traffic.rate_per_s"
+    n_workers = min(workers or default_workers(), seeds)
+
+    import contextlib
+
+    with (
+        open_executor("local", n_workers)
+        if n_workers > 1
+        else contextlib.nullcontext() as pool_exec
+    ):
+
+        def probe_rate(value: float) -> Any:
+            docs = probe_runs(ref, [*overrides, assignment(rate_path, value)], seed_list, pool_exec)
+            return judge(value, docs, criterion)
+
+        # Chips come in whole replicas (an LLM replica may span several chips).
+        per_replica = int(getattr(sc.pools[pool], "chips_per_replica", 1)) if pool else 1
+
+        def probe_chips(replicas: float) -> Any:
+            chips = int(replicas) * per_replica
+            extra = [assignment(rate_path, target), f"pools.{pool}.count={chips}"]
+            return judge(
+                chips, probe_runs(ref, [*overrides, *extra], seed_list, pool_exec), criterion
+            )
+
+        if min_chips:
+            assert pool is not None
+            found = search_min_count(
+                probe_chips,
+                max(1, sc.pools[pool].count // per_replica),
+                limit=MAX_CHIPS // per_replica,
+            )
+            result = SearchResult(
+                None if found.best is None else found.best * per_replica,
+                None if found.fails_at is None else found.fails_at * per_replica,
+                found.probes,
+                found.note,
+            )
+        else:
+            assert wl.traffic.kind == "poisson"
+            result = search_max_rate(
+                probe_rate, wl.traffic.rate_per_s, low=low, high=high, rel_tol=tolerance
+            )
+
+    what, unit = ("chips", "") if min_chips else ("rate", " /s")
+    doc = {
+        "scenario": sc.name,
+        "search": "min_chips" if min_chips else "max_rate",
+        "workload": name,
+        "pool": pool,
+        "target_rate_per_s": target,
+        "criterion": {
+            "kind": criterion.kind,
+            "latency_s": criterion.bound_s,
+            "percentile": criterion.percentile if criterion.kind == "sla" else None,
+        },
+        "seeds": seed_list,
+        "best": result.best,
+        "fails_at": result.fails_at,
+        "note": result.note,
+        "probes": [p.document() for p in result.probes],
+    }
+    if json_out is not None:
+        emit_json(doc, json_out)
+    if json_out != "-":
+        if quiet:
+            print(capacity_line(result, criterion, what=what, unit=unit))
+        else:
+            console().print(capacity_view(result, criterion, what=what, unit=unit))
+
+
+def _pick_workload(workload: str | None, scenario: Any, pool: str | None) -> str:
+    from accelsim.errors import AccelsimError
+
+    names = list(scenario.workloads)
+    if workload is not None:
+        if workload not in scenario.workloads:
+            raise AccelsimError(f"no workload {workload!r} (workloads: {', '.join(names)})")
+        return workload
+    if pool is not None and pool in scenario.pools:
+        names = list(scenario.pools[pool].serves)
+    if len(names) == 1:
+        return str(names[0])
+    raise AccelsimError(
+        f"the scenario has several workloads: pick one with --workload ({', '.join(names)})"
+    )
+
+
+# ------------------------------------------------------------------------ compare
+
+
+def _document(ref: str, overrides: list[str]) -> dict[str, Any]:
+    """A result document: read from a .json file, or by running a scenario."""
+    import json
+
+    from accelsim.errors import AccelsimError
+
+    if ref.endswith(".json"):
+        if overrides:
+            raise AccelsimError(f"{ref}: --set applies to scenarios, not to result files")
+        try:
+            doc = json.loads(Path(ref).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise AccelsimError(f"{ref}: file not found") from None
+        except (OSError, ValueError) as exc:
+            raise AccelsimError(f"{ref}: cannot read a result document: {exc}") from None
+        if not isinstance(doc, dict) or "workloads" not in doc:
+            raise AccelsimError(f"{ref}: not an accelsim result document")
+        return doc
+    from accelsim.runner import run_scenario
+
+    return run_scenario(ref, overrides)
+
+
+@user_errors
+def compare(
+    a: Annotated[str, typer.Argument(help="Scenario A: a name, a YAML path, or a result .json.")],
+    b: Annotated[str, typer.Argument(help="Scenario B: a name, a YAML path, or a result .json.")],
+    set_: _Set = None,
+    set_a: Annotated[
+        list[str] | None, typer.Option("--set-a", help="Override a field of A only.")
+    ] = None,
+    set_b: Annotated[
+        list[str] | None, typer.Option("--set-b", help="Override a field of B only.")
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("--metric", "-m", help="Only metrics matching this pattern (* = any part)."),
+    ] = None,
+    json_out: _Json = None,
+) -> None:
+    """Two scenarios' metrics side by side, with the ratio B/A."""
+    from accelsim.errors import AccelsimError
+    from accelsim.study.analysis import compare_metrics, expand_patterns
+    from accelsim.study.executors import flatten_metrics
+    from accelsim.study.views import compare_view
+
+    doc_a = _document(a, [*(set_ or []), *(set_a or [])])
+    doc_b = _document(b, [*(set_ or []), *(set_b or [])])
+    rows = compare_metrics(flatten_metrics(doc_a), flatten_metrics(doc_b))
+    if metric:
+        keep = set(expand_patterns(metric, [r[0] for r in rows]))
+        rows = [r for r in rows if r[0] in keep]
+        if not rows:
+            raise AccelsimError(f"no metric matches {', '.join(metric)}")
+    if json_out is not None:
+        emit_json(
+            {
+                "a": {"ref": a, "scenario": doc_a.get("scenario"), "seed": doc_a.get("seed")},
+                "b": {"ref": b, "scenario": doc_b.get("scenario"), "seed": doc_b.get("seed")},
+                "metrics": [{"metric": k, "a": va, "b": vb, "ratio": r} for k, va, vb, r in rows],
+            },
+            json_out,
+        )
+    if json_out != "-":
+        console().print(compare_view(str(doc_a.get("scenario")), str(doc_b.get("scenario")), rows))

@@ -1,0 +1,436 @@
+"""Questions asked of results: Pareto frontiers, capacity searches, comparisons.
+
+Metric keys are the dotted keys of a flattened result document
+(``workloads.feed.latency_s.p99``, ``totals.queries_per_j``); in a store,
+``axis.PATH`` names an axis value and ``wall_s``, ``seed`` and ``replicate``
+a run's own fields.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import math
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from accelsim.errors import AccelsimError
+
+Goal = Literal["min", "max"]
+RUN_FIELDS = ("wall_s", "seed", "replicate")
+
+_MINIMISED = ("latency", "wait", "energy", "power", "wall_s", "in_flight", "dropped", "_w", "_j")
+
+
+def guess_goal(metric: str) -> Goal:
+    """Whether smaller is better for a metric, judged by its name (``queries_per_j`` and
+    other rates are maximised; latencies, waits, energy and power minimised)."""
+    last = metric.rsplit(".", 2)
+    name = ".".join(last[-2:]) if len(last) > 1 else metric
+    if "per_j" in name or "per_s" in name or "attainment" in name or name.endswith(".met"):
+        return "max"
+    return "min" if any(token in name for token in _MINIMISED) else "max"
+
+
+# ------------------------------------------------------------------ store rows
+
+
+def metric_keys(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Every metric key of the rows, in first-seen order."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key in row.get("metrics", {}):
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def axis_keys(rows: Iterable[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key in row.get("axes", {}):
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def value_of(row: dict[str, Any], key: str) -> Any:
+    if key.startswith("axis."):
+        return row.get("axes", {}).get(key[len("axis.") :])
+    if key in RUN_FIELDS:
+        return row.get(key)
+    return row.get("metrics", {}).get(key)
+
+
+def check_metric(key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Raise a helpful error if no row has ``key``."""
+    known = metric_keys(rows) + [f"axis.{a}" for a in axis_keys(rows)] + list(RUN_FIELDS)
+    if key in known:
+        return
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise AccelsimError(
+        f"no metric {key!r} in these results{hint}; `accelsim export DIR --csv -` lists them all"
+    )
+
+
+def expand_patterns(patterns: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """Metric keys matching the patterns (``*`` matches within one dotted part)."""
+    out: dict[str, None] = {}
+    for pattern in patterns:
+        parts = pattern.split(".")
+        for key in keys:
+            key_parts = key.split(".")
+            if len(key_parts) == len(parts) and all(
+                fnmatch.fnmatchcase(k, p) for k, p in zip(key_parts, parts, strict=True)
+            ):
+                out.setdefault(key, None)
+    return list(out)
+
+
+def _mean(values: Iterable[Any]) -> float | None:
+    numbers = [float(v) for v in values if isinstance(v, int | float) and v is not None]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+@dataclass
+class Group:
+    """The runs of one point of the axes (its replicates)."""
+
+    axes: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r.get("status") == "ok"]
+
+    def mean(self, key: str) -> float | None:
+        """Mean over the replicates that ran and have a value (booleans count as 0/1)."""
+        return _mean(value_of(r, key) for r in self.ok)
+
+
+def _key(axes: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(axes, sort_keys=True)
+
+
+def group_rows(rows: Iterable[dict[str, Any]]) -> list[Group]:
+    groups: dict[str, Group] = {}
+    for row in rows:
+        axes = row.get("axes", {})
+        groups.setdefault(_key(axes), Group(dict(axes))).rows.append(row)
+    return list(groups.values())
+
+
+# ------------------------------------------------------------------ Pareto
+
+
+def pareto_front(points: Sequence[tuple[float, float]], x_goal: Goal, y_goal: Goal) -> list[int]:
+    """Indices of the points no other point beats on both coordinates, ordered by x.
+
+    A point is dominated when another is at least as good on both and better on one."""
+    sx = 1.0 if x_goal == "max" else -1.0
+    sy = 1.0 if y_goal == "max" else -1.0
+    order = sorted(range(len(points)), key=lambda i: (-sx * points[i][0], -sy * points[i][1]))
+    front: list[int] = []
+    best_y = -math.inf
+    for i in order:
+        y = sy * points[i][1]
+        if y > best_y:
+            front.append(i)
+            best_y = y
+    return sorted(front, key=lambda i: (points[i][0], points[i][1]))
+
+
+@dataclass(frozen=True)
+class ParetoResult:
+    x: str
+    y: str
+    x_goal: Goal
+    y_goal: Goal
+    points: list[dict[str, Any]]  # every point of the axes with both values
+    frontier: list[int]  # indices into points
+    excluded: int  # points left out: no value for x or y (or, if asked, an SLA missed)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "x": {"metric": self.x, "goal": self.x_goal},
+            "y": {"metric": self.y, "goal": self.y_goal},
+            "frontier": [self.points[i] for i in self.frontier],
+            "dominated": len(self.points) - len(self.frontier),
+            "excluded": self.excluded,
+        }
+
+
+def met_every_sla(group: Group) -> bool:
+    """Whether every run of the group ran and met the SLA of every workload that has one."""
+    if not group.rows or len(group.ok) != len(group.rows):
+        return False
+    for row in group.ok:
+        for key, value in row.get("metrics", {}).items():
+            if key.startswith("workloads.") and key.endswith(".sla.met") and value is not True:
+                return False
+    return True
+
+
+def pareto(
+    rows: Sequence[dict[str, Any]],
+    x: str,
+    y: str,
+    x_goal: Goal,
+    y_goal: Goal,
+    *,
+    sla_met: bool = False,
+) -> ParetoResult:
+    """The frontier over the points of the axes (each the mean of its replicates); with
+    ``sla_met``, over the points whose every run met every workload's SLA."""
+    check_metric(x, rows)
+    check_metric(y, rows)
+    points: list[dict[str, Any]] = []
+    excluded = 0
+    for group in group_rows(rows):
+        vx, vy = group.mean(x), group.mean(y)
+        if vx is None or vy is None or (sla_met and not met_every_sla(group)):
+            excluded += 1
+            continue
+        points.append(
+            {
+                "axes": group.axes,
+                "x": vx,
+                "y": vy,
+                "runs": len(group.ok),
+                "run_ids": [r["run_id"] for r in group.ok],
+            }
+        )
+    front = pareto_front([(p["x"], p["y"]) for p in points], x_goal, y_goal)
+    return ParetoResult(x, y, x_goal, y_goal, points, front, excluded)
+
+
+# ------------------------------------------------------------------ capacity
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """What "sustains" means: a latency statistic of one workload within a bound, and the
+    fleet keeping up (no backlog of queries left in flight at the end, see _backlogged)."""
+
+    workload: str
+    kind: Literal["sla", "mean"]
+    bound_s: float
+    percentile: float = 99.0
+    min_attainment: float | None = None  # for sla: the share of queries within the bound
+
+    def describe(self) -> str:
+        from accelsim.units import format_quantity
+
+        what = "mean" if self.kind == "mean" else f"p{self.percentile:g}"
+        return f"{self.workload} {what} latency ≤ {format_quantity(self.bound_s, 's', 4)}"
+
+
+@dataclass(frozen=True)
+class Probe:
+    value: float  # the rate, or the chip count
+    statistic: float | None  # the criterion's latency statistic, mean over seeds
+    per_seed: list[float | None]
+    attainment: float | None
+    in_flight_share: float
+    sustained: bool
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "latency_s": self.statistic,
+            "latency_s_per_seed": self.per_seed,
+            "sla_attainment": self.attainment,
+            "in_flight_share": self.in_flight_share,
+            "sustained": self.sustained,
+        }
+
+
+def _backlogged(doc: dict[str, Any], w: dict[str, Any], share: float) -> bool:
+    """Whether a run ended with a backlog: more than ``share`` of the offered queries in
+    flight, and more than twice what a stable queue holds by Little's law (arrival rate
+    x mean latency, plus a margin of 10 for small numbers). The second test keeps slow
+    requests (LLM answers lasting seconds) in a short run from counting as overload."""
+    offered, in_flight = w["offered"], w["in_flight"]
+    if not offered or in_flight <= share * offered:
+        return False
+    mean = (w.get("latency_s") or {}).get("mean")
+    duration = (doc.get("window_s") or {}).get("duration")
+    if mean is None or not duration:
+        return True
+    return bool(in_flight > 2 * (offered / duration) * mean + 10)
+
+
+def judge(value: float, docs: Sequence[dict[str, Any]], criterion: Criterion) -> Probe:
+    """Whether the runs of one probe (one per seed) sustain the criterion, on average."""
+    from accelsim.metrics.summary import OVERLOAD_IN_FLIGHT_SHARE
+
+    per_seed: list[float | None] = []
+    attainments: list[float | None] = []
+    in_flight = 0.0
+    overloaded = False
+    for doc in docs:
+        w = doc["workloads"][criterion.workload]
+        if criterion.kind == "mean":
+            per_seed.append(w["latency_s"]["mean"])
+        else:
+            per_seed.append((w.get("sla") or {}).get("observed_latency_s"))
+            attainments.append(w.get("sla_attainment"))
+        overloaded |= _backlogged(doc, w, OVERLOAD_IN_FLIGHT_SHARE)
+        offered = w["offered"]
+        in_flight = max(in_flight, w["in_flight"] / offered if offered else 0.0)
+    statistic = None if any(v is None for v in per_seed) else _mean(per_seed)
+    attainment = _mean(attainments) if attainments and None not in attainments else None
+    sustained = (
+        statistic is not None
+        and statistic <= criterion.bound_s
+        and not overloaded
+        and (
+            criterion.min_attainment is None
+            or (attainment is not None and attainment >= criterion.min_attainment)
+        )
+    )
+    return Probe(value, statistic, per_seed, attainment, in_flight, sustained)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    best: float | None  # the largest sustained rate, or the smallest sustaining chip count
+    fails_at: float | None  # the nearest value that did not sustain, if one was probed
+    probes: list[Probe]
+    note: str = ""
+
+
+def search_max_rate(
+    evaluate: Callable[[float], Probe],
+    start: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    rel_tol: float = 0.01,
+    limit: float = 1e9,
+    max_probes: int = 80,
+) -> SearchResult:
+    """Bisection for the largest value that sustains, assuming larger values are harder.
+
+    Brackets from ``start`` (or ``low``/``high``) by doubling or halving, then halves the
+    bracket until it is narrower than ``rel_tol`` of its upper end."""
+    probes: list[Probe] = []
+
+    def probe(x: float) -> bool:
+        p = evaluate(x)
+        probes.append(p)
+        return p.sustained
+
+    lo: float | None = None
+    hi: float | None = None
+    if low is not None:
+        if not probe(low):
+            return SearchResult(None, low, probes, f"not sustained even at --low {low:g}")
+        lo = low
+    if high is not None:
+        if probe(high):
+            return SearchResult(high, None, probes, f"sustained at --high {high:g}: raise it")
+        hi = high
+    if lo is None and hi is None:
+        if probe(start):
+            lo = start
+        else:
+            hi = start
+    while hi is None:
+        assert lo is not None
+        if lo * 2 > limit or len(probes) >= max_probes:
+            return SearchResult(lo, None, probes, f"sustained up to {lo:g}, the search limit")
+        if probe(lo * 2):
+            lo *= 2
+        else:
+            hi = lo * 2
+    while lo is None:
+        if len(probes) >= max_probes or hi < start * 1e-9:
+            return SearchResult(None, hi, probes, "not sustained at any rate tried")
+        if probe(hi / 2):
+            lo = hi / 2
+        else:
+            hi /= 2
+    while hi - lo > rel_tol * hi and len(probes) < max_probes:
+        mid = (lo + hi) / 2
+        if probe(mid):
+            lo = mid
+        else:
+            hi = mid
+    return SearchResult(lo, hi, probes)
+
+
+def search_min_count(
+    evaluate: Callable[[float], Probe], start: int, *, limit: int = 100_000
+) -> SearchResult:
+    """The smallest whole number that sustains, assuming larger numbers are easier."""
+    probes: list[Probe] = []
+
+    def probe(n: int) -> bool:
+        p = evaluate(n)
+        probes.append(p)
+        return p.sustained
+
+    if probe(start):
+        lo, hi = 0, start  # lo: largest known failure (0 cannot serve at all)
+    else:
+        lo = start
+        hi = start * 2
+        while not probe(hi):
+            lo = hi
+            if hi >= limit:
+                return SearchResult(None, hi, probes, f"not sustained even with {hi} chips")
+            hi = min(hi * 2, limit)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if probe(mid):
+            hi = mid
+        else:
+            lo = mid
+    return SearchResult(hi, lo if lo > 0 else None, probes)
+
+
+def run_document(scenario: str, overrides: Sequence[str]) -> dict[str, Any]:
+    """Picklable: one run's result document."""
+    from accelsim.runner import run_scenario
+
+    return run_scenario(scenario, list(overrides))
+
+
+def probe_runs(
+    scenario: str,
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+    executor: Executor | None = None,
+) -> list[dict[str, Any]]:
+    """The result documents of one probe, one per seed (in parallel on ``executor``)."""
+    tasks = [[*overrides, f"simulation.seed={s}"] for s in seeds]
+    if executor is None or len(tasks) == 1:
+        return [run_document(scenario, t) for t in tasks]
+    return list(executor.map(run_document, [scenario] * len(tasks), tasks))
+
+
+# ------------------------------------------------------------------ compare
+
+
+def compare_metrics(
+    a: dict[str, Any], b: dict[str, Any]
+) -> list[tuple[str, Any, Any, float | None]]:
+    """(key, a, b, b / a) for every metric of either, a's order first."""
+    rows = []
+    for key in list(dict.fromkeys([*a, *b])):
+        va, vb = a.get(key), b.get(key)
+        ratio = None
+        if (
+            isinstance(va, int | float)
+            and isinstance(vb, int | float)
+            and not isinstance(va, bool)
+            and not isinstance(vb, bool)
+            and va != 0
+        ):
+            ratio = vb / va
+        rows.append((key, va, vb, ratio))
+    return rows

@@ -1,0 +1,185 @@
+"""Rich tables for the study commands (built here, printed by the commands)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Group as RichGroup
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from accelsim.study.analysis import Criterion, Group, ParetoResult, SearchResult
+from accelsim.units import format_quantity
+
+
+def _dimension(key: str) -> str | None:
+    parts = key.split(".")
+    for part in reversed(parts[-2:]):
+        if part.endswith("_per_s") or part.endswith("_per_j"):
+            return None
+        if part.endswith("_s"):
+            return "s"
+        if part.endswith("_w"):
+            return "W"
+        if part.endswith("_j"):
+            return "J"
+    return None
+
+
+_SHARES = {"utilization", "sla_attainment", "met"}
+"""Keys whose values (or means over replicates, for booleans) are shares in [0, 1]."""
+
+
+def fmt(value: Any, key: str = "") -> str:
+    """A value for a table cell; units follow from the key's suffix (``_s``, ``_w``, ``_j``)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        last = key.rsplit(".", 1)[-1]
+        if last in _SHARES and 0 <= value <= 1:
+            return f"{100 * value:.1f}%"
+        dimension = _dimension(key)
+        if dimension is not None:
+            return format_quantity(value, dimension, digits=4)
+        if 1000 <= abs(value) < 1e15:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def short_names(keys: Sequence[str]) -> dict[str, str]:
+    """The shortest dotted suffix of each key that no other key ends with."""
+    out: dict[str, str] = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-n:])
+            if not any(other != key and other.endswith("." + suffix) for other in keys) and (
+                suffix not in keys or suffix == key
+            ):
+                out[key] = suffix
+                break
+        else:
+            out[key] = key
+    return out
+
+
+def sweep_view(
+    title: str, groups: Sequence[Group], axes: Sequence[str], metrics: Sequence[str]
+) -> RenderableType:
+    """One line per point of the axes: its axis values, and each headline metric as the
+    mean over its replicates that ran."""
+    names = short_names([*axes, *metrics])
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for axis in axes:
+        table.add_column(names[axis])
+    for metric in metrics:
+        table.add_column(names[metric], justify="right")
+    table.add_column("runs ok", justify="right")
+    warned = any(r.get("warnings") for g in groups for r in g.rows)
+    if warned:
+        table.add_column("warned", justify="right")
+    for group in groups:
+        cells = [fmt(group.axes.get(a)) for a in axes]
+        cells += [fmt(group.mean(m), m) for m in metrics]
+        ok, total = len(group.ok), len(group.rows)
+        cells.append(f"{ok}/{total}" if ok == total else f"[red]{ok}[/]/{total}")
+        if warned:
+            n = sum(bool(r.get("warnings")) for r in group.rows)
+            cells.append(f"[yellow]{n}[/]" if n else "")
+        table.add_row(*cells)
+    return table
+
+
+def pareto_view(result: ParetoResult, *, show_all: bool = False) -> RenderableType:
+    axes = list(dict.fromkeys(k for p in result.points for k in p["axes"]))
+    names = short_names(axes)
+    verb = {"min": "minimise", "max": "maximise"}
+    title = f"Pareto frontier: {verb[result.x_goal]} {result.x}, {verb[result.y_goal]} {result.y}"
+    table = Table(header_style="bold")
+    for axis in axes:
+        table.add_column(names[axis])
+    table.add_column(result.x, justify="right")
+    table.add_column(result.y, justify="right")
+    table.add_column("runs", justify="right")
+    if show_all:
+        table.add_column("frontier")
+    on_front = set(result.frontier)
+    order = (
+        result.frontier
+        if not show_all
+        else sorted(
+            range(len(result.points)), key=lambda i: (result.points[i]["x"], result.points[i]["y"])
+        )
+    )
+    for i in order:
+        point = result.points[i]
+        cells = [fmt(point["axes"].get(a)) for a in axes]
+        cells += [fmt(point["x"], result.x), fmt(point["y"], result.y), str(point["runs"])]
+        if show_all:
+            cells.append("yes" if i in on_front else "")
+        table.add_row(*cells)
+    notes = [
+        f"{len(result.frontier)} of {len(result.points)} points on the frontier"
+        + (f"; {result.excluded} left out (no value, or an SLA missed)" if result.excluded else "")
+    ]
+    return RichGroup(Text(title), table, *(Text(n) for n in notes))
+
+
+def capacity_view(
+    result: SearchResult, criterion: Criterion, *, what: str, unit: str
+) -> RenderableType:
+    """The probes of a search, and its answer."""
+    table = Table(
+        title=f"probes ({criterion.describe()})", title_justify="left", header_style="bold"
+    )
+    table.add_column(what, justify="right")
+    table.add_column("latency", justify="right")
+    table.add_column("per seed", justify="right")
+    table.add_column("attained", justify="right")
+    table.add_column("in flight", justify="right")
+    table.add_column("sustained")
+    for p in result.probes:
+        table.add_row(
+            f"{p.value:,.6g}",
+            fmt(p.statistic, "latency_s"),
+            " ".join(fmt(v, "latency_s") for v in p.per_seed),
+            "-" if p.attainment is None else f"{100 * p.attainment:.2f}%",
+            f"{100 * p.in_flight_share:.1f}%",
+            "[green]yes[/]" if p.sustained else "[red]no[/]",
+        )
+    return RichGroup(table, Text(capacity_line(result, criterion, what=what, unit=unit)))
+
+
+def capacity_line(result: SearchResult, criterion: Criterion, *, what: str, unit: str) -> str:
+    if what == "rate":
+        if result.best is None:
+            return f"no rate sustains {criterion.describe()}: {result.note}"
+        tail = f" (not at {result.fails_at:,.6g}{unit})" if result.fails_at else f" ({result.note})"
+        return f"largest rate within {criterion.describe()}: {result.best:,.6g}{unit}" + tail
+    if result.best is None:
+        return f"no chip count sustains {criterion.describe()}: {result.note}"
+    tail = f" ({result.fails_at:g} do not)" if result.fails_at else ""
+    return f"fewest chips for {criterion.describe()}: {result.best:g}" + tail
+
+
+def compare_view(
+    name_a: str, name_b: str, rows: Sequence[tuple[str, Any, Any, float | None]]
+) -> RenderableType:
+    table = Table(header_style="bold")
+    table.add_column("metric")
+    table.add_column(f"A: {name_a}", justify="right")
+    table.add_column(f"B: {name_b}", justify="right")
+    table.add_column("B/A", justify="right")
+    for key, a, b, ratio in rows:
+        table.add_row(key, fmt(a, key), fmt(b, key), "-" if ratio is None else f"{ratio:.3g}")
+    return table
