@@ -15,3 +15,7 @@ COMMAND_MODULES: list[ModuleType] = []
 from accelsim.commands import study  # noqa: E402  (after COMMAND_MODULES: study imports common)
 
 COMMAND_MODULES.append(study)
+
+from accelsim.commands import validate  # noqa: E402
+
+COMMAND_MODULES.append(validate)

@@ -1,0 +1,195 @@
+"""``accelsim validate``: fidelity checks against closed forms, and config-file checks."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from accelsim.commands.common import console, dump_json, stderr, user_errors
+
+# SI prefixes for the table: the largest whose scale is at most the value.
+_PREFIXES = (
+    ("T", 1e12),
+    ("G", 1e9),
+    ("M", 1e6),
+    ("k", 1e3),
+    ("", 1.0),
+    ("m", 1e-3),
+    ("µ", 1e-6),
+    ("n", 1e-9),
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+
+
+@user_errors
+def validate(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="With --configs: more YAML files to check (chip, model, scenario, study).",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    configs: Annotated[
+        bool,
+        typer.Option(
+            "--configs",
+            help="Load every shipped YAML file, and each FILE, instead of running the checks.",
+        ),
+    ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Ten times fewer queries per check (wider intervals)."),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Check the simulator against closed-form answers (M/D/1, M/M/1, M/M/c, Little's law,
+    roofline, energy); exit 1 if any check fails. With --configs, load every shipped
+    YAML file instead and report each one."""
+    from accelsim.errors import AccelsimError
+
+    if configs:
+        _validate_configs(list(paths or []), json_out)
+        return
+    if paths:
+        raise AccelsimError(
+            f"{paths[0]}: files are checked with --configs (accelsim validate --configs FILE...)"
+        )
+    _validate_fidelity(quick, json_out)
+
+
+# ------------------------------------------------------------------- fidelity
+
+
+def _validate_fidelity(quick: bool, json_out: bool) -> None:
+    from accelsim import __version__
+    from accelsim.validation import CHECKS, FULL, NOT_CHECKED, QUICK, run_checks
+
+    budget = QUICK if quick else FULL
+    start = time.perf_counter()
+    if not json_out and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("validating", total=len(CHECKS))
+            results = run_checks(budget, progress=lambda _r: bar.advance(task))
+    else:
+        results = run_checks(budget)
+    seconds = time.perf_counter() - start
+    failed = [r for r in results if not r.passed]
+    if json_out:
+        doc = {
+            "schema_version": 1,
+            "accelsim_version": __version__,
+            "kind": "validation",
+            "quick": quick,
+            "queries_per_check": budget.queries,
+            "passed": not failed,
+            "seconds": round(seconds, 2),
+            "checks": [r.to_json() for r in results],
+            "not_checked": list(NOT_CHECKED),
+        }
+        sys.stdout.write(dump_json(doc))
+    else:
+        out = console()
+        out.print(_table(results, budget.queries, quick))
+        out.print(
+            f"confidence interval: simulated mean ± {budget.z:g} standard errors (batch means "
+            f"over {budget.batches} batches in arrival order).\nA statistical check passes when "
+            "the closed form lies inside it, an identity when it agrees to a relative 1e-9."
+        )
+        for item in NOT_CHECKED:
+            out.print(f"not checked: {item}")
+        out.print(
+            f"{len(results) - len(failed)} of {len(results)} checks passed in {seconds:.1f} s "
+            f"({budget.queries:,} queries per statistical check)"
+        )
+    if failed:
+        for result in failed:
+            stderr(f"error: check {result.id} failed: {result.note or result.criterion}")
+        raise typer.Exit(1)
+
+
+def _table(results: list[Any], queries: int, quick: bool) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        title=f"accelsim validate{' --quick' if quick else ''}",
+        title_justify="left",
+        header_style="bold",
+    )
+    table.add_column("check")
+    for column in ("expected", "simulated", "error", "confidence interval"):
+        table.add_column(column, justify="right")
+    table.add_column("result")
+    for r in results:
+        lo_hi = [v for v in (r.ci_low, r.ci_high) if v is not None]
+        values = _scaled([r.expected, r.simulated, *lo_hi], r.unit)
+        interval = f"{values[2]} – {values[3]}" if lo_hi else "identity"
+        table.add_row(
+            r.name,
+            values[0],
+            values[1],
+            _percent(r.error),
+            interval,
+            Text("pass", style="green") if r.passed else Text("FAIL", style="bold red"),
+        )
+    return table
+
+
+def _percent(error: float) -> str:
+    import math
+
+    return "-" if not math.isfinite(error) else f"{100 * error:+.3f}%"
+
+
+def _scaled(values: list[float], unit: str) -> list[str]:
+    """Values in one SI prefix (that of the largest) and the unit, e.g. '1.5001 ms'."""
+    import math
+
+    finite = [abs(v) for v in values if math.isfinite(v)]
+    if unit in ("", "queries"):
+        return [f"{v:.5g}" if math.isfinite(v) else "-" for v in values]
+    top = max(finite, default=0.0)
+    prefix, scale = next(((p, s) for p, s in _PREFIXES if top >= s), _PREFIXES[-1])
+    return [f"{v / scale:.5g} {prefix}{unit}" if math.isfinite(v) else "-" for v in values]
+
+
+# -------------------------------------------------------------------- configs
+
+
+def _validate_configs(paths: list[str], json_out: bool) -> None:
+    from accelsim.validation import check_config_file, shipped_config_files
+
+    checks = [check_config_file(path, kind, shown) for shown, kind, path in shipped_config_files()]
+    checks += [check_config_file(Path(p), None, p) for p in paths]
+    failed = [c for c in checks if not c.ok]
+    for c in failed:
+        for line in c.errors:
+            stderr(f"error: {line}")
+    if json_out:
+        doc = {
+            "schema_version": 1,
+            "kind": "config-validation",
+            "passed": not failed,
+            "files": [c.to_json() for c in checks],
+        }
+        sys.stdout.write(dump_json(doc))
+    else:
+        for c in checks:
+            if c.ok:
+                print(f"ok: {c.path} ({c.kind})")
+        print(f"{len(checks)} files checked: {len(checks) - len(failed)} ok, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)

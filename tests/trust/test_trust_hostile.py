@@ -1,0 +1,528 @@
+"""Hostile input: every bad file ends in one-line errors that name a file, exit code 1,
+no traceback and no hang. Bugs found this way are the strict xfail tests at the end."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from trustkit import (
+    assert_ok,
+    chip_data,
+    crashed,
+    describe,
+    dump,
+    err,
+    error_lines,
+    invoke,
+    model_data,
+    scenario_data,
+    write,
+    write_world,
+)
+
+from accelsim.validation import check_config_file
+
+
+@dataclass
+class Case:
+    args: tuple[object, ...]  # the command line
+    names: tuple[Path, ...]  # an error line must start with one of these files
+    words: str = ""  # ... and this must be in one of the lines
+
+
+def _chip(tmp: Path, text: str | bytes) -> Case:
+    path = write(tmp / "bad-chip.yaml", text)
+    return Case(("hardware", "show", path), (path,))
+
+
+def _chip_with(tmp: Path, change: Callable[[dict], object]) -> Case:
+    data = chip_data()
+    change(data)
+    return _chip(tmp, dump(data))
+
+
+def _scenario_with(tmp: Path, change: Callable[[dict], object]) -> Case:
+    write_world(tmp)
+    data = scenario_data()
+    change(data)
+    path = write(tmp / "scenario.yaml", data)
+    return Case(("run", path, "-q"), (path,))
+
+
+def _naming(make: Callable[[Path], Case], *names: str) -> Callable[[Path], Case]:
+    """A case whose errors may name other files (relative to the test folder, or absolute)."""
+
+    def build(tmp: Path) -> Case:
+        case = make(tmp)
+        return Case(case.args, case.names + tuple(tmp / n for n in names), case.words)
+
+    return build
+
+
+def _set(path: list[str], value: object) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return change
+
+
+def _delete(path: list[str]) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+
+    return change
+
+
+CASES: dict[str, Callable[[Path], Case]] = {
+    # wrong types
+    "mapping where a number goes": lambda t: _chip_with(t, _set(["compute", "clock_hz"], {"a": 1})),
+    "list where a mapping goes": lambda t: _chip_with(t, _set(["memory"], [1, 2])),
+    "string where an int goes": lambda t: _scenario_with(t, _set(["pools", "p", "count"], "two")),
+    "number where a list goes": lambda t: _scenario_with(t, _set(["pools", "p", "serves"], 5)),
+    "bool where a number goes": lambda t: _chip_with(t, _set(["power", "tdp_w"], True)),
+    "null where a number goes": lambda t: _chip_with(t, _set(["power", "tdp_w"], None)),
+    "top-level list": lambda t: _chip(t, "- 1\n- 2\n"),
+    "top-level scalar": lambda t: _chip(t, "just text\n"),
+    "empty file": lambda t: _chip(t, ""),
+    "missing field": lambda t: _chip_with(t, _delete(["compute"])),
+    "unknown unit": lambda t: _chip_with(t, _set(["power", "tdp_w"], "3 furlongs")),
+    # huge numbers
+    "huge count": lambda t: _scenario_with(t, _set(["pools", "p", "count"], 10**30)),
+    "huge rate": lambda t: _scenario_with(
+        t, _set(["workloads", "w", "traffic", "rate_per_s"], 1e300)
+    ),
+    "5000-digit integer": lambda t: _chip(
+        t, dump(chip_data()).replace("clock_hz: 1000000000.0", "clock_hz: " + "9" * 5000)
+    ),
+    "overflowing quantity": lambda t: _chip_with(t, _set(["compute", "clock_hz"], "1e400 GHz")),
+    "infinite float": lambda t: _chip(
+        t, dump(chip_data()).replace("clock_hz: 1000000000.0", "clock_hz: .inf")
+    ),
+    "NaN float": lambda t: _chip(
+        t, dump(chip_data()).replace("clock_hz: 1000000000.0", "clock_hz: .nan")
+    ),
+    # zero and negative rates, empty pools
+    "zero rate": lambda t: _scenario_with(t, _set(["workloads", "w", "traffic", "rate_per_s"], 0)),
+    "negative rate": lambda t: _scenario_with(
+        t, _set(["workloads", "w", "traffic", "rate_per_s"], "-5 /s")
+    ),
+    "negative duration": lambda t: _scenario_with(t, _set(["simulation", "duration_s"], -1)),
+    "zero bandwidth": lambda t: _chip_with(t, _set(["host_link", "bandwidth_bytes_per_s"], 0)),
+    "empty pools": lambda t: _scenario_with(t, _set(["pools"], {})),
+    "empty workloads": lambda t: _scenario_with(t, _set(["workloads"], {})),
+    "pool serving nothing": lambda t: _scenario_with(t, _set(["pools", "p", "serves"], [])),
+    "zero chips": lambda t: _scenario_with(t, _set(["pools", "p", "count"], 0)),
+    # references
+    "missing chip file": lambda t: _scenario_with(t, _set(["pools", "p", "chip"], "gone.yaml")),
+    "missing model name": lambda t: _scenario_with(t, _set(["workloads", "w", "model"], "nope")),
+    "missing trace": _naming(
+        lambda t: _scenario_with(
+            t, _set(["workloads", "w", "traffic"], {"kind": "trace", "path": "gone.csv"})
+        ),
+        "gone.csv",
+    ),
+    "chip file given as model": _naming(
+        lambda t: _scenario_with(t, _set(["workloads", "w", "model"], "chip.yaml")), "chip.yaml"
+    ),
+    "extends itself": lambda t: _chip(t, "extends: bad-chip.yaml\nname: x\n"),
+    "extends a directory": _naming(lambda t: _chip(t, "extends: /\nname: x\n"), "/"),
+    "extends a missing file": lambda t: _chip(t, "extends: ./gone.yaml\nname: x\n"),
+    "extends a number": lambda t: _chip(t, "extends: 5\nname: x\n"),
+    # bytes and syntax
+    "latin-1 byte": lambda t: _chip(t, dump(chip_data()).encode() + b"description: caf\xe9\n"),
+    "UTF-16 file": lambda t: _chip(t, dump(chip_data()).encode("utf-16")),
+    "random bytes": lambda t: _chip(t, bytes(range(128, 256)) * 4),
+    "tab indentation": lambda t: _chip(t, "compute:\n\tclock_hz: 1\n"),
+    "unclosed bracket": lambda t: _chip(t, "compute: [1, 2\n"),
+    "duplicate key": lambda t: _chip(t, "name: a\nname: b\n"),
+    "two documents": lambda t: _chip(t, "name: a\n---\nname: b\n"),
+    "undefined alias": lambda t: _chip(t, "name: *nothing\n"),
+    "deep nesting": lambda t: _chip(t, "compute: " + "[" * 200 + "]" * 200 + "\n"),
+    "deep mappings": lambda t: _chip(t, "compute: " + "{a: " * 200 + "1" + "}" * 200 + "\n"),
+    "complex key": lambda t: _chip(t, "? [a, b]\n: 1\n"),
+    # tags
+    "python object": lambda t: _chip(t, "name: !!python/object:os.system {}\n"),
+    "python apply": lambda t: _chip(t, "name: !!python/object/apply:os.getcwd []\n"),
+    "python name": lambda t: _chip(t, "name: !!python/name:os.system\n"),
+    "python module": lambda t: _chip(t, "name: !!python/module:os\n"),
+    "custom tag": lambda t: _chip(t, "name: !vendor 3\n"),
+    "binary tag": lambda t: _chip(t, "name: !!binary aGk=\n"),
+    "timestamp": lambda t: _chip(t, "name: 2024-01-01\n"),
+    "set tag": lambda t: _chip(t, "name: !!set {a, b}\n"),
+    "tagged mapping": lambda t: _chip(t, "compute: !!python/object:dict {a: 1}\n"),
+}
+
+
+@pytest.mark.parametrize("make", CASES.values(), ids=CASES.keys())
+def test_bad_input_is_a_one_line_error_naming_the_file(
+    tmp_path: Path, make: Callable[[Path], Case]
+) -> None:
+    case = make(tmp_path)
+    start = time.perf_counter()
+    result = invoke(*case.args, limit_s=10)
+    assert time.perf_counter() - start < 5
+    lines = error_lines(result, *case.names)
+    assert case.words in " ".join(lines)
+    # validate --configs says the same about the same file, without running anything.
+    file = Path(str(case.args[2] if case.args[0] == "hardware" else case.args[1]))
+    checked = check_config_file(file)
+    assert checked.errors, checked
+    assert not any("internal error" in line for line in checked.errors), checked
+    assert all(line.startswith(tuple(str(n) for n in case.names)) for line in checked.errors)
+
+
+def test_circular_extends_is_refused(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.yaml", "extends: b.yaml\nname: a\n")
+    write(tmp_path / "b.yaml", "extends: c.yaml\nname: b\n")
+    write(tmp_path / "c.yaml", "extends: a.yaml\nname: c\n")
+    for args in (("hardware", "show", a), ("validate", "--configs", a)):
+        (line,) = error_lines(invoke(*args, limit_s=5), tmp_path)
+        assert "circular extends" in line
+
+
+def test_missing_scenario_file_and_missing_argument_file(tmp_path: Path) -> None:
+    gone = tmp_path / "gone.yaml"
+    error_lines(invoke("run", gone), gone)
+    error_lines(invoke("hardware", "show", gone), gone)
+    error_lines(invoke("validate", "--configs", gone), gone)
+
+
+def _alias_bomb(levels: int = 12, width: int = 10) -> str:
+    """A "billion laughs": 10**12 strings if expanded."""
+    lines = ["name: x", "a0: &a0 [" + ", ".join(['"lol"'] * width) + "]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    lines.append(f"description: *a{levels - 1}")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_rejected_in_well_under_a_second(tmp_path: Path) -> None:
+    bomb = write(tmp_path / "bomb.yaml", _alias_bomb())
+    write_world(tmp_path)
+    scenario = write(
+        tmp_path / "scenario.yaml", dump(scenario_data()).replace("chip.yaml", "bomb.yaml")
+    )
+    invoke("hardware", "show", "mtia-like-gen2")  # imports warmed up
+    for args in (("hardware", "show", bomb), ("run", scenario)):
+        start = time.perf_counter()
+        result = invoke(*args, limit_s=10)
+        elapsed = time.perf_counter() - start
+        (line,) = error_lines(result, bomb)
+        assert "expands to more than" in line
+        assert elapsed < 1.0, f"{args[0]}: {elapsed:.2f} s"
+    start = time.perf_counter()
+    (line,) = check_config_file(bomb).errors  # what validate --configs reports for it
+    assert time.perf_counter() - start < 1.0
+    assert line.startswith(f"{bomb}:") and "expands to more than" in line
+    (line,) = error_lines(invoke("validate", "--configs", bomb, limit_s=10), bomb)
+
+
+def test_python_object_tag_is_rejected_in_well_under_a_second_and_never_run(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "pwned"
+    text = dump(chip_data()).replace(
+        "name: test-chip\n",
+        f'name: test-chip\ndescription: !!python/object/apply:os.system ["touch {marker}"]\n',
+    )
+    chip = write(tmp_path / "chip.yaml", text)
+    write(tmp_path / "model.yaml", model_data())
+    scenario = write(tmp_path / "scenario.yaml", scenario_data())
+    for args in (("hardware", "show", chip), ("run", scenario)):
+        start = time.perf_counter()
+        result = invoke(*args, limit_s=10)
+        elapsed = time.perf_counter() - start
+        (line,) = error_lines(result, chip)
+        assert "python/object/apply:os.system' is not allowed" in line
+        assert elapsed < 1.0, f"{args[0]}: {elapsed:.2f} s"
+    (line,) = error_lines(invoke("validate", "--configs", chip, limit_s=10), chip)
+    assert "is not allowed" in line
+    assert not marker.exists()
+
+
+def test_only_safe_loaders_are_used() -> None:
+    """No module of accelsim calls an unsafe PyYAML loader."""
+    src = Path(__file__).parents[2] / "src" / "accelsim"
+    unsafe = re.compile(
+        r"\byaml\.(unsafe_|full_)?load(_all)?\(|\b(yaml\.Loader|CLoader|FullLoader|UnsafeLoader)\b"
+    )
+    found = [
+        f"{path.relative_to(src)}:{n}: {line.strip()}"
+        for path in src.rglob("*.py")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if unsafe.search(line)
+    ]
+    assert not found, found
+    assert "yaml.SafeLoader" in (src / "config" / "yamlio.py").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------
+# Known bugs. Each test states the behaviour we want; it fails today (strict xfail).
+# When one starts passing, remove its marker (and the fuzz exclusion it names, if any).
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="config/yamlio.py: PyYAML composes nested flow collections recursively before "
+    "MAX_DEPTH is checked, so ~1000 levels raise RecursionError (a traceback)",
+)
+def test_very_deep_nesting_is_a_one_line_error(tmp_path: Path) -> None:
+    chip = write(tmp_path / "chip.yaml", "compute: " + "[" * 5000 + "]" * 5000 + "\n")
+    error_lines(invoke("hardware", "show", chip, limit_s=10), chip)
+    write_world(tmp_path)
+    error_lines(invoke("run", tmp_path / "scenario.yaml", "--set", "description=" + "[" * 5000))
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x85\x7f", "\ufffe"])
+@pytest.mark.xfail(
+    strict=True,
+    reason="config/yamlio.py parse_yaml: yaml.SafeLoader(text) raises yaml.reader.ReaderError "
+    "for non-printable characters outside the try block: a traceback",
+)
+def test_control_characters_are_a_one_line_error(tmp_path: Path, char: str) -> None:
+    chip = write(tmp_path / "chip.yaml", f"name: a{char}b\n")
+    error_lines(invoke("hardware", "show", chip, limit_s=10), chip)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="config/yamlio.py read_text reads the whole file before checking MAX_FILE_BYTES: "
+    "an endless file (/dev/zero, a FIFO) is read until memory runs out",
+)
+def test_an_endless_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    chip = write(tmp_path / "chip.yaml", "extends: /dev/zero\nname: x\n")
+
+    def two_gib() -> None:  # so that the bug fails fast instead of eating the machine
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from accelsim.cli import main; main()", "hardware", "show", chip],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=two_gib,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert "Traceback" not in done.stderr, done.stderr[-500:]
+    assert done.returncode == 1
+    assert done.stderr.startswith(("error: /dev/zero", f"error: {chip}")), done.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="config/loader.py resolve_ref: Path.exists() raises OSError (ENAMETOOLONG) for a "
+    "name longer than the file system allows: a traceback",
+)
+@pytest.mark.parametrize("field", ["chip", "extends", "scenario"])
+def test_a_too_long_file_name_is_a_one_line_error(tmp_path: Path, field: str) -> None:
+    long = "x" * 300 + ".yaml"
+    if field == "scenario":
+        result = invoke("run", tmp_path / long)
+        error_lines(result)
+        return
+    scenario = write_world(tmp_path)
+    if field == "chip":
+        write(tmp_path / "scenario.yaml", dump(scenario_data(chip=long)))
+        error_lines(invoke("run", scenario), scenario)
+    else:
+        chip = write(tmp_path / "chip.yaml", f"extends: {long}\nname: x\n")
+        error_lines(invoke("hardware", "show", chip), chip)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="config/loader.py resolve_ref: Path.expanduser() raises RuntimeError for "
+    "~unknown-user: a traceback",
+)
+def test_an_unknown_home_directory_is_a_one_line_error(tmp_path: Path) -> None:
+    scenario = write_world(tmp_path)
+    write(tmp_path / "scenario.yaml", dump(scenario_data(model="~no-such-user-x/m.yaml")))
+    error_lines(invoke("run", scenario), scenario)
+    error_lines(invoke("hardware", "show", "~no-such-user-x/chip.yaml"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="config/loader.py load_trace: a trace path with a NUL byte raises ValueError "
+    "(only OSError and UnicodeDecodeError are caught): a traceback",
+)
+def test_a_trace_path_with_a_nul_byte_is_a_one_line_error(tmp_path: Path) -> None:
+    scenario = write_world(tmp_path)
+    text = dump(scenario_data()).replace(
+        "traffic:\n      kind: poisson\n      rate_per_s: 500 /s",
+        'traffic:\n      kind: trace\n      path: "a\\0.csv"',
+    )
+    assert "a\\0.csv" in text
+    write(scenario, text)
+    error_lines(invoke("run", scenario), scenario)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="config/loader.py load_trace: an items value beyond int64 raises OverflowError "
+    "in np.asarray, and a field over 128 KiB raises csv.Error: tracebacks",
+)
+@pytest.mark.parametrize(
+    "row", ["0,99999999999999999999999", "0," + "1" * 200_000], ids=["int64", "128KiB"]
+)
+def test_trace_rows_out_of_range_are_a_one_line_error(tmp_path: Path, row: str) -> None:
+    scenario = write_world(tmp_path)
+    data = scenario_data()
+    data["workloads"]["w"]["traffic"] = {"kind": "trace", "path": "trace.csv"}
+    write(scenario, data)
+    trace = write(tmp_path / "trace.csv", f"timestamp_s,items\n{row}\n")
+    error_lines(invoke("run", scenario), trace)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/arrivals.py poisson_times: rate x duration of 1e16 queries makes numpy "
+    "raise MemoryError (a traceback); it should be refused up front with a one-line error",
+)
+def test_an_impossible_number_of_queries_is_a_one_line_error(tmp_path: Path) -> None:
+    scenario = write_world(tmp_path)
+    data = scenario_data()
+    data["simulation"]["duration_s"] = 1e7
+    data["workloads"]["w"]["traffic"]["rate_per_s"] = 1e9
+    write(scenario, data)
+    error_lines(invoke("run", scenario, "-q", limit_s=20), scenario)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="metrics/summary.py: a measured window shorter than float resolution (warm-up "
+    "0.1 s plus 1e-300 s) has zero duration: ZeroDivisionError",
+)
+def test_a_window_of_zero_length_is_a_one_line_error_or_a_result(tmp_path: Path) -> None:
+    scenario = write_world(tmp_path)
+    data = scenario_data()
+    data["simulation"]["duration_s"] = 1e-300
+    write(scenario, data)
+    result = invoke("run", scenario, "-q")
+    assert not crashed(result), describe(result)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="energies of valid but extreme chips overflow to inf/NaN: `run --json` and "
+    "`explain --json` raise ValueError (JSON allows no NaN) and the tables print 'nan W'",
+)
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"power": {"energy_per_flop_j": {"bf16": 1e308, "int8": 1e308}}},
+        {"power": {"idle_w": 1e307, "tdp_w": 1e308}},
+        {"host_link": {"bandwidth_bytes_per_s": 1e-300}},
+    ],
+    ids=["energy per FLOP", "idle power", "host link"],
+)
+def test_extreme_chips_give_finite_results_or_a_one_line_error(
+    tmp_path: Path, change: dict
+) -> None:
+    from accelsim.validation import _merged
+
+    scenario = write_world(tmp_path)
+    chip = write(tmp_path / "chip.yaml", _merged(chip_data(), change))
+    for args in (
+        ("run", scenario, "-q", "--json", "-"),
+        ("explain", "--chip", chip, "--model", tmp_path / "model.yaml", "--json", "-"),
+    ):
+        result = invoke(*args)
+        if result.exit_code == 0:
+            assert "nan" not in result.stdout.lower() and "inf" not in result.stdout.lower()
+        else:
+            error_lines(result, chip)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="model/ranking.py plan(): a table with a fixed hit_rate puts lookups in SRAM even "
+    "on a chip without SRAM, then ranking_ops raises KeyError: 'sram'",
+)
+def test_fixed_hit_rate_on_a_chip_without_sram(tmp_path: Path) -> None:
+    scenario = write_world(tmp_path)
+    chip = chip_data()
+    del chip["memory"]["sram"]
+    write(tmp_path / "chip.yaml", chip)
+    model = model_data()
+    model["embedding_tables"][0]["hit_rate"] = 0.5
+    write(tmp_path / "model.yaml", model)
+    model_path = tmp_path / "model.yaml"
+    assert_ok(invoke("explain", "--chip", tmp_path / "chip.yaml", "--model", model_path))
+    assert_ok(invoke("run", scenario, "-q"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="metrics/summary.py ranking pool: queries_per_j = served / energy_j divides by "
+    "zero for a chip with idle_w 0 and no dynamic energy",
+)
+def test_a_pool_that_draws_no_power(tmp_path: Path) -> None:
+    scenario = write_world(tmp_path)
+    chip = chip_data()
+    chip["power"] = {"idle_w": 0, "tdp_w": 10}
+    chip["host_link"]["energy_per_byte_j"] = 0
+    for tier in chip["memory"].values():
+        tier["energy_per_byte_j"] = 0
+    write(tmp_path / "chip.yaml", chip)
+    result = invoke("run", scenario, "-q", "--json", "-")
+    assert_ok(result)
+    assert err(result) == ""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="units.py parse_quantity: float(value) raises OverflowError for an integer beyond "
+    "1.8e308 (309 to 4300 digits), which pydantic does not turn into a validation error",
+)
+@pytest.mark.parametrize("digits", [309, 400, 4300])
+def test_an_integer_too_big_for_a_float_is_a_one_line_error(tmp_path: Path, digits: int) -> None:
+    text = dump(chip_data()).replace("clock_hz: 1000000000.0", "clock_hz: 1" + "0" * (digits - 1))
+    chip = write(tmp_path / "chip.yaml", text)
+    (line,) = error_lines(invoke("hardware", "show", chip), chip)
+    assert "compute.clock_hz" in line
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="commands/common.py user_errors prints str(exc).splitlines(), and errors.Problem "
+    "does not escape field names: a key holding a line break (\\n, \\u2028, \\x1e, ...) "
+    "splits one problem over two 'error:' lines, the second naming no file",
+)
+@pytest.mark.parametrize("key", ["a\\nb", "a\\u2028b", "a\\x1Eb", "a\\Nb"])
+def test_a_line_break_in_a_key_stays_one_error_line(tmp_path: Path, key: str) -> None:
+    chip = write(tmp_path / "chip.yaml", dump(chip_data()) + f'"{key}": 1\n')
+    (line,) = check_config_file(chip).errors  # validate --configs escapes it already
+    assert line.startswith(f"{chip}:") and "unknown field" in line
+    (line,) = error_lines(invoke("hardware", "show", chip), chip)
+    assert "unknown field" in line
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="config/yamlio.py _Builder.scalar: PyYAML's bool constructor raises KeyError for "
+    "`!!bool text`, which is not caught (a traceback); and in a scenario run the loader's "
+    "_resolve takes that KeyError for a missing file ('pools.p.chip: test-chip')",
+)
+def test_a_bool_tag_on_a_non_boolean_is_a_one_line_error(tmp_path: Path) -> None:
+    scenario = write_world(tmp_path)
+    text = dump(chip_data()).replace("name: test-chip", "name: !!bool test-chip")
+    chip = write(tmp_path / "chip.yaml", text)
+    (line,) = error_lines(invoke("hardware", "show", chip), chip)
+    assert "name" in line
+    (line,) = error_lines(invoke("run", scenario), chip)
