@@ -128,7 +128,10 @@ def parse_quantity(value: object, dimension: str) -> float:
     if isinstance(value, bool):
         raise UnitError(f"expected {DIMENSION_LABELS[dimension]}, got {value!r}")
     if isinstance(value, int | float):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:
+            raise UnitError(f"{str(value)[:20]}... is too large") from None
     elif isinstance(value, str):
         match = _QUANTITY_RE.match(value)
         if match is None:
@@ -183,6 +186,7 @@ def format_quantity(value: float, dimension: str, digits: int = 3, unit: str | N
     else:
         steps = [("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)]
         steps += [("", 1.0), ("m", 1e-3), ("µ", 1e-6), ("n", 1e-9), ("p", 1e-12), ("f", 1e-15)]
+
     def number(x: float) -> str:
         # Never fall into exponent notation: 1000 MiB reads "1000 MiB", not "1e+03 MiB".
         return f"{x:.0f}" if abs(x) >= 10 ** (digits - 1) else f"{x:.{digits}g}"

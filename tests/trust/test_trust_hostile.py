@@ -272,15 +272,9 @@ def test_only_safe_loaders_are_used() -> None:
 
 
 # ----------------------------------------------------------------------------------
-# Known bugs. Each test states the behaviour we want; it fails today (strict xfail).
-# When one starts passing, remove its marker (and the fuzz exclusion it names, if any).
+# Bugs this suite found and that are now fixed: each test states the behaviour we want.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/yamlio.py: PyYAML composes nested flow collections recursively before "
-    "MAX_DEPTH is checked, so ~1000 levels raise RecursionError (a traceback)",
-)
 def test_very_deep_nesting_is_a_one_line_error(tmp_path: Path) -> None:
     chip = write(tmp_path / "chip.yaml", "compute: " + "[" * 5000 + "]" * 5000 + "\n")
     error_lines(invoke("hardware", "show", chip, limit_s=10), chip)
@@ -289,21 +283,11 @@ def test_very_deep_nesting_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x85\x7f", "\ufffe"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/yamlio.py parse_yaml: yaml.SafeLoader(text) raises yaml.reader.ReaderError "
-    "for non-printable characters outside the try block: a traceback",
-)
 def test_control_characters_are_a_one_line_error(tmp_path: Path, char: str) -> None:
     chip = write(tmp_path / "chip.yaml", f"name: a{char}b\n")
     error_lines(invoke("hardware", "show", chip, limit_s=10), chip)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/yamlio.py read_text reads the whole file before checking MAX_FILE_BYTES: "
-    "an endless file (/dev/zero, a FIFO) is read until memory runs out",
-)
 def test_an_endless_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
     chip = write(tmp_path / "chip.yaml", "extends: /dev/zero\nname: x\n")
 
@@ -323,11 +307,6 @@ def test_an_endless_file_is_refused_without_reading_it_all(tmp_path: Path) -> No
     assert done.stderr.startswith(("error: /dev/zero", f"error: {chip}")), done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/loader.py resolve_ref: Path.exists() raises OSError (ENAMETOOLONG) for a "
-    "name longer than the file system allows: a traceback",
-)
 @pytest.mark.parametrize("field", ["chip", "extends", "scenario"])
 def test_a_too_long_file_name_is_a_one_line_error(tmp_path: Path, field: str) -> None:
     long = "x" * 300 + ".yaml"
@@ -344,11 +323,6 @@ def test_a_too_long_file_name_is_a_one_line_error(tmp_path: Path, field: str) ->
         error_lines(invoke("hardware", "show", chip), chip)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/loader.py resolve_ref: Path.expanduser() raises RuntimeError for "
-    "~unknown-user: a traceback",
-)
 def test_an_unknown_home_directory_is_a_one_line_error(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
     write(tmp_path / "scenario.yaml", dump(scenario_data(model="~no-such-user-x/m.yaml")))
@@ -356,11 +330,6 @@ def test_an_unknown_home_directory_is_a_one_line_error(tmp_path: Path) -> None:
     error_lines(invoke("hardware", "show", "~no-such-user-x/chip.yaml"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/loader.py load_trace: a trace path with a NUL byte raises ValueError "
-    "(only OSError and UnicodeDecodeError are caught): a traceback",
-)
 def test_a_trace_path_with_a_nul_byte_is_a_one_line_error(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
     text = dump(scenario_data()).replace(
@@ -372,11 +341,6 @@ def test_a_trace_path_with_a_nul_byte_is_a_one_line_error(tmp_path: Path) -> Non
     error_lines(invoke("run", scenario), scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/loader.py load_trace: an items value beyond int64 raises OverflowError "
-    "in np.asarray, and a field over 128 KiB raises csv.Error: tracebacks",
-)
 @pytest.mark.parametrize(
     "row", ["0,99999999999999999999999", "0," + "1" * 200_000], ids=["int64", "128KiB"]
 )
@@ -389,11 +353,6 @@ def test_trace_rows_out_of_range_are_a_one_line_error(tmp_path: Path, row: str) 
     error_lines(invoke("run", scenario), trace)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/arrivals.py poisson_times: rate x duration of 1e16 queries makes numpy "
-    "raise MemoryError (a traceback); it should be refused up front with a one-line error",
-)
 def test_an_impossible_number_of_queries_is_a_one_line_error(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
     data = scenario_data()
@@ -403,11 +362,6 @@ def test_an_impossible_number_of_queries_is_a_one_line_error(tmp_path: Path) -> 
     error_lines(invoke("run", scenario, "-q", limit_s=20), scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="metrics/summary.py: a measured window shorter than float resolution (warm-up "
-    "0.1 s plus 1e-300 s) has zero duration: ZeroDivisionError",
-)
 def test_a_window_of_zero_length_is_a_one_line_error_or_a_result(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
     data = scenario_data()
@@ -417,11 +371,6 @@ def test_a_window_of_zero_length_is_a_one_line_error_or_a_result(tmp_path: Path)
     assert not crashed(result), describe(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="energies of valid but extreme chips overflow to inf/NaN: `run --json` and "
-    "`explain --json` raise ValueError (JSON allows no NaN) and the tables print 'nan W'",
-)
 @pytest.mark.parametrize(
     "change",
     [
@@ -449,11 +398,6 @@ def test_extreme_chips_give_finite_results_or_a_one_line_error(
             error_lines(result, chip)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model/ranking.py plan(): a table with a fixed hit_rate puts lookups in SRAM even "
-    "on a chip without SRAM, then ranking_ops raises KeyError: 'sram'",
-)
 def test_fixed_hit_rate_on_a_chip_without_sram(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
     chip = chip_data()
@@ -467,11 +411,6 @@ def test_fixed_hit_rate_on_a_chip_without_sram(tmp_path: Path) -> None:
     assert_ok(invoke("run", scenario, "-q"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="metrics/summary.py ranking pool: queries_per_j = served / energy_j divides by "
-    "zero for a chip with idle_w 0 and no dynamic energy",
-)
 def test_a_pool_that_draws_no_power(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
     chip = chip_data()
@@ -485,11 +424,6 @@ def test_a_pool_that_draws_no_power(tmp_path: Path) -> None:
     assert err(result) == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="units.py parse_quantity: float(value) raises OverflowError for an integer beyond "
-    "1.8e308 (309 to 4300 digits), which pydantic does not turn into a validation error",
-)
 @pytest.mark.parametrize("digits", [309, 400, 4300])
 def test_an_integer_too_big_for_a_float_is_a_one_line_error(tmp_path: Path, digits: int) -> None:
     text = dump(chip_data()).replace("clock_hz: 1000000000.0", "clock_hz: 1" + "0" * (digits - 1))
@@ -498,12 +432,6 @@ def test_an_integer_too_big_for_a_float_is_a_one_line_error(tmp_path: Path, digi
     assert "compute.clock_hz" in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="commands/common.py user_errors prints str(exc).splitlines(), and errors.Problem "
-    "does not escape field names: a key holding a line break (\\n, \\u2028, \\x1e, ...) "
-    "splits one problem over two 'error:' lines, the second naming no file",
-)
 @pytest.mark.parametrize("key", ["a\\nb", "a\\u2028b", "a\\x1Eb", "a\\Nb"])
 def test_a_line_break_in_a_key_stays_one_error_line(tmp_path: Path, key: str) -> None:
     chip = write(tmp_path / "chip.yaml", dump(chip_data()) + f'"{key}": 1\n')
@@ -513,12 +441,6 @@ def test_a_line_break_in_a_key_stays_one_error_line(tmp_path: Path, key: str) ->
     assert "unknown field" in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/yamlio.py _Builder.scalar: PyYAML's bool constructor raises KeyError for "
-    "`!!bool text`, which is not caught (a traceback); and in a scenario run the loader's "
-    "_resolve takes that KeyError for a missing file ('pools.p.chip: test-chip')",
-)
 def test_a_bool_tag_on_a_non_boolean_is_a_one_line_error(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
     text = dump(chip_data()).replace("name: test-chip", "name: !!bool test-chip")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 import tempfile
@@ -30,8 +31,11 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except AccelsimError as exc:
-            for line in str(exc).splitlines():
-                stderr(f"error: {line}")
+            from accelsim.errors import ConfigError, one_line
+
+            problems = exc.problems if isinstance(exc, ConfigError) else [exc]
+            for problem in problems:
+                stderr(f"error: {one_line(str(problem))}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             stderr("interrupted")
@@ -68,8 +72,19 @@ def write_atomic(path: Path, text: str) -> None:
         raise AccelsimError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
+def _finite(node: Any) -> Any:
+    """JSON has no NaN or infinity: such values (from absurd but valid inputs) become null."""
+    if isinstance(node, float):
+        return node if math.isfinite(node) else None
+    if isinstance(node, dict):
+        return {key: _finite(value) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return [_finite(value) for value in node]
+    return node
+
+
 def dump_json(doc: Any) -> str:
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    return json.dumps(_finite(doc), indent=2, allow_nan=False) + "\n"
 
 
 def emit_json(doc: Any, target: str) -> None:

@@ -36,6 +36,7 @@ from accelsim.config.yamlio import (
     dotted,
     load_yaml,
     merge,
+    read_text,
 )
 from accelsim.errors import ConfigError, Problem
 
@@ -79,15 +80,28 @@ def _is_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
 
 
-def resolve_ref(ref: str, kind: Kind, relative_to: Path | None) -> Path:
-    """The file a name or path refers to; raises KeyError with a helpful message."""
-    if _is_path(ref):
+def resolve_path(ref: str, relative_to: Path | None) -> Path:
+    """An existing regular file named by ``ref``, relative to a folder unless absolute;
+    raises KeyError with a one-line reason (never OSError or friends)."""
+    try:
         path = Path(ref).expanduser()
         if not path.is_absolute() and relative_to is not None:
             path = relative_to / path
-        if not path.exists():
-            raise KeyError(f"file {str(path)!r} not found")
-        return path
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise KeyError(f"cannot use path {ref[:80]!r}: {reason}") from None
+    if not exists:
+        raise KeyError(f"file {str(path)!r} not found")
+    if not is_file:
+        raise KeyError(f"{str(path)!r} is not a file")
+    return path
+
+
+def resolve_ref(ref: str, kind: Kind, relative_to: Path | None) -> Path:
+    """The file a name or path refers to; raises KeyError with a helpful message."""
+    if _is_path(ref):
+        return resolve_path(ref, relative_to)
     known = catalog(kind)
     if ref in known:
         return known[ref]
@@ -287,7 +301,14 @@ def load_scenario(
                 else Path.cwd()
             )
             try:
-                traces[name] = load_trace(base / workload.traffic.path)
+                trace_path = resolve_path(workload.traffic.path, base)
+            except KeyError as exc:
+                problems.append(
+                    Problem(loc.source, loc.line, dotted(trace_field), str(exc.args[0]))
+                )
+                continue
+            try:
+                traces[name] = load_trace(trace_path)
             except ConfigError as exc:
                 problems.extend(exc.problems)
     if problems:
@@ -315,11 +336,19 @@ def load_trace(path: Path) -> Trace:
     (``items``, ``prompt_tokens``, ``output_tokens``); other columns are ignored."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError.single(source, "trace file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError.single(source, f"cannot read trace: {exc}") from None
+        text = read_text(path)
+    except ConfigError as exc:
+        raise ConfigError.single(source, f"cannot read trace: {exc.problems[0].message}") from None
+    try:
+        return _parse_trace(text, source)
+    except csv.Error as exc:
+        raise ConfigError.single(source, f"malformed CSV: {exc}") from None
+
+
+TRACE_MAX_SIZE = 2**53  # exact in a float, and far beyond any real query or prompt
+
+
+def _parse_trace(text: str, source: str) -> Trace:
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None or "timestamp_s" not in [h.strip() for h in header]:
@@ -357,8 +386,10 @@ def load_trace(path: Path) -> Trace:
                 raise ConfigError.single(
                     source, "not an integer", line=line_no, field=name
                 ) from None
-            if n < 1:
-                raise ConfigError.single(source, "must be at least 1", line=line_no, field=name)
+            if not 1 <= n <= TRACE_MAX_SIZE:
+                raise ConfigError.single(
+                    source, f"must be from 1 to {TRACE_MAX_SIZE}", line=line_no, field=name
+                )
             sizes[name].append(n)
     if not times:
         raise ConfigError.single(source, "trace has no rows")

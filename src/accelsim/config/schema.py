@@ -72,8 +72,8 @@ class MemoryTier(Strict):
     """One level of a chip's memory: on-chip SRAM or device DRAM (HBM, LPDDR, DDR)."""
 
     technology: str = Field("", description="Free text, e.g. 'LPDDR5-class' or 'HBM3-class'.")
-    capacity_bytes: Annotated[Bytes, Field(gt=0)]
-    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(gt=0)]
+    capacity_bytes: Annotated[Bytes, Field(gt=0, le=2.0**60)]
+    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(gt=0, le=1e16)]
     stream_efficiency: Fraction = Field(0.85, description="Share of peak a streaming read reaches.")
     random_efficiency: Fraction = Field(
         0.5, description="Share of peak that small random gathers reach (lower than streaming)."
@@ -81,7 +81,7 @@ class MemoryTier(Strict):
     access_granularity_bytes: int = Field(
         64, ge=1, le=4096, description="A random access moves at least this many bytes."
     )
-    energy_per_byte_j: Annotated[JoulesPerByte, Field(ge=0)] = 0.0
+    energy_per_byte_j: Annotated[JoulesPerByte, Field(ge=0, le=1e-6)] = 0.0
 
 
 class ChipMemory(Strict):
@@ -90,27 +90,27 @@ class ChipMemory(Strict):
 
 
 class Link(Strict):
-    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(gt=0)]
-    latency_s: Annotated[Seconds, Field(ge=0)] = 0.0
-    energy_per_byte_j: Annotated[JoulesPerByte, Field(ge=0)] = 0.0
+    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(ge=1.0, le=1e16)]
+    latency_s: Annotated[Seconds, Field(ge=0, le=1.0)] = 0.0
+    energy_per_byte_j: Annotated[JoulesPerByte, Field(ge=0, le=1e-6)] = 0.0
 
 
 class Compute(Strict):
-    matrix_flops_per_s: dict[DType, Annotated[OpsPerS, Field(gt=0)]] = Field(
+    matrix_flops_per_s: dict[DType, Annotated[OpsPerS, Field(gt=0, le=1e19)]] = Field(
         description="Peak dense matrix-engine rate per dtype.", min_length=1
     )
-    vector_flops_per_s: Annotated[OpsPerS, Field(gt=0)] = Field(
+    vector_flops_per_s: Annotated[OpsPerS, Field(gt=0, le=1e19)] = Field(
         description="Peak vector-unit rate for element-wise work, pooling and softmax."
     )
     gemm_efficiency: Fraction = Field(
         0.75, description="Share of matrix peak a large GEMM reaches."
     )
     vector_efficiency: Fraction = Field(0.7, description="Share of vector peak reached.")
-    kernel_overhead_s: Annotated[Seconds, Field(ge=0)] = Field(
+    kernel_overhead_s: Annotated[Seconds, Field(ge=0, le=1.0)] = Field(
         5e-6, description="Fixed cost of launching one op."
     )
-    clock_hz: Annotated[Hertz, Field(gt=0)]
-    min_clock_hz: Annotated[Hertz, Field(gt=0)] | None = None
+    clock_hz: Annotated[Hertz, Field(gt=0, le=1e12)]
+    min_clock_hz: Annotated[Hertz, Field(gt=0, le=1e12)] | None = None
 
     @model_validator(mode="after")
     def _clock_range(self) -> Compute:
@@ -120,12 +120,12 @@ class Compute(Strict):
 
 
 class Power(Strict):
-    idle_w: Annotated[Watts, Field(ge=0)]
-    tdp_w: Annotated[Watts, Field(gt=0)]
-    energy_per_flop_j: dict[DType, Annotated[JoulesPerOp, Field(ge=0)]] = Field(
+    idle_w: Annotated[Watts, Field(ge=0, le=1e7)]
+    tdp_w: Annotated[Watts, Field(gt=0, le=1e7)]
+    energy_per_flop_j: dict[DType, Annotated[JoulesPerOp, Field(ge=0, le=1e-6)]] = Field(
         default_factory=dict, description="Dynamic energy of one matrix-engine operation."
     )
-    vector_energy_per_flop_j: Annotated[JoulesPerOp, Field(ge=0)] = 0.0
+    vector_energy_per_flop_j: Annotated[JoulesPerOp, Field(ge=0, le=1e-6)] = 0.0
 
     @model_validator(mode="after")
     def _idle_below_tdp(self) -> Power:
@@ -557,7 +557,7 @@ class Facility(Strict):
 
 
 class Simulation(Strict):
-    duration_s: Annotated[Seconds, Field(gt=0, le=10**7)] = 60.0
+    duration_s: Annotated[Seconds, Field(ge=1e-6, le=10**7)] = 60.0
     warmup_s: Annotated[Seconds, Field(ge=0, le=10**7)] = 5.0
     seed: int = Field(0, ge=0, le=2**63 - 1)
 

@@ -64,18 +64,27 @@ def dotted(path: Path_) -> str:
 
 
 def read_text(path: Path) -> str:
-    """Read a config file as UTF-8, with errors that name the file."""
+    """Read a config file as UTF-8, with errors that name the file. Only regular files are
+    read, and never more than MAX_FILE_BYTES (so a device or a FIFO cannot exhaust memory)."""
     source = str(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError.single(source, "file not found") from None
-    except IsADirectoryError:
-        raise ConfigError.single(source, "is a directory, expected a YAML file") from None
-    except OSError as exc:
-        raise ConfigError.single(source, f"cannot read: {exc.strerror}") from None
+        if path.is_dir():
+            raise ConfigError.single(source, "is a directory, expected a YAML file")
+        if not path.exists():
+            raise ConfigError.single(source, "file not found")
+        if not path.is_file():
+            raise ConfigError.single(source, "is not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except ConfigError:
+        raise
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError.single(source, f"cannot read: {reason}") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError.single(source, f"file is {len(raw)} bytes, larger than a config can be")
+        raise ConfigError.single(
+            source, f"larger than {MAX_FILE_BYTES} bytes, too big for a config"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -87,10 +96,15 @@ def read_text(path: Path) -> str:
 
 def parse_yaml(text: str, source: str) -> Document:
     """Parse YAML text into a :class:`Document`; every failure is a ConfigError."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, source) from None
     try:
         try:
             node = loader.get_single_node()
+        except yaml.reader.ReaderError as exc:
+            raise _reader_error(exc, text, source) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
@@ -98,6 +112,10 @@ def parse_yaml(text: str, source: str) -> Document:
             raise ConfigError.single(source, f"invalid YAML: {reason}", line=line) from None
         except yaml.YAMLError as exc:
             raise ConfigError.single(source, f"invalid YAML: {exc}") from None
+        except RecursionError:
+            raise ConfigError.single(
+                source, f"invalid YAML: nested deeper than {MAX_DEPTH} levels"
+            ) from None
         if node is None:
             return Document({}, {(): Loc(source, 1)}, source)
         builder = _Builder(loader, source)
@@ -105,6 +123,14 @@ def parse_yaml(text: str, source: str) -> Document:
         return Document(data, builder.locs, source)
     finally:
         loader.dispose()
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, source: str) -> ConfigError:
+    position = max(0, min(int(exc.position), len(text)))
+    line = text[:position].count("\n") + 1
+    return ConfigError.single(
+        source, f"invalid YAML: character {exc.character!r} is not allowed", line=line
+    )
 
 
 class _Builder:
@@ -170,8 +196,11 @@ class _Builder:
             raise self.fail(node, f"tag {node.tag!r} is not allowed", path)
         try:
             return self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError) as exc:
-            raise self.fail(node, f"cannot read value: {exc}", path) from None
+        except (yaml.YAMLError, ValueError, OverflowError, KeyError, TypeError) as exc:
+            reason = (
+                exc if not isinstance(exc, KeyError) else f"not a {node.tag.rsplit(':', 1)[-1]}"
+            )
+            raise self.fail(node, f"cannot read value: {reason}", path) from None
 
 
 def load_yaml(path: Path) -> Document:

@@ -29,7 +29,15 @@ import simpy
 from simpy.events import NORMAL, Event
 
 from accelsim.config.loader import ResolvedScenario
-from accelsim.config.schema import Batching, LLMModel, LLMWorkload, RankingModel
+from accelsim.config.schema import (
+    Batching,
+    BurstyTraffic,
+    DiurnalTraffic,
+    LLMModel,
+    LLMWorkload,
+    PoissonTraffic,
+    RankingModel,
+)
 from accelsim.engine.arrivals import arrival_times, sample_arrivals, workload_rng
 from accelsim.engine.llm import IterationLog, LLMReplica, LLMWorkloadState, sample_requests
 from accelsim.errors import ConfigError, Problem
@@ -316,6 +324,12 @@ class _Sim:
         self.batches = _Batches()
         self.iterations = IterationLog()
         names = list(scenario.workloads)
+        budget_problems = [
+            resolved.problem(("workloads", name, "traffic"), message)
+            for name, message in arrival_budget_problems(resolved)
+        ]
+        if budget_problems:
+            raise ConfigError(budget_problems)
         self.workloads: list[_WorkloadState] = []  # ranking
         self.llm: dict[int, LLMWorkloadState] = {}
         models = resolved.models
@@ -574,6 +588,34 @@ class _Sim:
         return RunRecords(
             self.warmup_s, self.end_s, workloads, batches, stations, llm, iterations, replicas
         )
+
+
+MAX_ARRIVALS = 100_000_000  # about 10 GB of records: far past what one run should hold
+
+
+def arrival_budget_problems(resolved: ResolvedScenario) -> list[tuple[str, str]]:
+    """Workloads whose traffic would need more arrivals than a run can hold."""
+    sim = resolved.scenario.simulation
+    horizon = sim.warmup_s + sim.duration_s
+    out = []
+    for name, workload in resolved.scenario.workloads.items():
+        traffic = workload.traffic
+        if isinstance(traffic, BurstyTraffic):
+            rate = max(traffic.rate_per_s, traffic.burst_rate_per_s)
+        elif isinstance(traffic, PoissonTraffic | DiurnalTraffic):
+            rate = traffic.rate_per_s * (1 + getattr(traffic, "amplitude", 0.0))
+        else:
+            continue
+        expected = rate * horizon
+        if expected > MAX_ARRIVALS:
+            out.append(
+                (
+                    name,
+                    f"about {expected:.3g} arrivals in {horizon:g} s, more than the "
+                    f"{MAX_ARRIVALS:.0e} one run can hold: shorten the run or lower the rate",
+                )
+            )
+    return out
 
 
 def chip_caps_w(resolved: ResolvedScenario) -> dict[str, float]:

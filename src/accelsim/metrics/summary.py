@@ -335,7 +335,7 @@ def _ranking_pool(
         "utilization": float(overlap.sum()) / (pool.count * duration),
         **power,
         "queries": served,
-        "queries_per_j": served / power["energy_j"],
+        "queries_per_j": served / power["energy_j"] if power["energy_j"] > 0 else None,
         "energy_per_query_j": power["energy_j"] / served if served else None,
         **cost,
         "cost_per_million_queries_usd": per_million(cost["cost_per_hour_usd"], served, duration),
@@ -397,7 +397,7 @@ def _llm_pool(
         "utilization": busy / (len(replicas) * duration) if replicas else 0.0,
         **power,
         "output_tokens": tokens,
-        "output_tokens_per_j": tokens / power["energy_j"],
+        "output_tokens_per_j": tokens / power["energy_j"] if power["energy_j"] > 0 else None,
         "energy_per_output_token_j": power["energy_j"] / tokens if tokens else None,
         **cost,
         "cost_per_million_output_tokens_usd": per_million(

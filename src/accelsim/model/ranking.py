@@ -224,6 +224,8 @@ def plan(model: RankingModel, chip: Chip) -> RankingPlan:
             f"({max(0.0, dram_free) / 2**30:.1f} GiB free): cold rows are gathered from host memory"
         )
     cacheable = [t.hit_rate is None for t in groups]
+    if sram is None and not all(cacheable):
+        notes.append("hit_rate is ignored: this chip has no SRAM to cache rows in")
     sram_rows_all = hottest_rows(groups, row_bytes, max(0.0, cache_bytes), cacheable)
     dram_rows_all = hottest_rows(groups, row_bytes, max(0.0, dram_free), [True] * len(groups))
 
@@ -233,7 +235,9 @@ def plan(model: RankingModel, chip: Chip) -> RankingPlan:
     ):
         dram_rows = max(sram_rows, dram_rows)
         in_dram = zipf_top_share(dram_rows, t.rows, t.zipf_alpha)
-        if t.hit_rate is None:
+        if sram is None:
+            in_sram = 0.0  # no on-chip cache: a given hit_rate has nothing to apply to
+        elif t.hit_rate is None:
             in_sram = zipf_top_share(sram_rows, t.rows, t.zipf_alpha)  # <= in_dram
         else:
             in_sram = t.hit_rate

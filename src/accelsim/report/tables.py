@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -13,7 +14,9 @@ from accelsim.units import format_quantity
 
 
 def _q(value: float | None, dimension: str, digits: int = 3) -> str:
-    return "-" if value is None else format_quantity(value, dimension, digits)
+    if value is None or not math.isfinite(value):
+        return "-"
+    return format_quantity(value, dimension, digits)
 
 
 def _pct(value: float | None) -> str:
@@ -264,7 +267,20 @@ def explain_view(doc: dict[str, Any]) -> RenderableType:
     notes.append(_energy_line(totals))
     notes.append(_cap_line(totals))
     notes += [Text(f"note: {n}", style="yellow") for n in place["notes"]]
-    return Group(table, *notes)
+    return Group(table, *notes, *_lesson_lines(doc))
+
+
+def _lesson_lines(doc: dict[str, Any]) -> list[RenderableType]:
+    """The plain-language reading of an explain document (see accelsim.report.lesson)."""
+    if not doc.get("lesson"):
+        return []
+    grid = Table.grid(padding=(0, 1))  # sentences wrap under themselves
+    grid.width = 110
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for line in doc["lesson"]:
+        grid.add_row("-", line)
+    return [Text("reading:", style="bold"), grid]
 
 
 def _energy_line(totals: dict[str, Any]) -> Text:
@@ -335,7 +351,7 @@ def _explain_llm_view(doc: dict[str, Any]) -> RenderableType:
                 style="yellow",
             )
         )
-    return Group(*notes)
+    return Group(*notes, *_lesson_lines(doc))
 
 
 def chip_list_view(chips: list[Chip]) -> RenderableType:
