@@ -169,8 +169,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"machine: {platform.machine()}, {platform.python_implementation()} "
-          f"{platform.python_version()}, scale {args.scale:g}")
+    print(
+        f"machine: {platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, scale {args.scale:g}"
+    )
     header = f"{'case':<14}{'requests':>10}{'wall s':>9}{'req/s':>11}{'events/req':>12}"
     print(header + f"{'peak RSS MiB':>14}{'vs floor':>10}")
     for name, r in results.items():

@@ -18,6 +18,7 @@ from accelsim.commands.common import dump_json as _dump
 from accelsim.commands.common import emit_json as _emit_json
 from accelsim.commands.common import stderr as _stderr
 from accelsim.commands.common import user_errors, write_atomic
+from accelsim.commands.report import ReportFormat
 
 app = typer.Typer(
     name="accelsim",
@@ -78,10 +79,29 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print no summary or progress.")
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write a report of the run: an HTML file, or with --format png|svg a "
+            "folder of chart images (needs the 'report' extra).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", help="The --report format: html (default), png or svg."),
+    ] = None,
 ) -> None:
     """Simulate a scenario and print its summary (the default scenario if none is given)."""
+    from accelsim.commands import report as reporting
     from accelsim.config.loader import load_scenario
+    from accelsim.errors import AccelsimError
 
+    if fmt is not None and report is None:
+        raise AccelsimError("--format goes with --report PATH")
+    report_format = fmt or ReportFormat.html
+    if report is not None:
+        reporting.require_plotting(report_format)
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"simulation.seed={seed}")
@@ -89,14 +109,11 @@ def run(
 
     from accelsim.runner import run_resolved
 
-    if not quiet and sys.stderr.isatty():
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"simulating {resolved.scenario.name}", total=1.0)
-            doc = run_resolved(resolved, lambda done: bar.update(task, completed=done))
-    else:
-        doc = run_resolved(resolved)
+    with reporting.run_progress(f"simulating {resolved.scenario.name}", not quiet) as tick:
+        if report is None:
+            doc = run_resolved(resolved, tick)
+        else:
+            doc, samples = reporting.simulate_with_samples(resolved, tick)
     if json_out is not None:
         _emit_json(doc, json_out)
     if not quiet and json_out != "-":
@@ -105,6 +122,11 @@ def run(
         _console().print(result_view(doc))
         if json_out is not None:
             _stderr(f"wrote {json_out}")
+    if report is not None:
+        from accelsim.report.html import result_report
+
+        built = result_report(doc, samples=samples, resolved=resolved)
+        reporting.write_report(built, report, report_format, quiet or json_out == "-")
 
 
 @app.command()

@@ -33,6 +33,7 @@ EXPECTED_IDS = [
     "roofline-compute",
     "roofline-stream",
     "energy",
+    "llm-decode",
 ]
 SMALL = Budget(queries=30_000)
 
@@ -53,7 +54,8 @@ def test_quick_suite_passes_and_reports_every_check_as_json() -> None:
             assert c["ci_high"] - c["ci_low"] < 0.25 * c["expected"], c
         else:
             assert abs(c["error"]) <= 1e-9, c
-    assert any("LLM" in item for item in doc["not_checked"])
+    assert doc["not_checked"] == []
+    assert any(c["id"] == "llm-decode" for c in doc["checks"])
 
 
 def test_table_has_one_row_per_check_and_names_what_is_not_checked(
@@ -70,7 +72,7 @@ def test_table_has_one_row_per_check_and_names_what_is_not_checked(
     for header in ("check", "expected", "simulated", "error", "confidence interval", "result"):
         assert header in text
     assert text.count(" pass ") == len(validation.CHECKS)
-    assert "not checked: batch-1 LLM decode" in text
+    assert "not checked:" not in text
     assert _table(results, 1_000, quick=True).row_count == 1
 
 
@@ -179,6 +181,28 @@ def test_roofline_checks_fail_when_efficiency_is_ignored(monkeypatch: pytest.Mon
         SMALL, [validation.check_roofline_compute, validation.check_roofline_stream]
     )
     assert [r.passed for r in results] == [False, False], results
+
+
+def test_llm_decode_check_fails_when_dram_efficiency_is_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import accelsim.model.roofline as roofline
+
+    assert run_checks(SMALL, [validation.check_llm_batch1_decode])[0].passed
+    original = roofline._tier_rates
+    monkeypatch.setattr(
+        roofline,
+        "_tier_rates",
+        lambda tier: roofline.TierRates(
+            tier.bandwidth_bytes_per_s,
+            original(tier).random_bytes_per_s,
+            tier.access_granularity_bytes,
+            tier.energy_per_byte_j,
+        ),
+    )
+    (result,) = run_checks(SMALL, [validation.check_llm_batch1_decode])
+    assert not result.passed, result
+    assert result.error < -0.1  # decode ran at the full, unattainable bandwidth
 
 
 def test_a_failing_or_crashing_check_exits_1_with_an_error_line(

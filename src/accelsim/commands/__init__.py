@@ -19,3 +19,7 @@ COMMAND_MODULES.append(study)
 from accelsim.commands import validate  # noqa: E402
 
 COMMAND_MODULES.append(validate)
+
+from accelsim.commands import report  # noqa: E402
+
+COMMAND_MODULES.append(report)

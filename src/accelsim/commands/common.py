@@ -33,9 +33,15 @@ def user_errors(func: F) -> F:
         except AccelsimError as exc:
             from accelsim.errors import ConfigError, one_line
 
-            problems = exc.problems if isinstance(exc, ConfigError) else [exc]
-            for problem in problems:
-                stderr(f"error: {one_line(str(problem))}")
+            # A config problem is one line however odd its field names; other errors may
+            # span lines on purpose (a summary, then details).
+            lines = (
+                [str(p) for p in exc.problems]
+                if isinstance(exc, ConfigError)
+                else str(exc).split("\n")
+            )
+            for line in lines:
+                stderr(f"error: {one_line(line)}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             stderr("interrupted")
@@ -51,7 +57,9 @@ def console() -> Any:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that a reader never sees it half-written."""
+    """Write a file so that a reader never sees it half-written (a temporary file in the
+    same folder, then a rename). Special files such as /dev/stdout or a FIFO are written
+    in place: renaming over them would replace the device with a regular file."""
     from accelsim.errors import AccelsimError
 
     path = path.expanduser()
@@ -59,11 +67,18 @@ def write_atomic(path: Path, text: str) -> None:
     if folder.exists() and not folder.is_dir():
         raise AccelsimError(f"{path}: cannot write: {folder} is not a folder")
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():
+            with path.open("w", encoding="utf-8") as handle:
+                handle.write(text)
+            return
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

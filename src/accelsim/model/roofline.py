@@ -77,7 +77,8 @@ class OpCost:
     memory_time_s: dict[str, float]
     overhead_s: float
     time_s: float
-    bound: str  # what limits the op's body: "compute" or a tier; "overhead" if it has none
+    bound: str  # what limits the op's work: "compute" or a tier ("overhead" if it has none);
+    # the share of fixed overhead is overhead_s / time_s, which explain's reading reports
     energy_j: dict[str, float]  # "compute" and each tier
 
     @property
@@ -213,7 +214,7 @@ def op_cost(rates: ChipRates, op: Op) -> OpCost:
     overhead = rates.kernel_overhead_s * op.launches + op.fixed_latency_s
     busy = max(compute_time, total_memory)
     if busy == 0:
-        bound = "overhead"
+        bound = "overhead"  # an op that does no work at all
     elif compute_time >= total_memory:
         bound = "compute"
     else:

@@ -10,6 +10,7 @@ from accelsim.model.llm import LLMCostModel
 from accelsim.model.power import ClockPolicy, clocked
 from accelsim.model.ranking import RankingCostModel
 from accelsim.model.roofline import BatchCost, ChipRates
+from accelsim.report.lesson import lesson
 
 MEMORY_TIERS = ("sram", "dram", "host")
 
@@ -84,17 +85,21 @@ def explain(
     power_cap_w: float | None = None,
 ) -> dict[str, Any]:
     """The roofline breakdown of a ranking batch, or of an LLM prefill and decode step,
-    with what a power cap (default: TDP) does to its clock and time."""
+    with what a power cap (default: TDP) does to its clock and time, and (``lesson``) a
+    plain-language reading of it."""
     if power_cap_w is not None and power_cap_w <= chip.power.idle_w:
         raise AccelsimError(
             f"a power cap of {power_cap_w:g} W is not above {chip.name}'s idle power "
             f"({chip.power.idle_w:g} W)"
         )
     if isinstance(model, LLMModel):
-        return explain_llm(
+        doc = explain_llm(
             model, chip, batch, context_tokens, prompt_tokens, chips_per_replica, power_cap_w
         )
-    return explain_batch(model, chip, batch, power_cap_w)
+    else:
+        doc = explain_batch(model, chip, batch, power_cap_w)
+    doc["lesson"] = lesson(doc)
+    return doc
 
 
 def explain_llm(

@@ -1,0 +1,813 @@
+"""The report of a run or a sweep: its charts and tables, as one self-contained HTML file
+or as static images.
+
+* :func:`result_report` reads a result document (and, when the run's records are at
+  hand, every request's latency via :func:`request_latencies`);
+* :func:`study_report` reads a sweep's folder (``runs.jsonl``, or any ``*.jsonl`` of rows
+  with flat dotted metric keys);
+* :func:`render_html` writes the page: plotly.js is inlined (no network is needed to open
+  it), each chart's figure is embedded as JSON and drawn on load, and the page records
+  any JavaScript error into ``<pre id="js-errors">``;
+* :func:`write_static` draws the same charts with matplotlib into PNG or SVG files.
+
+Rooflines come from the explain document of each pool's chip and model (ranking at the
+pool's ``max_batch_items``; LLM prefill at the mean prompt and decode at the mean batch
+and context the run saw), read by :func:`accelsim.report.lesson.lesson`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeGuard
+
+from accelsim import __version__
+from accelsim.errors import AccelsimError
+from accelsim.report import plots
+from accelsim.report.lesson import sig
+from accelsim.report.plots import Chart
+from accelsim.units import format_quantity
+
+Samples = dict[str, dict[str, list[tuple[float, float]]]]  # workload -> key -> CDF points
+MAX_ROOFLINES = 6
+
+
+@dataclass
+class Roofline:
+    """One pool's chip and model on a roofline, with its reading."""
+
+    title: str
+    explain: dict[str, Any]
+    chart: Chart
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    intro: str = ""
+    items: list[str | Chart] = field(default_factory=list)  # HTML (escaped) and charts, in order
+
+    @property
+    def charts(self) -> list[Chart]:
+        return [item for item in self.items if isinstance(item, Chart)]
+
+
+@dataclass
+class Report:
+    title: str
+    subtitle: str
+    sections: list[Section]
+    warnings: list[str] = field(default_factory=list)
+
+    def charts(self) -> list[Chart]:
+        return [c for s in self.sections for c in s.charts]
+
+
+# ---------------------------------------------------------------------- data from a run
+
+
+def request_latencies(records: Any, quantiles: int = plots.CDF_QUANTILES) -> Samples:
+    """CDF points of each workload's latency (and, for LLMs, time to first token) over the
+    requests that arrived in the measured window and completed, from a run's
+    :class:`accelsim.engine.simulation.RunRecords`."""
+    import numpy as np
+
+    w0, w1 = records.warmup_s, records.end_s
+    out: Samples = {}
+    for name, rec in records.workloads.items():
+        done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
+        out[name] = {
+            "latency_s": plots.cdf_points(rec.finish_s[done] - rec.arrival_s[done], quantiles)
+        }
+    for name, rec in records.llm.items():
+        done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~rec.rejected
+        done &= ~np.isnan(rec.finish_s)
+        out[name] = {
+            "latency_s": plots.cdf_points(rec.finish_s[done] - rec.arrival_s[done], quantiles),
+            "ttft_s": plots.cdf_points(rec.first_token_s[done] - rec.arrival_s[done], quantiles),
+        }
+    return out
+
+
+def _finite(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _roofline_cases(
+    config: dict[str, Any],
+    pools_doc: dict[str, Any],
+    workloads_doc: dict[str, Any],
+    chip_of: Callable[[str], Any],
+    model_of: Callable[[str], Any],
+    context: str,
+) -> tuple[list[Roofline], list[str]]:
+    """The explain document and roofline chart of each pool's (chip, model)."""
+    from accelsim.report.explain import explain
+
+    out: list[Roofline] = []
+    notes: list[str] = []
+    for pool_name, pool in config.get("pools", {}).items():
+        seen: set[str] = set()
+        for workload in pool.get("serves", []):
+            wl = config["workloads"][workload]
+            if wl["model"] in seen:
+                continue
+            seen.add(wl["model"])
+            try:
+                chip = chip_of(pool_name)
+                model = model_of(workload)
+                p, w = pools_doc.get(pool_name, {}), workloads_doc.get(workload, {})
+                cap = p.get("power_cap_w")
+                cap = cap if _finite(cap) and cap > chip.power.idle_w else None
+                if wl.get("kind") == "llm":
+                    doc, what = _llm_explain(explain, model, chip, pool, p, w, cap)
+                else:
+                    batch = int(pool["batching"]["max_batch_items"])
+                    doc = explain(model, chip, batch, power_cap_w=cap)
+                    what = f"a batch of {batch} items (the pool's max_batch_items)"
+            except (AccelsimError, ValueError, KeyError, TypeError) as exc:
+                notes.append(f"roofline of pool {pool_name} ({wl['model']}) left out: {exc}")
+                continue
+            if len(out) == MAX_ROOFLINES:
+                notes.append(f"only the first {MAX_ROOFLINES} rooflines are drawn")
+                return out, notes
+            title = f"pool {pool_name}: {doc['model']} on {doc['chip']}, {what}"
+            chart = plots.roofline_chart(
+                doc,
+                plots.roofline_frame(chip, str(doc["dtype"])),
+                f"roofline-{pool_name}-{doc['model']}",
+                f"pool {pool_name}" + (f", {context}" if context else ""),
+            )
+            out.append(Roofline(title, doc, chart))
+    return out, notes
+
+
+def _llm_explain(
+    explain: Callable[..., dict[str, Any]],
+    model: Any,
+    chip: Any,
+    pool: dict[str, Any],
+    p: dict[str, Any],
+    w: dict[str, Any],
+    cap: float | None,
+) -> tuple[dict[str, Any], str]:
+    prompt = w.get("mean_prompt_tokens")
+    prompt_tokens = max(1, round(prompt)) if _finite(prompt) else 1024
+    mean_batch = p.get("mean_batch_sequences")
+    batch = max(1, round(mean_batch)) if _finite(mean_batch) else 1
+    kv = (p.get("kv_utilization") or {}).get("mean")
+    capacity = p.get("kv_capacity_tokens")
+    if _finite(kv) and _finite(capacity) and _finite(mean_batch) and mean_batch > 0:
+        context = max(1, round(kv * capacity / mean_batch))
+    else:
+        context = prompt_tokens
+    doc = explain(
+        model,
+        chip,
+        batch,
+        context_tokens=context,
+        prompt_tokens=prompt_tokens,
+        chips_per_replica=int(pool.get("chips_per_replica", 1)),
+        power_cap_w=cap,
+    )
+    what = (
+        f"prefill of the mean prompt ({prompt_tokens} tokens), decode at the run's mean "
+        f"batch ({batch} sequences) and mean context ({context} tokens)"
+    )
+    return doc, what
+
+
+# ---------------------------------------------------------------------- HTML pieces
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _q(value: Any, dimension: str) -> str:
+    if not _finite(value):
+        return "-"
+    if dimension == "FLOP":
+        return format_quantity(value, "ops/s", unit="FLOP")
+    return format_quantity(value, dimension)
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.1f}%" if _finite(value) else "-"
+
+
+def _rate(value: Any) -> str:
+    """A count per second, without exponent notation."""
+    if not _finite(value):
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _num(value: Any, fmt: str = ".4g") -> str:
+    return format(value, fmt) if _finite(value) else "-"
+
+
+def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
+    head = "".join(
+        f'<th class="{"num" if i >= numeric_from else ""}">{_e(h)}</th>'
+        for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"num" if i >= numeric_from else ""}">{cell}</td>'
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _sla_cell(w: dict[str, Any]) -> str:
+    sla = w.get("sla")
+    if not sla:
+        return "-"
+    mark = '<span class="ok">met</span>' if sla.get("met") else '<span class="bad">missed</span>'
+    return f"{_pct(w.get('sla_attainment'))} {mark}"
+
+
+def _summary_tables(doc: dict[str, Any]) -> str:
+    duration = doc["window_s"]["duration"]
+    parts = []
+    ranking = {n: w for n, w in doc["workloads"].items() if w["kind"] == "ranking"}
+    if ranking:
+        rows = [
+            [
+                _e(n),
+                _e(w["model"]),
+                str(w["offered"]),
+                str(w["completed"]),
+                str(w["in_flight"]),
+                _num(w["throughput_per_s"], ".1f"),
+                *(_q(w["latency_s"][k], "s") for k in ("p50", "p90", "p99", "max")),
+                _sla_cell(w),
+            ]
+            for n, w in ranking.items()
+        ]
+        headers = ["ranking workload", "model", "offered", "done", "in flight", "queries/s"]
+        headers += ["p50", "p90", "p99", "max", "SLA attained"]
+        parts.append(_table(headers, rows, numeric_from=2))
+    llm = {n: w for n, w in doc["workloads"].items() if w["kind"] == "llm"}
+    if llm:
+        rows = [
+            [
+                _e(n),
+                _e(w["model"]),
+                str(w["offered"]),
+                str(w["completed"]),
+                str(w["in_flight"]),
+                _num(w["completed"] / duration if duration else None, ".3g"),
+                _rate(w["output_tokens_per_s"]),
+                _q(w["ttft_s"]["p50"], "s"),
+                _q(w["ttft_s"]["p99"], "s"),
+                _q(w["tpot_s"]["p50"], "s"),
+                _q(w["tpot_s"]["p99"], "s"),
+                _q(w["latency_s"]["p99"], "s"),
+                _sla_cell(w),
+            ]
+            for n, w in llm.items()
+        ]
+        headers = ["LLM workload", "model", "offered", "done", "in flight", "req/s", "tokens/s"]
+        headers += ["TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "latency p99", "SLA"]
+        parts.append(_table(headers, rows, numeric_from=2))
+    rows = []
+    for n, p in doc["pools"].items():
+        if "replicas" in p:
+            chips = f"{p['chips']} ({p['replicas']}x{p['chips_per_replica']})"
+            batch = f"{_num(p['mean_batch_sequences'], '.1f')} seq"
+            per_j = f"{_num(p.get('output_tokens_per_j'), '.3g')} tokens/J"
+        else:
+            chips = str(p["chips"])
+            batch = f"{_num(p['mean_batch_items'], '.1f')} items"
+            per_j = f"{_num(p.get('queries_per_j'), '.3g')} queries/J"
+        rows.append(
+            [
+                _e(n),
+                _e(p["chip"]),
+                chips,
+                _pct(p["utilization"]),
+                batch,
+                _pct(p.get("mean_clock_ratio")),
+                _q(p["avg_power_w"], "W"),
+                _q(p["peak_power_w"], "W"),
+                _q(p["energy_j"], "J"),
+                per_j,
+                _num(p.get("cost_per_hour_usd"), ".3g"),
+            ]
+        )
+    headers = ["pool", "chip", "chips", "utilisation", "mean batch", "mean clock"]
+    headers += ["avg power", "peak power", "energy", "perf/W", "$/hour"]
+    parts.append(_table(headers, rows, numeric_from=2))
+    t = doc["totals"]
+    per_joule: list[str] = []
+    if _finite(t.get("queries_per_j")):
+        per_joule.append(f"{t['queries_per_j']:.3g} queries/J")
+    if _finite(t.get("output_tokens_per_j")):
+        per_joule.append(f"{t['output_tokens_per_j']:.3g} output tokens/J")
+    parts.append(
+        f"<p>Fleet: {_q(t['avg_power_w'], 'W')} average, {_q(t['peak_power_w'], 'W')} peak, "
+        f"{_q(t['energy_j'], 'J')} over the window"
+        + (f"; {_e(', '.join(per_joule))}" if per_joule else "")
+        + f". Facility (PUE {_num(t['pue'], 'g')}): {_q(t['facility_avg_power_w'], 'W')} "
+        "average.</p>"
+    )
+    return "".join(parts)
+
+
+def _ops_table(ops: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            _e(op["name"]),
+            _e(op["bound"]),
+            _q(op["time_s"], "s"),
+            _pct(op["share"]),
+            _q(op["flops"], "FLOP"),
+            _q(op["bytes"], "bytes"),
+            _num(op["arithmetic_intensity"], ".3g"),
+        ]
+        for op in ops
+    ]
+    return _table(["op", "bound", "time", "share", "FLOPs", "bytes", "FLOP/B"], rows, 2)
+
+
+def _roofline_html(case: Roofline) -> str:
+    """The reading of one roofline, then its ops table (folded)."""
+    doc = case.explain
+    reading = "".join(f"<li>{_e(line)}</li>" for line in doc.get("lesson", []))
+    parts = [f'<div class="lesson"><strong>Reading</strong><ul>{reading}</ul></div>']
+    tables = []
+    if doc.get("kind") == "llm":
+        for phase in ("prefill", "decode"):
+            tables.append(f"<h4>{phase}</h4>{_ops_table(doc[phase]['ops'])}")
+    else:
+        tables.append(_ops_table(doc["ops"]))
+    ridges = ", ".join(
+        f"{_e(t)} {sig(v, 3)}" for t, v in doc["ridge_point_flops_per_byte"].items() if _finite(v)
+    )
+    tables.append(f"<p>Ridge points ({_e(doc['dtype'])} FLOP per byte streamed): {ridges}.</p>")
+    parts.append(
+        "<details><summary>op by op (as in <code>accelsim explain</code>)</summary>"
+        f'<div class="scroll">{"".join(tables)}</div></details>'
+    )
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------- building reports
+
+
+def result_report(
+    doc: dict[str, Any],
+    *,
+    samples: Samples | None = None,
+    resolved: Any = None,
+    base_dir: Path | None = None,
+) -> Report:
+    """The report of one run. ``samples`` (from :func:`request_latencies`) draw full latency
+    CDFs; ``resolved`` (the run's :class:`~accelsim.config.loader.ResolvedScenario`) gives the
+    chips and models for the rooflines, which are otherwise loaded by the names in the
+    document's ``config`` (paths relative to ``base_dir``)."""
+    from accelsim.config.loader import load_chip, load_model
+
+    for key in ("workloads", "pools", "totals", "window_s", "config"):
+        if key not in doc:
+            raise AccelsimError(f"not an accelsim result document (no {key!r} key)")
+    config = doc["config"]
+    where = base_dir or Path.cwd()
+
+    def chip_of(pool: str) -> Any:
+        if resolved is not None:
+            return resolved.chips[pool]
+        return load_chip(config["pools"][pool]["chip"], where)
+
+    def model_of(workload: str) -> Any:
+        if resolved is not None:
+            return resolved.models[workload]
+        return load_model(config["workloads"][workload]["model"], where)
+
+    window = doc["window_s"]
+    sections = [
+        Section(
+            "summary",
+            "Summary",
+            f"Seed {doc['seed']}; {window['duration']:g} s measured after {window['start']:g} s "
+            "of warm-up. Latencies are over the requests that arrived in the measured window.",
+            [_summary_tables(doc)],
+        )
+    ]
+    cdfs = [
+        plots.latency_cdf_chart(name, w, (samples or {}).get(name))
+        for name, w in doc["workloads"].items()
+    ]
+    sections.append(
+        Section(
+            "latency",
+            "Latency distributions",
+            "Each curve gives, for a latency on the x axis, the share of completed requests that "
+            "finished within it. The tail is the top of the curve: where it leans right, a few "
+            "requests wait much longer than the median one.",
+            items=list(cdfs),
+        )
+    )
+    rooflines, notes = _roofline_cases(
+        config, doc["pools"], doc["workloads"], chip_of, model_of, "from this run"
+    )
+    sections.append(_roofline_section(rooflines, notes))
+    timelines = plots.timeline_charts(doc)
+    if timelines:
+        sections.append(
+            Section(
+                "timelines",
+                "Over time",
+                "Sampled over the measured window: how busy each pool was, how many requests "
+                "waited or ran, how large its batches were, and what it drew.",
+                items=list(timelines),
+            )
+        )
+    return Report(
+        title=f"accelsim report: {doc['scenario']}",
+        subtitle=(
+            f"result document schema {doc.get('schema_version')}, accelsim "
+            f"{doc.get('accelsim_version')}; every chip profile is hypothetical"
+        ),
+        sections=sections,
+        warnings=list(doc.get("warnings", [])),
+    )
+
+
+def _roofline_section(rooflines: list[Roofline], notes: list[str]) -> Section:
+    items: list[str | Chart] = []
+    for case in rooflines:
+        items += [f"<h3>{_e(case.title)}</h3>", case.chart, _roofline_html(case)]
+    items += [f'<p class="note">{_e(n)}</p>' for n in notes]
+    return Section(
+        "roofline",
+        "Rooflines",
+        "A roofline plots what an op attains (FLOP/s) against its arithmetic intensity (FLOPs "
+        "per byte it moves). Below a tier's ridge point an op waits on that memory; above it, "
+        "on the matrix engines. Each chart places the ops of one step of the workload on the "
+        "chip of its pool; the reading below each says what bounds them and what would move "
+        "them.",
+        items,
+    )
+
+
+def read_study_rows(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The rows of a sweep folder (failed runs dropped) and its manifest, if any.
+
+    A folder written by ``accelsim sweep`` is read with :mod:`accelsim.study.store`; any
+    other folder, from every ``*.jsonl`` file in it (one JSON object per line, with
+    ``metrics`` holding flat dotted keys)."""
+    if not folder.is_dir():
+        raise AccelsimError(f"{folder}: not a folder")
+    manifest: dict[str, Any] | None = None
+    rows: list[dict[str, Any]] = []
+    if (folder / "runs.jsonl").is_file() or (folder / "study.json").is_file():
+        from accelsim.study.store import read_store
+
+        contents = read_store(folder)
+        manifest = contents.manifest
+        rows = contents.ordered()
+    else:
+        files = sorted(folder.glob("*.jsonl"))
+        if not files:
+            raise AccelsimError(f"{folder}: no runs.jsonl or other *.jsonl rows here")
+        for path in files:
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    raise AccelsimError(f"{path}:{number}: not a JSON object") from None
+                if isinstance(row, dict):
+                    rows.append(row)
+    good = []
+    for row in rows:
+        if row.get("status", "ok") != "ok" or not isinstance(row.get("metrics"), dict):
+            continue
+        row.setdefault("axes", {})
+        good.append(row)
+    if not good:
+        raise AccelsimError(f"{folder}: no successful runs to report on")
+    return good, manifest
+
+
+def study_report(folder: Path) -> Report:
+    """The report of a sweep: its runs, throughput against latency, the perf/W Pareto front,
+    and the rooflines of the chips and models it swept."""
+    rows, manifest = read_study_rows(folder)
+    axes: list[str] = list((manifest or {}).get("axes") or [])
+    for row in rows:
+        for key in row["axes"]:
+            if key not in axes:
+                axes.append(key)
+    workloads = plots.study_workloads(rows)
+    sections = [
+        Section("runs", "Runs", _study_intro(rows, manifest), [_study_table(rows, axes, workloads)])
+    ]
+    curves = [plots.throughput_latency_chart(rows, axes, w) for w in workloads]
+    sections.append(
+        Section(
+            "throughput",
+            "Throughput vs latency",
+            "Each point is one run. Along a load axis the curve bends up where the fleet nears "
+            "its capacity: queues grow and the tail latency with them.",
+            items=list(curves),
+        )
+    )
+    fronts = [plots.pareto_chart(rows, w, kind) for w, kind in workloads.items()]
+    sections.append(
+        Section(
+            "pareto",
+            "Perf/W vs latency",
+            "The Pareto front joins the runs that no other run beats on both latency and "
+            "perf/W: every other run gives up one without gaining the other.",
+            items=list(fronts),
+        )
+    )
+    rooflines, notes = _study_rooflines(rows, axes, manifest)
+    sections.append(_roofline_section(rooflines, notes))
+    name = (manifest or {}).get("study") or folder.name
+    return Report(
+        title=f"accelsim study report: {name}",
+        subtitle=f"{len(rows)} successful runs from {folder}; every chip profile is hypothetical",
+        sections=sections,
+    )
+
+
+def _study_intro(rows: list[dict[str, Any]], manifest: dict[str, Any] | None) -> str:
+    where = (manifest or {}).get("scenario")
+    return f"{len(rows)} runs" + (f" of the base scenario {where}" if where else "") + "."
+
+
+def _study_table(rows: list[dict[str, Any]], axes: list[str], workloads: dict[str, str]) -> str:
+    headers = [a.rsplit(".", 1)[-1] if a.count(".") else a for a in axes] + ["seed"]
+    metric_cols: list[tuple[str, str, Callable[[Any], str]]] = []
+    for w, kind in workloads.items():
+        metric_cols += [
+            (f"{w} req/s", f"workloads.{w}.throughput_per_s", _rate),
+            (f"{w} p99", f"workloads.{w}.latency_s.p99", lambda v: _q(v, "s")),
+            (f"{w} SLA", f"workloads.{w}.sla_attainment", _pct),
+        ]
+        if kind == "llm":
+            metric_cols.append((f"{w} tokens/s", f"workloads.{w}.output_tokens_per_s", _rate))
+    metric_cols += [
+        ("avg power", "totals.avg_power_w", lambda v: _q(v, "W")),
+        ("queries/J", "totals.queries_per_j", lambda v: _num(v, ".3g")),
+        ("tokens/J", "totals.output_tokens_per_j", lambda v: _num(v, ".3g")),
+    ]
+    metric_cols = [c for c in metric_cols if any(_finite(r["metrics"].get(c[1])) for r in rows)]
+    body = []
+    for row in rows:
+        cells = [_e(row["axes"].get(a, "-")) for a in axes] + [_e(row.get("seed", "-"))]
+        cells += [fmt(row["metrics"].get(key)) for _, key, fmt in metric_cols]
+        body.append(cells)
+    return _table(headers + [c[0] for c in metric_cols], body, numeric_from=len(axes) + 1)
+
+
+_ROOFLINE_AXES = (".chip", ".model", ".max_batch_items", ".chips_per_replica", ".power_cap_w")
+
+
+def _unflatten(metrics: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                break
+            node = nxt
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def _study_rooflines(
+    rows: list[dict[str, Any]], axes: list[str], manifest: dict[str, Any] | None
+) -> tuple[list[Roofline], list[str]]:
+    """Rooflines of each distinct chip x model x batch the study swept, on its base scenario."""
+    base = (manifest or {}).get("scenario")
+    if not base:
+        return [], ["no study.json naming the base scenario here, so no rooflines"]
+    from accelsim.config.loader import load_scenario
+
+    keys = [a for a in axes if a.endswith(_ROOFLINE_AXES)]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(json.dumps(row["axes"].get(k)) for k in keys), []).append(row)
+    out: list[Roofline] = []
+    notes: list[str] = []
+    for values, group in groups.items():
+        overrides = [f"{k}={json.loads(v)}" for k, v in zip(keys, values, strict=True)]
+        try:
+            resolved = load_scenario(base, overrides)
+        except AccelsimError as exc:
+            notes.append(f"rooflines left out: cannot load the base scenario {base}: {exc}")
+            return out, notes
+        mean = _unflatten(_mean_metrics(group))
+        setting = ", ".join(o.rsplit(".", 1)[-1] for o in overrides) or "base scenario"
+        cases, more = _roofline_cases(
+            resolved.scenario.model_dump(mode="json"),
+            mean.get("pools", {}),
+            mean.get("workloads", {}),
+            resolved.chips.__getitem__,
+            resolved.models.__getitem__,
+            setting,
+        )
+        notes += more
+        for case in cases:
+            case.title += f" ({setting})"
+            if values:
+                case.chart.id += "-" + "-".join(str(json.loads(v)).replace(" ", "") for v in values)
+        out += cases
+        if len(out) >= MAX_ROOFLINES:
+            if len(groups) > 1:
+                notes.append(f"only the first {MAX_ROOFLINES} rooflines are drawn")
+            return out[:MAX_ROOFLINES], notes
+    return out, notes
+
+
+def _mean_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    sums: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row["metrics"].items():
+            if _finite(value):
+                sums.setdefault(key, []).append(float(value))
+    return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+_CSS = """
+body { font-family: DejaVu Sans, Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1250px;
+       padding: 0 24px 48px; color: #1a1a1a; line-height: 1.45; }
+header { border-bottom: 2px solid #0072B2; margin-bottom: 12px; }
+h1 { margin: 20px 0 4px; font-size: 26px; } h2 { margin-top: 36px; border-bottom: 1px solid #ccc; }
+h3 { margin-top: 28px; } h4 { margin: 12px 0 4px; }
+.sub { color: #555; margin: 0 0 12px; }
+nav a { margin-right: 14px; }
+table { border-collapse: collapse; margin: 10px 0 16px; font-size: 13px; }
+th, td { border-bottom: 1px solid #ddd; padding: 3px 9px; text-align: left; white-space: nowrap; }
+th { background: #f3f6f9; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #00734d; font-weight: bold; } .bad { color: #b00020; font-weight: bold; }
+.warn { background: #fff6d6; border-left: 4px solid #e6a700; padding: 6px 10px; margin: 6px 0; }
+.note { color: #555; font-size: 13px; }
+.lesson { background: #f2f8fc; border-left: 4px solid #0072B2; padding: 8px 14px; margin: 10px 0; }
+.lesson ul { margin: 6px 0 0; padding-left: 20px; }
+figure.chart { margin: 18px 0 26px; border: 1px solid #e2e2e2; padding: 8px; }
+figure.chart figcaption { font-size: 13px; color: #444; padding: 4px 6px; }
+.scroll { overflow-x: auto; }
+#js-errors { color: #b00020; white-space: pre-wrap; }
+"""
+
+# Recorded before anything else runs, so that a failure anywhere on the page shows up in
+# <pre id="js-errors"> (which the end-to-end test reads from the DOM).
+_ERROR_HOOK = """
+window.__accelsimErrors = [];
+window.__accelsimRecord = function (message) {
+  window.__accelsimErrors.push(String(message));
+  var el = document.getElementById("js-errors");
+  if (el) { el.textContent = window.__accelsimErrors.join("\\n"); el.hidden = false; }
+};
+window.onerror = function (message, source, line) {
+  window.__accelsimRecord("error: " + message + (source ? " (" + source + ":" + line + ")" : ""));
+};
+window.addEventListener("unhandledrejection", function (event) {
+  var r = event.reason;
+  window.__accelsimRecord("unhandled rejection: " + (r && r.message ? r.message : r));
+});
+"""
+
+_DRAW = """
+(function () {
+  var record = window.__accelsimRecord;
+  var box = document.getElementById("js-errors");
+  if (window.__accelsimErrors.length) {  // errors from before the box existed
+    box.textContent = window.__accelsimErrors.join("\\n");
+    box.hidden = false;
+  }
+  var figures = document.querySelectorAll("figure.chart");
+  var drawn = 0;
+  document.body.setAttribute("data-charts", String(figures.length));
+  figures.forEach(function (figure) {
+    var holder = figure.querySelector(".plot");
+    try {
+      var spec = JSON.parse(document.getElementById(figure.getAttribute("data-spec")).textContent);
+      Plotly.newPlot(holder, spec.data, spec.layout,
+                     {responsive: true, displaylogo: false}).then(function () {
+        figure.setAttribute("data-status", "drawn");
+        drawn += 1;
+        document.body.setAttribute("data-charts-drawn", String(drawn));
+      }, function (error) {
+        figure.setAttribute("data-status", "failed");
+        record("chart " + figure.id + ": " + error);
+      });
+    } catch (error) {
+      figure.setAttribute("data-status", "failed");
+      record("chart " + figure.id + ": " + error);
+    }
+  });
+})();
+"""
+
+
+def _json_script(value: Any) -> str:
+    """JSON safe inside a <script> element."""
+    text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_html(report: Report, plotly_js: str) -> str:
+    """The whole page; ``plotly_js`` is the plotly.js bundle, inlined as is."""
+    figures: list[str] = []
+    nav = " ".join(f'<a href="#{_e(s.id)}">{_e(s.title)}</a>' for s in report.sections)
+    body: list[str] = []
+    for section in report.sections:
+        body.append(f'<section id="{_e(section.id)}"><h2>{_e(section.title)}</h2>')
+        if section.intro:
+            body.append(f'<p class="sub">{_e(section.intro)}</p>')
+        for item in section.items:
+            if isinstance(item, str):
+                body.append(f'<div class="scroll">{item}</div>')
+                continue
+            chart = item
+            index = len(figures)
+            figure = plots.plotly_figure(chart)
+            spec_id = f"chart-spec-{index}"
+            figures.append(spec_id)
+            notes = "".join(f"<br>{_e(n)}" for n in chart.notes)
+            body.append(
+                f'<figure class="chart" id="chart-{_e(chart.id)}" data-spec="{spec_id}" '
+                f'data-traces="{len(figure["data"])}" data-status="pending">'
+                f'<div class="plot"></div>'
+                f"<figcaption>{_e(chart.subtitle)}{notes}</figcaption>"
+                f'<script type="application/json" id="{spec_id}">{_json_script(figure)}</script>'
+                "</figure>"
+            )
+        body.append("</section>")
+    warnings = "".join(f'<div class="warn">warning: {_e(w)}</div>' for w in report.warnings)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(report.title)}</title>"
+        f"<style>{_CSS}</style>"
+        f"<script>{_ERROR_HOOK}</script>"
+        # plotly.js inline, as plotly's own include_plotlyjs=True writes it: no network needed.
+        f'<script type="text/javascript">{plotly_js}</script>'
+        "</head><body>"
+        f'<header><h1>{_e(report.title)}</h1><p class="sub">{_e(report.subtitle)}</p>'
+        f"<nav>{nav}</nav></header>{warnings}{''.join(body)}"
+        f'<footer class="note"><p>Written by accelsim {_e(__version__)}. '
+        "Charts drawn with plotly.js, inlined in this file.</p>"
+        '<pre id="js-errors" hidden></pre></footer>'
+        f"<script>{_DRAW}</script>"
+        "</body></html>\n"
+    )
+
+
+def plotly_js() -> str:
+    """The plotly.js bundle that ships with the plotly package (the ``report`` extra)."""
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
+
+
+def write_static(
+    report: Report,
+    folder: Path,
+    fmt: Literal["png", "svg"],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
+    """Each chart of the report as ``folder/NN-ID.png`` (or ``.svg``), drawn with matplotlib."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AccelsimError(f"{folder}: cannot write: {exc.strerror or exc}") from None
+    charts = report.charts()
+    paths = []
+    for i, chart in enumerate(charts, 1):
+        path = folder / f"{i:02d}-{_slug(chart.id)}.{fmt}"
+        plots.save_static(chart, path, fmt)
+        paths.append(path)
+        if progress is not None:
+            progress(i, len(charts))
+    return paths
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
