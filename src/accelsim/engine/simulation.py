@@ -49,11 +49,13 @@ _EPS = 1e-12
 
 
 def _at(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> None:
-    """Call ``callback`` after ``delay``: a bare event, lighter than ``env.timeout``."""
-    event = Event(env)
+    """Call ``callback`` after ``delay``: a bare, already-triggered event scheduled
+    directly (what ``env.timeout`` does, without its checks and bookkeeping)."""
+    event = Event.__new__(Event)
+    event.env = env
+    event.callbacks = [callback]
     event._ok = True
     event._value = None
-    event.callbacks.append(callback)
     env.schedule(event, NORMAL, delay)
 
 
@@ -196,6 +198,7 @@ class _Station:
         self.costs = costs
         self.queues: dict[int, deque[_Query]] = {w: deque() for w in costs}
         self.queued_items: dict[int, int] = dict.fromkeys(costs, 0)
+        self.single = next(iter(self.queues.items())) if len(self.queues) == 1 else None
         self.outstanding = 0  # queries routed here and not finished
         self.timer_at = float("inf")
         # Batch time and energy by size, per workload: the cost model's memo, flattened.
@@ -216,6 +219,9 @@ class _Station:
 
     def dispatch(self) -> None:
         now = self.sim.env.now
+        if self.single is not None:
+            self._dispatch_single(now)
+            return
         queues = self.queues
         while self.idle:
             best = -1
@@ -241,6 +247,24 @@ class _Station:
                     _at(self.sim.env, next_deadline - now, self._on_timer)
                 return
             self._start(best, now)
+
+    def _dispatch_single(self, now: float) -> None:
+        """:meth:`dispatch` for the common station that serves one workload."""
+        w, queue = self.single  # type: ignore[misc]
+        idle = self.idle
+        while idle and queue:
+            deadline = queue[0].arrival_s + self.max_wait
+            if (
+                now + _EPS >= deadline
+                or self.queued_items[w] >= self.max_items
+                or len(queue) >= self.max_queries
+            ):
+                self._start(w, now)
+            else:
+                if deadline < self.timer_at:
+                    self.timer_at = deadline
+                    _at(self.sim.env, deadline - now, self._on_timer)
+                return
 
     def _on_timer(self, _event: Any) -> None:
         self.timer_at = float("inf")
