@@ -7,53 +7,18 @@ from typing import Any
 
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import Chip, LLMModel, RankingModel, Scenario
+from accelsim.validation import REFERENCE_CHIP, REFERENCE_MODEL
 
+# The reference chip and model of `accelsim validate`, renamed: a slow host link makes a
+# batch's time almost exactly linear in its items; the tests compute values by hand from
+# these numbers (see test_cost_model.py).
 CHIP: dict[str, Any] = {
+    **copy.deepcopy({k: v for k, v in REFERENCE_CHIP.items() if k != "description"}),
     "name": "test-chip",
-    "compute": {
-        "matrix_flops_per_s": {"bf16": 100e12, "int8": 200e12},
-        "vector_flops_per_s": 10e12,
-        "gemm_efficiency": 0.5,
-        "vector_efficiency": 0.5,
-        "kernel_overhead_s": 0.0,
-        "clock_hz": 1e9,
-    },
-    "memory": {
-        "sram": {
-            "capacity_bytes": 64 * 2**20,
-            "bandwidth_bytes_per_s": 1e12,
-            "stream_efficiency": 1.0,
-            "random_efficiency": 0.5,
-            "access_granularity_bytes": 32,
-            "energy_per_byte_j": 1e-12,
-        },
-        "dram": {
-            "capacity_bytes": 16 * 2**30,
-            "bandwidth_bytes_per_s": 100e9,
-            "stream_efficiency": 0.8,
-            "random_efficiency": 0.4,
-            "access_granularity_bytes": 64,
-            "energy_per_byte_j": 20e-12,
-        },
-    },
-    # A slow host link makes a batch's time almost exactly linear in its items.
-    "host_link": {"bandwidth_bytes_per_s": 16e6, "latency_s": 0.0, "energy_per_byte_j": 0.0},
-    "power": {
-        "idle_w": 10.0,
-        "tdp_w": 50.0,
-        "energy_per_flop_j": {"bf16": 0.5e-12, "int8": 0.25e-12},
-        "vector_energy_per_flop_j": 1e-12,
-    },
 }
-
 MODEL: dict[str, Any] = {
+    **copy.deepcopy({k: v for k, v in REFERENCE_MODEL.items() if k != "description"}),
     "name": "tiny-ranker",
-    "dtype": "bf16",
-    "dense_features": 1,
-    "bottom_mlp": [4],
-    "embedding_tables": [{"name": "t", "rows": 16, "dim": 4, "pooling_factor": 1, "dtype": "fp16"}],
-    "interaction": {"kind": "dot"},
-    "top_mlp": [1],
 }
 
 
