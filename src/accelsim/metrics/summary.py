@@ -314,18 +314,6 @@ def _ranking_pool(
         rec = records.workloads[name]
         done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
         served += int((done & np.isin(rec.station, stations)).sum())
-    power = power_fields(
-        chip,
-        pool.count,
-        cap_w,
-        b.start_s[sel],
-        b.end_s[sel],
-        b.dynamic_energy_j[sel],
-        b.clock_ratio[sel],
-        w0,
-        w1,
-    )
-    cost = cost_fields(chip, pool.count, power["avg_power_w"], resolved.scenario.facility)
     return {
         "chip": chip.name,
         "chips": pool.count,
@@ -333,12 +321,15 @@ def _ranking_pool(
         "batches": int(counted.sum()),
         "mean_batch_items": _num(items[counted].mean()) if counted.any() else None,
         "utilization": float(overlap.sum()) / (pool.count * duration),
-        **power,
-        "queries": served,
-        "queries_per_j": served / power["energy_j"] if power["energy_j"] > 0 else None,
-        "energy_per_query_j": power["energy_j"] / served if served else None,
-        **cost,
-        "cost_per_million_queries_usd": per_million(cost["cost_per_hour_usd"], served, duration),
+        **_energy_and_cost(
+            resolved,
+            pool_name,
+            cap_w,
+            (b.start_s[sel], b.end_s[sel], b.dynamic_energy_j[sel], b.clock_ratio[sel]),
+            (w0, w1),
+            served,
+            "queries",
+        ),
     }
 
 
@@ -369,18 +360,6 @@ def _llm_pool(
         rec = records.llm[name]
         done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
         tokens += int(rec.generated_tokens[done & np.isin(rec.replica, replicas)].sum())
-    power = power_fields(
-        chip,
-        pool.count,
-        cap_w,
-        its.start_s[sel],
-        its.end_s[sel],
-        its.dynamic_energy_j[sel],
-        its.clock_ratio[sel],
-        w0,
-        w1,
-    )
-    cost = cost_fields(chip, pool.count, power["avg_power_w"], resolved.scenario.facility)
     return {
         "chip": chip.name,
         "chips": pool.count,
@@ -395,14 +374,43 @@ def _llm_pool(
         "kv_utilization": {"mean": kv_mean, "max": kv_max / capacity if capacity else None},
         "preemptions": sum(records.replicas[i].preemptions for i in replicas),
         "utilization": busy / (len(replicas) * duration) if replicas else 0.0,
-        **power,
-        "output_tokens": tokens,
-        "output_tokens_per_j": tokens / power["energy_j"] if power["energy_j"] > 0 else None,
-        "energy_per_output_token_j": power["energy_j"] / tokens if tokens else None,
-        **cost,
-        "cost_per_million_output_tokens_usd": per_million(
-            cost["cost_per_hour_usd"], tokens, duration
+        **_energy_and_cost(
+            resolved,
+            pool_name,
+            cap_w,
+            (its.start_s[sel], its.end_s[sel], its.dynamic_energy_j[sel], its.clock_ratio[sel]),
+            (w0, w1),
+            tokens,
+            "output_tokens",
         ),
+    }
+
+
+def _energy_and_cost(
+    resolved: ResolvedScenario,
+    pool_name: str,
+    cap_w: float,
+    intervals: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    window: tuple[float, float],
+    served: int,
+    unit: str,
+) -> dict[str, Any]:
+    """Power, perf/W and cost of a pool from its busy intervals (start, end, dynamic energy,
+    clock), given what it served in ``unit`` ("queries" or "output_tokens")."""
+    pool = resolved.scenario.pools[pool_name]
+    chip = resolved.chips[pool_name]
+    w0, w1 = window
+    power = power_fields(chip, pool.count, cap_w, *intervals, w0, w1)
+    cost = cost_fields(chip, pool.count, power["avg_power_w"], resolved.scenario.facility)
+    energy = power["energy_j"]
+    one = "query" if unit == "queries" else "output_token"
+    return {
+        **power,
+        unit: served,
+        f"{unit}_per_j": served / energy if energy > 0 else None,
+        f"energy_per_{one}_j": energy / served if served else None,
+        **cost,
+        f"cost_per_million_{unit}_usd": per_million(cost["cost_per_hour_usd"], served, w1 - w0),
     }
 
 
