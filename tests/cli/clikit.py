@@ -9,50 +9,21 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from click.testing import Result
-from typer.testing import CliRunner
 
-from accelsim.cli import app
+from clirunner import assert_ok, invoke  # noqa: F401  (re-exported)
+from clirunner import err as stderr
+from clirunner import out as stdout  # noqa: F401  (re-exported)
 from helpers import CHIP, MODEL
-
-# Plain, wide, uncoloured output and the repository's own shipped data.
-_ENV = {
-    "FORCE_COLOR": None,
-    "TTY_COMPATIBLE": None,
-    "TTY_INTERACTIVE": None,
-    "COLUMNS": None,
-    "NO_COLOR": "1",
-    "ACCELSIM_DATA": None,
-}
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 # Keep runs of the shipped scenario short.
 SHORT = ("--set", "simulation.duration_s=1", "--set", "simulation.warmup_s=0.2")
 
 BOUNDS = {"compute", "sram", "dram", "host", "overhead"}
-
-
-def invoke(*args: Any) -> Result:
-    return CliRunner(env=_ENV).invoke(app, [str(a) for a in args])
-
-
-def stdout(result: Result) -> str:
-    return _ANSI.sub("", result.stdout)
-
-
-def stderr(result: Result) -> str:
-    return _ANSI.sub("", result.stderr)
-
-
-def assert_ok(result: Result) -> None:
-    assert result.exception is None, (result.exception, result.output)
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
 
 
 def error_lines(result: Result) -> list[str]:

@@ -11,41 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import Result
-from typer.testing import CliRunner
 
-from accelsim.cli import app
-
-_ENV = {
-    "FORCE_COLOR": None,
-    "TTY_COMPATIBLE": None,
-    "TTY_INTERACTIVE": None,
-    "COLUMNS": None,
-    "NO_COLOR": "1",
-    "ACCELSIM_DATA": None,
-}
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+from clirunner import assert_ok, err, invoke, out  # noqa: F401  (re-exported)
 
 # Short runs of shipped scenarios.
 SHORT = ("--set", "simulation.duration_s=1", "--set", "simulation.warmup_s=0.2")
 SHORT_LLM = ("--set", "simulation.duration_s=10", "--set", "simulation.warmup_s=2")
-
-
-def invoke(*args: Any) -> Result:
-    return CliRunner(env=_ENV).invoke(app, [str(a) for a in args])
-
-
-def out(result: Result) -> str:
-    return _ANSI.sub("", result.stdout)
-
-
-def err(result: Result) -> str:
-    return _ANSI.sub("", result.stderr)
-
-
-def assert_ok(result: Result) -> None:
-    assert result.exception is None, (result.exception, result.output)
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
 
 
 def one_error(result: Result) -> str:
