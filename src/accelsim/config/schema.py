@@ -10,6 +10,7 @@ engine compute them into objects of their own.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -57,7 +58,7 @@ Seconds = Annotated[float, _parser("s"), _json("s")]
 JoulesPerByte = Annotated[float, _parser("J/byte"), _json("J/byte")]
 JoulesPerOp = Annotated[float, _parser("J/op"), _json("J/op")]
 RatePerS = Annotated[float, _parser("1/s"), _json("1/s")]
-Fraction = Annotated[float, _parser("fraction"), _json("fraction"), Field(gt=0, le=1)]
+Fraction = Annotated[float, _parser("fraction"), _json("fraction"), Field(ge=1e-6, le=1)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 
 
@@ -72,8 +73,8 @@ class MemoryTier(Strict):
     """One level of a chip's memory: on-chip SRAM or device DRAM (HBM, LPDDR, DDR)."""
 
     technology: str = Field("", description="Free text, e.g. 'LPDDR5-class' or 'HBM3-class'.")
-    capacity_bytes: Annotated[Bytes, Field(gt=0, le=2.0**60)]
-    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(gt=0, le=1e16)]
+    capacity_bytes: Annotated[Bytes, Field(ge=1.0, le=2.0**60)]
+    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(ge=1.0, le=1e16)]
     stream_efficiency: Fraction = Field(0.85, description="Share of peak a streaming read reaches.")
     random_efficiency: Fraction = Field(
         0.5, description="Share of peak that small random gathers reach (lower than streaming)."
@@ -96,10 +97,10 @@ class Link(Strict):
 
 
 class Compute(Strict):
-    matrix_flops_per_s: dict[DType, Annotated[OpsPerS, Field(gt=0, le=1e19)]] = Field(
+    matrix_flops_per_s: dict[DType, Annotated[OpsPerS, Field(ge=1.0, le=1e19)]] = Field(
         description="Peak dense matrix-engine rate per dtype.", min_length=1
     )
-    vector_flops_per_s: Annotated[OpsPerS, Field(gt=0, le=1e19)] = Field(
+    vector_flops_per_s: Annotated[OpsPerS, Field(ge=1.0, le=1e19)] = Field(
         description="Peak vector-unit rate for element-wise work, pooling and softmax."
     )
     gemm_efficiency: Fraction = Field(
@@ -109,8 +110,8 @@ class Compute(Strict):
     kernel_overhead_s: Annotated[Seconds, Field(ge=0, le=1.0)] = Field(
         5e-6, description="Fixed cost of launching one op."
     )
-    clock_hz: Annotated[Hertz, Field(gt=0, le=1e12)]
-    min_clock_hz: Annotated[Hertz, Field(gt=0, le=1e12)] | None = None
+    clock_hz: Annotated[Hertz, Field(ge=1.0, le=1e12)]
+    min_clock_hz: Annotated[Hertz, Field(ge=1.0, le=1e12)] | None = None
 
     @model_validator(mode="after")
     def _clock_range(self) -> Compute:
@@ -380,6 +381,10 @@ class EmpiricalSize(Strict):
     def _monotone(self) -> EmpiricalSize:
         probs = [p for p, _ in self.quantiles]
         values = [v for _, v in self.quantiles]
+        if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in probs):
+            raise ValueError("quantile probabilities must be numbers from 0 to 1")
+        if any(v > 10**8 for v in values):
+            raise ValueError("quantile values must be at most 100,000,000 items")
         if probs[0] != 0.0 or probs[-1] != 1.0:
             raise ValueError("quantiles must start at probability 0 and end at 1")
         if any(b <= a for a, b in itertools.pairwise(probs)):

@@ -407,8 +407,8 @@ def _energy_and_cost(
     return {
         **power,
         unit: served,
-        f"{unit}_per_j": served / energy if energy > 0 else None,
-        f"energy_per_{one}_j": energy / served if served else None,
+        f"{unit}_per_j": _num(served / energy) if energy > 0 else None,
+        f"energy_per_{one}_j": _num(energy / served) if served else None,
         **cost,
         f"cost_per_million_{unit}_usd": per_million(cost["cost_per_hour_usd"], served, w1 - w0),
     }
@@ -503,8 +503,8 @@ def _totals(
         "energy_j": energy,
         "avg_power_w": energy / duration,
         "peak_power_w": peak,
-        "queries_per_j": queries / ranking_energy if ranking_energy > 0 else None,
-        "output_tokens_per_j": tokens / llm_energy if llm_energy > 0 else None,
+        "queries_per_j": _num(queries / ranking_energy) if ranking_energy > 0 else None,
+        "output_tokens_per_j": _num(tokens / llm_energy) if llm_energy > 0 else None,
         "energy_per_query_j": ranking_energy / queries if queries else None,
         "energy_per_output_token_j": llm_energy / tokens if tokens else None,
         "pue": facility.pue,
