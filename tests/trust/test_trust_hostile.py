@@ -3,6 +3,7 @@ no traceback and no hang. Bugs found this way are the strict xfail tests at the 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -448,3 +449,69 @@ def test_a_bool_tag_on_a_non_boolean_is_a_one_line_error(tmp_path: Path) -> None
     (line,) = error_lines(invoke("hardware", "show", chip), chip)
     assert "name" in line
     (line,) = error_lines(invoke("run", scenario), chip)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"compute": {"vector_flops_per_s": 5e-324}},
+        {"compute": {"vector_flops_per_s": 1e-200, "vector_efficiency": 1e-200}},
+        {"memory": {"sram": {"bandwidth_bytes_per_s": 5e-324}}},
+    ],
+    ids=["subnormal vector rate", "two tiny factors", "subnormal SRAM bandwidth"],
+)
+def test_a_rate_that_underflows_to_zero_is_a_one_line_error(tmp_path: Path, change: dict) -> None:
+    from accelsim.validation import _merged
+
+    scenario = write_world(tmp_path)
+    chip = write(tmp_path / "chip.yaml", _merged(chip_data(), change))
+    for args in (
+        ("explain", "--chip", chip, "--model", tmp_path / "model.yaml", "--json", "-"),
+        ("run", scenario, "-q", "--json", "-"),
+    ):
+        result = invoke(*args)
+        if result.exit_code == 0:
+            assert "nan" not in result.stdout.lower() and "inf" not in result.stdout.lower()
+        else:
+            error_lines(result, chip)
+
+
+def test_a_nan_quantile_probability_is_a_one_line_error(tmp_path: Path) -> None:
+    scenario = write_world(tmp_path)
+    data = scenario_data()
+    quantiles = [[0, 1], [float("nan"), 3], [1, 20]]
+    data["workloads"]["w"]["items_per_query"] = {"kind": "empirical", "quantiles": quantiles}
+    write(scenario, data)
+    (line,) = error_lines(invoke("run", scenario, "-q"), scenario)
+    assert "items_per_query" in line
+
+
+@pytest.mark.parametrize("value", [10**20, 10**309], ids=["beyond int64", "beyond a float"])
+def test_a_huge_quantile_value_is_a_one_line_error(tmp_path: Path, value: int) -> None:
+    scenario = write_world(tmp_path)
+    data = scenario_data()
+    quantiles = [[0, 1], [1, value]]
+    data["workloads"]["w"]["items_per_query"] = {"kind": "empirical", "quantiles": quantiles}
+    write(scenario, data)
+    (line,) = error_lines(invoke("run", scenario, "-q"), scenario)
+    assert "items_per_query" in line
+
+
+@pytest.mark.parametrize("idle_w", [1e-309, 1e-306])
+def test_a_pool_that_draws_almost_no_power_has_a_finite_summary(
+    tmp_path: Path, idle_w: float
+) -> None:
+    from accelsim.config.loader import load_scenario
+    from accelsim.engine.simulation import simulate
+    from accelsim.metrics.summary import summarize
+
+    scenario = write_world(tmp_path)
+    chip = chip_data()
+    chip["power"] = {"idle_w": idle_w, "tdp_w": 10}
+    chip["host_link"]["energy_per_byte_j"] = 0
+    for tier in chip["memory"].values():
+        tier["energy_per_byte_j"] = 0
+    write(tmp_path / "chip.yaml", chip)
+    resolved = load_scenario(scenario)
+    doc = summarize(resolved, simulate(resolved))
+    json.dumps(doc, allow_nan=False)  # no NaN or infinity anywhere
