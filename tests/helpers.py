@@ -7,7 +7,7 @@ from typing import Any
 
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import Chip, LLMModel, RankingModel, Scenario
-from accelsim.validation import REFERENCE_CHIP, REFERENCE_MODEL
+from accelsim.validation import REFERENCE_CHIP, REFERENCE_MODEL, single_pool_scenario
 
 # The reference chip and model of `accelsim validate`, renamed: a slow host link makes a
 # batch's time almost exactly linear in its items; the tests compute values by hand from
@@ -47,36 +47,19 @@ def resolved(
     the_chip: Chip | None = None,
     the_model: RankingModel | None = None,
 ) -> ResolvedScenario:
-    """A one-workload, one-pool scenario with the test chip and model."""
-    scenario = Scenario.model_validate(
-        {
-            "name": "test",
-            "simulation": {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
-            "workloads": {
-                "w": {
-                    "model": "tiny-ranker",
-                    "traffic": {"kind": "poisson", "rate_per_s": rate_per_s},
-                    "items_per_query": sizes,
-                }
-            },
-            "pools": {
-                "p": {
-                    "chip": "test-chip",
-                    "count": count,
-                    "serves": ["w"],
-                    "batching": batching
-                    or {"max_batch_items": 10**8, "max_batch_queries": 1, "max_wait_s": 0},
-                }
-            },
-            "router": {"policy": policy},
-        }
-    )
-    return ResolvedScenario(
-        scenario=scenario,
-        source="<test>",
-        chips={"p": the_chip or chip()},
-        models={"w": the_model or model()},
-        traces={},
+    """A one-workload (``w``), one-pool (``p``) scenario with the test chip and model;
+    batching is off unless given."""
+    return single_pool_scenario(
+        rate_per_s=rate_per_s,
+        sizes=sizes,
+        count=count,
+        batching=batching,
+        policy=policy,
+        duration_s=duration_s,
+        warmup_s=warmup_s,
+        seed=seed,
+        chip=the_chip or chip(),
+        model=the_model or model(),
     )
 
 

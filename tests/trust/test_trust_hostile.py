@@ -219,16 +219,17 @@ def test_alias_bomb_is_rejected_in_well_under_a_second(tmp_path: Path) -> None:
         tmp_path / "scenario.yaml", dump(scenario_data()).replace("chip.yaml", "bomb.yaml")
     )
     invoke("hardware", "show", "mtia-like-gen2")  # imports warmed up
+    # CPU time of this process, so that other work on a busy machine cannot fail the test.
     for args in (("hardware", "show", bomb), ("run", scenario)):
-        start = time.perf_counter()
+        start = time.process_time()
         result = invoke(*args, limit_s=10)
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         (line,) = error_lines(result, bomb)
         assert "expands to more than" in line
         assert elapsed < 1.0, f"{args[0]}: {elapsed:.2f} s"
-    start = time.perf_counter()
+    start = time.process_time()
     (line,) = check_config_file(bomb).errors  # what validate --configs reports for it
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert line.startswith(f"{bomb}:") and "expands to more than" in line
     (line,) = error_lines(invoke("validate", "--configs", bomb, limit_s=10), bomb)
 
@@ -245,9 +246,9 @@ def test_python_object_tag_is_rejected_in_well_under_a_second_and_never_run(
     write(tmp_path / "model.yaml", model_data())
     scenario = write(tmp_path / "scenario.yaml", scenario_data())
     for args in (("hardware", "show", chip), ("run", scenario)):
-        start = time.perf_counter()
+        start = time.process_time()
         result = invoke(*args, limit_s=10)
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         (line,) = error_lines(result, chip)
         assert "python/object/apply:os.system' is not allowed" in line
         assert elapsed < 1.0, f"{args[0]}: {elapsed:.2f} s"
