@@ -189,7 +189,7 @@ def test_trace_replay_uses_the_trace_times_and_sizes() -> None:
     count=st.integers(min_value=1, max_value=4),
     max_items=st.integers(min_value=1, max_value=512),
     max_wait=st.sampled_from([0.0, 1e-4, 1e-3]),
-    policy=st.sampled_from(["round_robin", "join_shortest_queue", "shared_queue"]),
+    policy=st.sampled_from(["round_robin", "join_shortest_queue", "least_work", "shared_queue"]),
     seed=st.integers(min_value=0, max_value=2**32),
 )
 def test_invariants_hold_on_random_scenarios(
@@ -255,3 +255,44 @@ def test_littles_law_holds_on_the_window() -> None:
     mean_in_system = in_system.sum() / (w1 - w0)
     arrival_rate = doc["offered"] / (w1 - w0)
     assert mean_in_system == pytest.approx(arrival_rate * doc["latency_s"]["mean"], rel=0.02)
+
+
+def test_least_work_favours_the_faster_chips_of_a_mixed_fleet() -> None:
+    """One fast pool and one 4x slower pool share a workload of exponential query sizes.
+    Join-shortest-queue counts queries, whatever their size and the chip's speed;
+    least_work weighs each chip's backlog in seconds, plus the query's own work on that
+    chip, so it sends the fast chip more of the work and cuts the tail."""
+    from accelsim.validation import fleet_scenario
+
+    fast = chip()
+    slow_data = fast.model_dump()
+    slow_data["name"] = "slow-chip"
+    slow_data["host_link"]["bandwidth_bytes_per_s"] /= 4
+    slow = chip(**{k: v for k, v in slow_data.items() if k != "name"}, name="slow-chip")
+    service = RankingCostModel(model(), fast).batch(100).time_s
+
+    def run_with(policy: str) -> tuple[dict, np.ndarray]:  # type: ignore[type-arg]
+        res = fleet_scenario(
+            workloads={
+                "w": {"rate_per_s": 0.6 / service, "sizes": {"kind": "exponential", "mean": 100}}
+            },
+            pools={
+                "fast": {"chip": fast, "count": 1, "serves": ["w"]},
+                "slow": {"chip": slow, "count": 1, "serves": ["w"]},
+            },
+            policy=policy,
+            duration_s=5000 * service,
+            warmup_s=100 * service,
+            model=model(),
+        )
+        records = simulate(res)
+        return summarize(res, records)["workloads"]["w"], records.workloads["w"].station
+
+    jsq, jsq_stations = run_with("join_shortest_queue")
+    lw, lw_stations = run_with("least_work")
+    fast_share_jsq = float((jsq_stations == 0).mean())
+    fast_share_lw = float((lw_stations == 0).mean())
+    assert fast_share_lw > fast_share_jsq + 0.03
+    assert lw["latency_s"]["mean"] < 0.85 * jsq["latency_s"]["mean"]
+    assert lw["latency_s"]["p99"] < 0.7 * jsq["latency_s"]["p99"]
+    assert lw["offered"] == lw["completed"] + lw["in_flight"]

@@ -531,11 +531,14 @@ class Pool(Strict):
 
 
 class Router(Strict):
-    policy: Literal["round_robin", "join_shortest_queue", "shared_queue"] = Field(
+    policy: Literal["round_robin", "join_shortest_queue", "least_work", "shared_queue"] = Field(
         "join_shortest_queue",
         description=(
-            "round_robin and join_shortest_queue give each chip its own queue; shared_queue "
-            "gives each pool one queue that every idle chip of the pool takes work from."
+            "round_robin, join_shortest_queue and least_work give each chip its own queue "
+            "(least_work: the chip whose estimated backlog in seconds, plus the query's own "
+            "work on that chip, is smallest, which favours faster chips in a mixed fleet); "
+            "shared_queue gives each pool one queue that every idle chip of the pool takes "
+            "work from."
         ),
     )
 

@@ -200,6 +200,9 @@ class _Station:
         self.queued_items: dict[int, int] = dict.fromkeys(costs, 0)
         self.single = next(iter(self.queues.items())) if len(self.queues) == 1 else None
         self.outstanding = 0  # queries routed here and not finished
+        self.track_work = sim.track_work  # only least_work routing needs the estimate
+        self.work_s = 0.0  # estimated chip-seconds of work routed here and not finished
+        self.per_item_s: dict[int, float] = {}  # estimated seconds per item, by workload
         self.timer_at = float("inf")
         # Batch time and energy by size, per workload: the cost model's memo, flattened.
         self.clock = clock
@@ -210,10 +213,20 @@ class _Station:
     def load(self) -> float:
         return self.outstanding / self.n_devices
 
+    def item_cost_s(self, w: int) -> float:
+        """Estimated seconds per item: a full batch's time over its items."""
+        cost = self.per_item_s.get(w)
+        if cost is None:
+            full = clocked(self.costs[w].batch(self.max_items), self.idle_w, self.clock)
+            cost = self.per_item_s[w] = full.time_s / self.max_items
+        return cost
+
     def enqueue(self, w: int, query: _Query) -> None:
         self.queues[w].append(query)
         self.queued_items[w] += query.remaining
         self.outstanding += 1
+        if self.track_work:
+            self.work_s += query.remaining * self.item_cost_s(w)
         if self.idle:
             self.dispatch()
 
@@ -309,21 +322,28 @@ class _Station:
         batches.items.append(taken)
         batches.energy.append(energy_j)
         batches.clock.append(ratio)
-        _at(self.sim.env, time_s, _Finish(self, state, device, members))
+        work = taken * self.item_cost_s(w) if self.track_work else 0.0
+        _at(self.sim.env, time_s, _Finish(self, state, device, members, work))
 
 
 class _Finish:
     """What happens when a batch ends: its queries may complete, its chip frees up."""
 
-    __slots__ = ("device", "members", "state", "station")
+    __slots__ = ("device", "members", "state", "station", "work_s")
 
     def __init__(
-        self, station: _Station, state: _WorkloadState, device: int, members: list[_Query]
+        self,
+        station: _Station,
+        state: _WorkloadState,
+        device: int,
+        members: list[_Query],
+        work_s: float,
     ) -> None:
         self.station = station
         self.state = state
         self.device = device
         self.members = members
+        self.work_s = work_s
 
     def __call__(self, _event: Any) -> None:
         station, state = self.station, self.state
@@ -334,6 +354,8 @@ class _Finish:
                 state.finished[query.index] = 1
                 state.finish[query.index] = now
                 station.outstanding -= 1
+        if self.work_s:
+            station.work_s = max(0.0, station.work_s - self.work_s)
         station.idle.append(self.device)
         station.dispatch()
 
@@ -347,6 +369,7 @@ class _Sim:
         self.end_s = sim.warmup_s + sim.duration_s
         self.batches = _Batches()
         self.iterations = IterationLog()
+        self.track_work = scenario.router.policy == "least_work"
         names = list(scenario.workloads)
         budget_problems = [
             resolved.problem(("workloads", name, "traffic"), message)
@@ -447,18 +470,26 @@ class _Sim:
         self.routes = {k: v for k, v in routes.items() if v}
         self.llm_routes = llm_routes
         self.policy = scenario.router.policy
+        self.round_robin = self.policy == "round_robin"
         self._rr = dict.fromkeys(range(len(names)), 0)
 
     def _now(self) -> float:
         return float(self.env.now)
 
-    def route(self, w: int) -> _Station:
+    def route(self, w: int, items: int) -> _Station:
         stations = self.routes[w]
         n = len(stations)
         start = self._rr[w]
         self._rr[w] = start + 1 if start + 1 < n else 0
-        if self.policy == "round_robin" or n == 1:
+        if self.round_robin or n == 1:
             return stations[start]
+        if self.track_work:
+            # The station that would finish this query soonest, by its estimated backlog
+            # (chip-seconds per chip) plus the query's own work there; ties rotate.
+            return min(
+                (stations[(start + k) % n] for k in range(n)),
+                key=lambda st: (st.work_s + items * st.item_cost_s(w)) / st.n_devices,
+            )
         # Join the shortest queue (per chip); ties go round-robin so no pool is favoured.
         best = stations[start]
         best_load = best.outstanding / best.n_devices
@@ -474,7 +505,8 @@ class _Sim:
         return best
 
     def route_llm(self, w: int) -> LLMReplica:
-        """Round robin, or the replica with the fewest sequences waiting and running."""
+        """Round robin, or the replica with the fewest sequences waiting and running
+        (join_shortest_queue, least_work and shared_queue all route LLM requests so)."""
         replicas = self.llm_routes[w]
         start = self._rr[w]
         self._rr[w] = (start + 1) % len(replicas)
@@ -503,7 +535,7 @@ class _Sim:
         def arrive(_event: Any) -> None:
             nonlocal i, base, times, sizes
             k = i - base
-            station = route(rank)
+            station = route(rank, sizes[k])
             stations_of[i] = station.index
             station.enqueue(rank, _Query(i, sizes[k], times[k]))
             i += 1
