@@ -201,13 +201,6 @@ def load_model(ref: str, relative_to: Path | None = None) -> RankingModel | LLMM
     return _load(ref, "model", AnyModel, relative_to)  # type: ignore[arg-type]
 
 
-def load_ranking_model(ref: str, relative_to: Path | None = None) -> RankingModel:
-    model = load_model(ref, relative_to)
-    if not isinstance(model, RankingModel):
-        raise ConfigError.single(ref, f"{model.name} is an LLM, not a ranking model")
-    return model
-
-
 def _load(ref: str, kind: Kind, model: type[M], relative_to: Path | None) -> M:
     try:
         path = resolve_ref(ref, kind, relative_to)

@@ -48,6 +48,11 @@ from accelsim.model.ranking import RankingCostModel
 _EPS = 1e-12
 
 
+def _frozen(buffer: array[Any]) -> np.ndarray:
+    """A record buffer as its own numpy array (the dtype follows the array's typecode)."""
+    return np.array(buffer)
+
+
 def _at(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> None:
     """Call ``callback`` after ``delay``: a bare, already-triggered event scheduled
     directly (what ``env.timeout`` does, without its checks and bookkeeping)."""
@@ -578,8 +583,8 @@ class _Sim:
     def _records(self) -> RunRecords:
         workloads = {}
         for state in self.workloads:
-            start = np.frombuffer(state.start, dtype=np.float64).copy()
-            finish = np.frombuffer(state.finish, dtype=np.float64).copy()
+            start = _frozen(state.start)
+            finish = _frozen(state.finish)
             start[np.frombuffer(state.started, dtype=np.uint8) == 0] = np.nan
             finish[np.frombuffer(state.finished, dtype=np.uint8) == 0] = np.nan
             workloads[state.name] = WorkloadRecords(
@@ -588,7 +593,7 @@ class _Sim:
                 items=state.items,
                 start_s=start,
                 finish_s=finish,
-                station=np.frombuffer(state.station, dtype=np.int32).copy(),
+                station=_frozen(state.station),
             )
         llm = {}
         for llm_state in self.llm.values():
@@ -599,36 +604,36 @@ class _Sim:
                 mode=r.mode,
                 prompt_tokens=r.prompt_tokens,
                 output_tokens=r.output_tokens,
-                first_token_s=np.frombuffer(llm_state.first_token, dtype=np.float64).copy(),
-                finish_s=np.frombuffer(llm_state.finish, dtype=np.float64).copy(),
+                first_token_s=_frozen(llm_state.first_token),
+                finish_s=_frozen(llm_state.finish),
                 rejected=np.frombuffer(llm_state.rejected, dtype=np.uint8).astype(bool),
-                generated_tokens=np.frombuffer(llm_state.generated, dtype=np.int64).copy(),
-                replica=np.frombuffer(llm_state.replica, dtype=np.int32).copy(),
-                branches_spawned=np.frombuffer(llm_state.branches_spawned, dtype=np.int64).copy(),
-                branches_done=np.frombuffer(llm_state.branches_done, dtype=np.int64).copy(),
+                generated_tokens=_frozen(llm_state.generated),
+                replica=_frozen(llm_state.replica),
+                branches_spawned=_frozen(llm_state.branches_spawned),
+                branches_done=_frozen(llm_state.branches_done),
             )
         b = self.batches
         batches = BatchRecords(
-            workload=np.frombuffer(b.workload, dtype=np.int32).copy(),
-            station=np.frombuffer(b.station, dtype=np.int32).copy(),
-            device=np.frombuffer(b.device, dtype=np.int32).copy(),
-            start_s=np.frombuffer(b.start, dtype=np.float64).copy(),
-            end_s=np.frombuffer(b.end, dtype=np.float64).copy(),
-            items=np.frombuffer(b.items, dtype=np.int64).copy(),
-            dynamic_energy_j=np.frombuffer(b.energy, dtype=np.float64).copy(),
-            clock_ratio=np.frombuffer(b.clock, dtype=np.float64).copy(),
+            workload=_frozen(b.workload),
+            station=_frozen(b.station),
+            device=_frozen(b.device),
+            start_s=_frozen(b.start),
+            end_s=_frozen(b.end),
+            items=_frozen(b.items),
+            dynamic_energy_j=_frozen(b.energy),
+            clock_ratio=_frozen(b.clock),
         )
         it = self.iterations
         iterations = IterationRecords(
-            replica=np.frombuffer(it.replica, dtype=np.int32).copy(),
-            start_s=np.frombuffer(it.start, dtype=np.float64).copy(),
-            end_s=np.frombuffer(it.end, dtype=np.float64).copy(),
-            sequences=np.frombuffer(it.sequences, dtype=np.int32).copy(),
-            prefill_tokens=np.frombuffer(it.prefill_tokens, dtype=np.int64).copy(),
-            kv_tokens=np.frombuffer(it.kv_tokens, dtype=np.float64).copy(),
-            steps=np.frombuffer(it.steps, dtype=np.int32).copy(),
-            dynamic_energy_j=np.frombuffer(it.energy, dtype=np.float64).copy(),
-            clock_ratio=np.frombuffer(it.clock, dtype=np.float64).copy(),
+            replica=_frozen(it.replica),
+            start_s=_frozen(it.start),
+            end_s=_frozen(it.end),
+            sequences=_frozen(it.sequences),
+            prefill_tokens=_frozen(it.prefill_tokens),
+            kv_tokens=_frozen(it.kv_tokens),
+            steps=_frozen(it.steps),
+            dynamic_energy_j=_frozen(it.energy),
+            clock_ratio=_frozen(it.clock),
         )
         stations = tuple(StationInfo(s.pool, s.n_devices) for s in self.stations)
         replicas = tuple(

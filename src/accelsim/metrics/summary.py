@@ -57,12 +57,6 @@ def _window_overlap(
     return overlap, share
 
 
-def _in_system(arrival: np.ndarray, finish: np.ndarray, t: float) -> int:
-    """Requests that arrived before ``t`` and had not finished by then."""
-    arrived = arrival < t
-    return int((arrived & ~(finish < t)).sum())
-
-
 def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]:
     """The result document of one run (see README, "Result document")."""
     scenario = resolved.scenario
@@ -78,8 +72,7 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
             entry = _ranking_workload(resolved, name, wl, records, w0, w1)
         offered, in_flight = entry["offered"], entry["in_flight"]
         rec = records.llm[name] if isinstance(wl, LLMWorkload) else records.workloads[name]
-        mid = _in_system(rec.arrival_s, rec.finish_s, w0 + duration / 2)
-        end = _in_system(rec.arrival_s, rec.finish_s, w1)
+        mid, end = in_system_at(rec.arrival_s, rec.finish_s, np.array([w0 + duration / 2, w1]))
         # A fleet that keeps up holds a steady number in flight (give or take Poisson-like
         # noise); one that cannot, a number that grows over the window.
         growth = end - mid
