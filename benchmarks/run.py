@@ -40,7 +40,7 @@ def peak_rss_mib() -> float:
 
 def ranking_case(n: int) -> dict[str, Any]:
     from accelsim.config.loader import load_scenario
-    from accelsim.engine.simulation import _Sim
+    from accelsim.engine.simulation import Simulation
     from accelsim.metrics.summary import summarize
 
     rate = 20_000.0
@@ -57,24 +57,25 @@ def ranking_case(n: int) -> dict[str, Any]:
         ],
     )
     start = time.perf_counter()
-    sim = _Sim(resolved)
+    sim = Simulation(resolved)
     records = sim.run()
     doc = summarize(resolved, records)
     wall = time.perf_counter() - start
     requests = doc["workloads"]["feed"]["offered"]
+    batches = records.fleets["ranking"].batches
     return {
         "requests": requests,
         "wall_s": wall,
-        "events": next(sim.env._eid),
+        "events": sim.scheduled_events(),
         "utilization": doc["pools"]["p"]["utilization"],
         "p99_latency_s": doc["workloads"]["feed"]["latency_s"]["p99"],
-        "service_s": float(records.batches.end_s.mean() - records.batches.start_s.mean()),
+        "service_s": float(batches.end_s.mean() - batches.start_s.mean()),
     }
 
 
 def llm_case(n: int) -> dict[str, Any]:
     from accelsim.config.loader import load_scenario
-    from accelsim.engine.simulation import _Sim
+    from accelsim.engine.simulation import Simulation
     from accelsim.metrics.summary import summarize
 
     rate = 12.0
@@ -82,15 +83,15 @@ def llm_case(n: int) -> dict[str, Any]:
         "llm-chat-gpu", [f"simulation.duration_s={n / rate}", "simulation.warmup_s=0"]
     )
     start = time.perf_counter()
-    sim = _Sim(resolved)
+    sim = Simulation(resolved)
     records = sim.run()
     doc = summarize(resolved, records)
     wall = time.perf_counter() - start
     return {
         "requests": doc["workloads"]["chat"]["offered"],
         "wall_s": wall,
-        "events": next(sim.env._eid),
-        "iterations": int(records.iterations.start_s.size),
+        "events": sim.scheduled_events(),
+        "iterations": int(records.fleets["llm"].iterations.start_s.size),
         "utilization": doc["pools"]["gpu"]["utilization"],
         "tpot_p50_s": doc["workloads"]["chat"]["tpot_s"]["p50"],
     }

@@ -36,6 +36,7 @@ import numpy as np
 
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import Chip, RankingModel, Scenario
+from accelsim.engine.records import RunRecords
 
 # --------------------------------------------------------------------- results
 
@@ -364,7 +365,7 @@ def _window_latencies(resolved: ResolvedScenario, workload: str = "w") -> np.nda
     from accelsim.engine.simulation import simulate
 
     records = simulate(resolved)
-    wl = records.workloads[workload]
+    wl = records.fleets["ranking"].workloads[workload]
     done = (wl.arrival_s >= records.warmup_s) & ~np.isnan(wl.finish_s)
     latency: np.ndarray = wl.finish_s[done] - wl.arrival_s[done]
     return latency
@@ -522,7 +523,7 @@ def check_mmc(budget: Budget) -> CheckResult:
 @dataclass(frozen=True)
 class FleetRun:
     resolved: ResolvedScenario
-    records: Any  # RunRecords
+    records: RunRecords
     doc: dict[str, Any]
 
 
@@ -582,7 +583,7 @@ def check_littles_law(budget: Budget) -> CheckResult:
     run = fleet_run(budget.queries)
     records, doc = run.records, run.doc
     w0, w1 = records.warmup_s, records.end_s
-    wl = records.workloads["w"]
+    wl = records.fleets["ranking"].workloads["w"]
     summary = doc["workloads"]["w"]
     # What the result document says: arrival rate times mean latency.
     lam_w = summary["offered"] / (w1 - w0) * summary["latency_s"]["mean"]
@@ -669,7 +670,7 @@ def check_energy_integral(budget: Budget) -> CheckResult:
     run = fleet_run(budget.queries)
     records, doc, res = run.records, run.doc, run.resolved
     w0, w1 = records.warmup_s, records.end_s
-    b = records.batches
+    b = records.fleets["ranking"].batches
     # Power as a step function of time: idle power of every chip, plus each batch's
     # dynamic energy spread evenly over its duration. Integrate it over the window.
     idle = sum(
@@ -746,7 +747,7 @@ def check_llm_batch1_decode(budget: Budget) -> CheckResult:
         }
     )
     resolved = ResolvedScenario(scenario, "<validate>", {"p": chip}, {"w": model}, {})
-    rec = simulate(resolved).llm["w"]
+    rec = simulate(resolved).fleets["llm"].workloads["w"]
     done = ~np.isnan(rec.finish_s)
     arrival, finish = rec.arrival_s[done], rec.finish_s[done]
     tpot = (finish - rec.first_token_s[done]) / (output - 1)

@@ -39,7 +39,7 @@ def batch_means(latency: np.ndarray, batches: int = 20) -> tuple[float, float]:
 
 def simulated_latency(res) -> np.ndarray:  # type: ignore[no-untyped-def]
     records = simulate(res)
-    wl = records.workloads["w"]
+    wl = records.fleets["ranking"].workloads["w"]
     window = (wl.arrival_s >= records.warmup_s) & ~np.isnan(wl.finish_s)
     # Nothing may be lost: every arrival in the window is finished or still in flight.
     doc = summarize(res, records)["workloads"]["w"]

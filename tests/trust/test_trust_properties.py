@@ -276,7 +276,7 @@ def test_invariants_hold_on_random_fleets(res: ResolvedScenario) -> None:
     for w, entry in doc["workloads"].items():
         # Conservation: every query that arrived in the window is accounted for.
         assert entry["offered"] == entry["completed"] + entry["dropped"] + entry["in_flight"]
-        rec = records.workloads[w]
+        rec = records.fleets["ranking"].workloads[w]
         in_window = (rec.arrival_s >= records.warmup_s) & (rec.arrival_s < records.end_s)
         assert entry["offered"] == int(in_window.sum())
         lat = entry["latency_s"]
@@ -296,11 +296,11 @@ def test_invariants_hold_on_random_fleets(res: ResolvedScenario) -> None:
         assert np.all(rec.start_s[done] >= rec.arrival_s[done])
         assert np.all(rec.finish_s[done] > rec.start_s[done])
         for i in np.flatnonzero(done):
-            pool = records.stations[rec.station[i]].pool
+            pool = records.fleets["ranking"].stations[rec.station[i]].pool
             m = scenario.pools[pool].batching.max_batch_items
             service = costs[pool, w].batch(int(min(rec.items[i], m))).time_s
             assert rec.finish_s[i] - rec.arrival_s[i] >= service * (1 - 1e-9), (w, pool, i)
-    b = records.batches
+    b = records.fleets["ranking"].batches
     assert np.all(b.items >= 1) and np.all(b.end_s >= b.start_s)
     for p, entry in doc["pools"].items():
         pool = scenario.pools[p]
@@ -309,7 +309,7 @@ def test_invariants_hold_on_random_fleets(res: ResolvedScenario) -> None:
         if entry["mean_batch_items"] is not None:
             assert 1 <= entry["mean_batch_items"] <= pool.batching.max_batch_items
         served = [names.index(w) for w in pool.serves]
-        stations = [i for i, s in enumerate(records.stations) if s.pool == p]
+        stations = [i for i, s in enumerate(records.fleets["ranking"].stations) if s.pool == p]
         sel = np.isin(b.station, stations)
         assert np.all(np.isin(b.workload[sel], served))  # a pool runs only what it serves
         assert np.all(b.items[sel] <= pool.batching.max_batch_items)

@@ -143,7 +143,7 @@ def test_energy_check_fails_when_batches_straddling_the_window_are_mishandled(
     def whole_batches(resolved, records):  # type: ignore[no-untyped-def]
         # Count every batch's whole dynamic energy, even of batches cut by the window edges.
         doc = original(resolved, records)
-        b = records.batches
+        b = records.fleets["ranking"].batches
         inside = (b.start_s < records.end_s) & (b.end_s > records.warmup_s)
         cut = inside & ((b.start_s < records.warmup_s) | (b.end_s > records.end_s))
         doc["totals"]["energy_j"] += float(b.dynamic_energy_j[cut].sum()) / 2

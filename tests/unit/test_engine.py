@@ -44,8 +44,8 @@ def test_batches_fill_up_to_the_item_limit_under_load() -> None:
         warmup_s=0.1,
     )
     records = simulate(res)
-    assert records.batches.items.max() == 80
-    assert records.batches.items.mean() > 40
+    assert records.fleets["ranking"].batches.items.max() == 80
+    assert records.fleets["ranking"].batches.items.mean() > 40
     doc = summarize(res, records)
     assert doc["pools"]["p"]["mean_batch_items"] > 40
 
@@ -53,10 +53,10 @@ def test_batches_fill_up_to_the_item_limit_under_load() -> None:
 def test_batching_off_gives_one_query_per_batch() -> None:
     res = resolved(rate_per_s=2000, sizes={"kind": "uniform", "low": 1, "high": 50}, duration_s=2)
     records = simulate(res)
-    wl = records.workloads["w"]
+    wl = records.fleets["ranking"].workloads["w"]
     done = ~np.isnan(wl.finish_s)
-    assert len(records.batches.items) == int((~np.isnan(wl.start_s)).sum())
-    assert records.batches.items.sum() == wl.items[~np.isnan(wl.start_s)].sum()
+    assert len(records.fleets["ranking"].batches.items) == int((~np.isnan(wl.start_s)).sum())
+    assert records.fleets["ranking"].batches.items.sum() == wl.items[~np.isnan(wl.start_s)].sum()
     assert done.sum() > 0
 
 
@@ -69,8 +69,8 @@ def test_large_queries_are_split_and_finish_with_their_last_piece() -> None:
         duration_s=30,
     )
     records = simulate(res)
-    assert set(records.batches.items.tolist()) <= {256, 232}
-    wl = records.workloads["w"]
+    assert set(records.fleets["ranking"].batches.items.tolist()) <= {256, 232}
+    wl = records.fleets["ranking"].workloads["w"]
     done = ~np.isnan(wl.finish_s)
     # One chip runs the four pieces back to back (no other traffic at this rate).
     expected = 3 * cm.batch(256).time_s + cm.batch(232).time_s
@@ -86,7 +86,7 @@ def test_pieces_of_one_query_run_in_parallel_on_a_shared_queue() -> None:
         batching={"max_batch_items": 256, "max_wait_s": 0},
         duration_s=30,
     )
-    wl = simulate(res).workloads["w"]
+    wl = simulate(res).fleets["ranking"].workloads["w"]
     done = ~np.isnan(wl.finish_s)
     assert np.allclose(wl.finish_s[done] - wl.arrival_s[done], cm.batch(256).time_s, rtol=1e-9)
 
@@ -97,7 +97,7 @@ def test_warmup_arrivals_are_excluded_and_nothing_is_lost() -> None:
     )
     records = simulate(res)
     doc = summarize(res, records)["workloads"]["w"]
-    arrivals = records.workloads["w"].arrival_s
+    arrivals = records.fleets["ranking"].workloads["w"].arrival_s
     assert doc["offered"] == int(((arrivals >= 1.0) & (arrivals < 3.0)).sum())
     assert doc["offered"] == doc["completed"] + doc["dropped"] + doc["in_flight"]
     assert 5000 < doc["offered"] < 7000
@@ -128,7 +128,7 @@ def test_round_robin_spreads_queries_evenly_across_chips() -> None:
     res = resolved(
         rate_per_s=4000, sizes={"kind": "fixed", "value": 4}, count=4, policy="round_robin"
     )
-    stations = simulate(res).workloads["w"].station
+    stations = simulate(res).fleets["ranking"].workloads["w"].station
     counts = np.bincount(stations, minlength=4)
     assert counts.max() - counts.min() <= 1
 
@@ -162,8 +162,8 @@ def test_two_workloads_share_a_pool_without_mixing_batches() -> None:
     doc = summarize(res, records)
     for name, size in (("w", 16), ("v", 3)):
         assert doc["workloads"][name]["completed"] > 5000
-        items = records.batches.items[
-            records.batches.workload == list(scenario.workloads).index(name)
+        items = records.fleets["ranking"].batches.items[
+            records.fleets["ranking"].batches.workload == list(scenario.workloads).index(name)
         ]
         assert np.all(items % size == 0)
 
@@ -178,7 +178,7 @@ def test_trace_replay_uses_the_trace_times_and_sizes() -> None:
         Scenario.model_validate(data), "<test>", base.chips, base.models, {"w": trace}
     )
     records = simulate(res)
-    wl = records.workloads["w"]
+    wl = records.fleets["ranking"].workloads["w"]
     assert wl.arrival_s.tolist() == [0.0, 1.0, 2.0, 4.0]  # scaled by 2, cut at the 5 s end
     assert wl.items.tolist() == [1, 2, 3, 4]
 
@@ -210,17 +210,20 @@ def test_invariants_hold_on_random_scenarios(
     w = doc["workloads"]["w"]
     assert w["offered"] == w["completed"] + w["dropped"] + w["in_flight"]
     assert 0.0 <= doc["pools"]["p"]["utilization"] <= 1.0 + 1e-9
-    wl = records.workloads["w"]
+    wl = records.fleets["ranking"].workloads["w"]
     done = ~np.isnan(wl.finish_s)
     cm = RankingCostModel(model(), chip())
     # A query takes at least the time of its smallest piece, and starts after it arrives.
     assert np.all(wl.finish_s[done] - wl.arrival_s[done] >= cm.batch(1).time_s * (1 - 1e-9))
     assert np.all(wl.start_s[done] >= wl.arrival_s[done])
-    assert np.all(records.batches.items <= max_items)
+    assert np.all(records.fleets["ranking"].batches.items <= max_items)
     # No chip runs two batches at once.
-    for device in np.unique(records.batches.device):
-        sel = records.batches.device == device
-        starts, ends = records.batches.start_s[sel], records.batches.end_s[sel]
+    for device in np.unique(records.fleets["ranking"].batches.device):
+        sel = records.fleets["ranking"].batches.device == device
+        starts, ends = (
+            records.fleets["ranking"].batches.start_s[sel],
+            records.fleets["ranking"].batches.end_s[sel],
+        )
         assert np.all(starts[1:] >= ends[:-1] - 1e-12)
     assert_no_negative_or_nan(doc)
 
@@ -248,7 +251,7 @@ def test_littles_law_holds_on_the_window() -> None:
     )
     records = simulate(res)
     doc = summarize(res, records)["workloads"]["w"]
-    wl = records.workloads["w"]
+    wl = records.fleets["ranking"].workloads["w"]
     w0, w1 = records.warmup_s, records.end_s
     finish = np.where(np.isnan(wl.finish_s), w1, wl.finish_s)
     in_system = np.clip(np.minimum(finish, w1) - np.maximum(wl.arrival_s, w0), 0, None)
@@ -286,7 +289,9 @@ def test_least_work_favours_the_faster_chips_of_a_mixed_fleet() -> None:
             model=model(),
         )
         records = simulate(res)
-        return summarize(res, records)["workloads"]["w"], records.workloads["w"].station
+        return summarize(res, records)["workloads"]["w"], records.fleets["ranking"].workloads[
+            "w"
+        ].station
 
     jsq, jsq_stations = run_with("join_shortest_queue")
     lw, lw_stations = run_with("least_work")

@@ -130,10 +130,10 @@ def test_shipped_8b_batch1_tpot_matches_weights_over_bandwidth() -> None:
 
 def check_iteration_invariants(res) -> dict:  # type: ignore[no-untyped-def,type-arg]
     records = simulate(res)
-    cap = records.replicas[0].kv_capacity_tokens
-    assert np.all(records.iterations.kv_tokens <= cap)
-    assert all(r.max_kv_tokens <= r.kv_capacity_tokens for r in records.replicas)
-    rec = records.llm["w"]
+    cap = records.fleets["llm"].replicas[0].kv_capacity_tokens
+    assert np.all(records.fleets["llm"].iterations.kv_tokens <= cap)
+    assert all(r.max_kv_tokens <= r.kv_capacity_tokens for r in records.fleets["llm"].replicas)
+    rec = records.fleets["llm"].workloads["w"]
     done = ~np.isnan(rec.finish_s)
     assert np.all(rec.first_token_s[done] >= rec.arrival_s[done])
     assert np.all(rec.finish_s[done] >= rec.first_token_s[done])
@@ -148,9 +148,12 @@ def check_iteration_invariants(res) -> dict:  # type: ignore[no-untyped-def,type
         s = w["sub_requests"]
         assert s["offered"] == s["completed"] + s["in_flight"]
     # Iterations of one replica never overlap.
-    for r in np.unique(records.iterations.replica):
-        sel = records.iterations.replica == r
-        starts, ends = records.iterations.start_s[sel], records.iterations.end_s[sel]
+    for r in np.unique(records.fleets["llm"].iterations.replica):
+        sel = records.fleets["llm"].iterations.replica == r
+        starts, ends = (
+            records.fleets["llm"].iterations.start_s[sel],
+            records.fleets["llm"].iterations.end_s[sel],
+        )
         assert np.all(starts[1:] >= ends[:-1] - 1e-12)
     return doc
 
@@ -314,7 +317,7 @@ def test_trace_replay_gives_llm_requests_their_token_counts() -> None:
     res = ResolvedScenario(
         Scenario.model_validate(data), "<test>", base.chips, base.models, {"w": trace}
     )
-    rec = simulate(res).llm["w"]
+    rec = simulate(res).fleets["llm"].workloads["w"]
     assert rec.prompt_tokens.tolist() == [100, 200, 300]
     assert rec.output_tokens.tolist() == [7, 8, 9]
     assert rec.generated_tokens.tolist() == [7, 8, 9]

@@ -103,7 +103,8 @@ def test_coalesced_decode_spans_match_stepping_every_iteration(kv_policy: str) -
         the_chip=chip(memory={"dram": dram}),
         **MIXED,  # type: ignore[arg-type]
     )
-    fast, plain = simulate(res), simulate(res, coalesce=False)
+    fast_run, plain_run = simulate(res), simulate(res, coalesce=False)
+    fast, plain = fast_run.fleets["llm"], plain_run.fleets["llm"]
     assert fast.iterations.start_s.size < plain.iterations.start_s.size / 2
     # The same iterations (spans still running at the end count their planned steps).
     assert int(fast.iterations.steps.sum()) == pytest.approx(
@@ -112,7 +113,7 @@ def test_coalesced_decode_spans_match_stepping_every_iteration(kv_policy: str) -
     # Where a span crosses the window's edges or a timeline bin, its energy and KV use
     # are prorated evenly over its time: such figures agree to ~1e-4, everything else
     # (counts, latencies, TTFT, TPOT) to rounding.
-    assert_same(summarize(res, fast), summarize(res, plain), rel=1e-3)
+    assert_same(summarize(res, fast_run), summarize(res, plain_run), rel=1e-3)
 
 
 @pytest.mark.parametrize("scenario", ["llm-chat-gpu", "llm-mtia-tensor-parallel"])

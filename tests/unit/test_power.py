@@ -121,8 +121,8 @@ def test_pool_caps_reach_the_engine_and_the_summary() -> None:
     assert "100%" not in pool["clock_residency"]
     assert sum(pool["clock_residency"].values()) == pytest.approx(1.0)
     assert pool["peak_power_w"] <= IDLE + 5.0 + 1e-9
-    batch_power = records.batches.dynamic_energy_j / (
-        records.batches.end_s - records.batches.start_s
+    batch_power = records.fleets["ranking"].batches.dynamic_energy_j / (
+        records.fleets["ranking"].batches.end_s - records.fleets["ranking"].batches.start_s
     )
     assert np.all(batch_power + IDLE <= IDLE + 5.0 + 1e-9)
     slower = doc["workloads"]["w"]["latency_s"]["mean"]

@@ -36,18 +36,30 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import simpy
 
-from accelsim.config.schema import ContinuousBatching, LLMWorkload
-from accelsim.engine.arrivals import sample_sizes
+from accelsim.config.schema import ContinuousBatching, LLMModel, LLMWorkload
+from accelsim.engine.arrivals import arrival_times, sample_sizes, workload_rng
+from accelsim.engine.fleet import FleetContext
+from accelsim.engine.records import (
+    MODE_CONTEMPLATING,
+    MODE_THINKING,
+    MODES,
+    ROLE_AGGREGATE,
+    ROLE_BRANCH,
+    ROLE_MAIN,
+    IterationRecords,
+    LLMFleetRecords,
+    LLMRecords,
+    ReplicaInfo,
+    frozen,
+)
+from accelsim.model.checks import llm_replica_cost
 from accelsim.model.llm import Iteration, LLMCostModel, prefill_pairs
 from accelsim.model.power import ClockPolicy, clocked_terms
-
-MODES = ("instant", "thinking", "contemplating")
-ROLE_MAIN, ROLE_BRANCH, ROLE_AGGREGATE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ def sample_requests(
     weights = np.array(
         [workload.modes.instant, workload.modes.thinking, workload.modes.contemplating]
     )
-    mode = rng.choice(3, size=n, p=weights / weights.sum()).astype(np.int8)
+    mode = rng.choice(len(MODES), size=n, p=weights / weights.sum()).astype(np.int8)
     prompt = sample_sizes(workload.prompt_tokens, n, rng)
     answer = sample_sizes(workload.output_tokens, n, rng)
     prompt = given.get("prompt_tokens", prompt)
@@ -88,13 +100,13 @@ def sample_requests(
     output = answer.copy()
     if workload.thinking is not None:
         reasoning = sample_sizes(workload.thinking.reasoning_tokens, n, rng)
-        output = np.where(mode == 1, reasoning + answer, output)
+        output = np.where(mode == MODE_THINKING, reasoning + answer, output)
     branches = np.zeros((n, 0), dtype=np.int64)
     if workload.contemplating is not None:
         c = workload.contemplating
         branches = sample_sizes(c.branch_output_tokens, n * c.branches, rng).reshape(n, c.branches)
         aggregate = sample_sizes(c.aggregation_output_tokens, n, rng)
-        output = np.where(mode == 2, aggregate, output)
+        output = np.where(mode == MODE_CONTEMPLATING, aggregate, output)
     return LLMRequests(times, mode, prompt + images, images, output, branches)
 
 
@@ -130,19 +142,10 @@ class Sequence:
 class LLMWorkloadState:
     """Bookkeeping of one LLM workload's requests across replicas."""
 
-    def __init__(
-        self,
-        name: str,
-        index: int,
-        requests: LLMRequests,
-        route: Callable[[int], LLMReplica],
-        now: Callable[[], float],
-    ) -> None:
+    def __init__(self, name: str, requests: LLMRequests) -> None:
         self.name = name
-        self.index = index
         self.requests = requests
-        self.route = route
-        self.now = now
+        self.route: Callable[[], LLMReplica]  # set once the fleet has built its replicas
         n = len(requests.arrival_s)
         self.first_token = array("d", [float("nan")]) * n
         self.finish = array("d", [float("nan")]) * n
@@ -160,7 +163,7 @@ class LLMWorkloadState:
         mode = int(r.mode[i])
         prompt = int(r.prompt_tokens[i])
         images = int(r.image_tokens[i])
-        if mode == 2:
+        if mode == MODE_CONTEMPLATING:
             k = r.branch_output.shape[1]
             self.branches_left[i] = k
             for b in range(k):
@@ -172,7 +175,7 @@ class LLMWorkloadState:
             self._submit(i, Sequence(i, ROLE_MAIN, prompt, int(r.output_tokens[i]), images))
 
     def _submit(self, i: int, seq: Sequence) -> None:
-        replica = self.route(self.index)
+        replica = self.route()
         if seq.role != ROLE_BRANCH:
             self.replica[i] = replica.index
         if not replica.submit(seq):
@@ -213,6 +216,8 @@ class IterationLog:
 class LLMReplica:
     """One tensor-parallel replica running iteration-level continuous batching."""
 
+    n_devices = 1  # routers compare sequences per replica
+
     def __init__(
         self,
         env: simpy.Environment,
@@ -247,8 +252,14 @@ class LLMReplica:
         self.max_kv_used = 0
         env.process(self.loop())
 
+    @property
     def outstanding(self) -> int:
+        """Sequences waiting or running here."""
         return len(self.waiting) + len(self.running)
+
+    def backlog_s(self, w: int, items: int) -> float:
+        """Least-work routing's estimate: an LLM replica counts its sequences."""
+        return self.outstanding
 
     def submit(self, seq: Sequence) -> bool:
         """Queue a sequence; False if it can never fit this replica's KV cache."""
@@ -523,3 +534,113 @@ class LLMReplica:
                 self.kv_used -= s.kv
                 s.kv = 0
                 self.workload.finished(s, now)
+
+
+class LLMFleet:
+    """Every LLM workload's requests and every LLM pool's replicas."""
+
+    kind: ClassVar[str] = "llm"
+
+    def __init__(self, ctx: FleetContext, workloads: list[str], pools: list[str]) -> None:
+        resolved = ctx.resolved
+        scenario = resolved.scenario
+        self.env = ctx.env
+        self.iterations = IterationLog()
+        self.states: dict[str, LLMWorkloadState] = {}
+        replicas_of: dict[str, list[LLMReplica]] = {name: [] for name in workloads}
+        for name in workloads:
+            workload = scenario.workloads[name]
+            assert isinstance(workload, LLMWorkload)
+            model = resolved.models[name]
+            assert isinstance(model, LLMModel)
+            rng = workload_rng(scenario.simulation.seed, name)
+            times, given = arrival_times(
+                workload.traffic, resolved.traces.get(name), ctx.end_s, rng
+            )
+            per_image = model.vision.tokens_per_image if model.vision else 0
+            requests = sample_requests(workload, times, per_image, rng, given)
+            self.states[name] = LLMWorkloadState(name, requests)
+        self.replicas: list[LLMReplica] = []
+        for pool_name in pools:
+            pool = scenario.pools[pool_name]
+            name = pool.serves[0]
+            model = resolved.models[name]
+            assert isinstance(model, LLMModel)
+            cost, problem = llm_replica_cost(resolved, pool_name, model)
+            if problem is not None:
+                ctx.problems.append(problem)
+            clock = ctx.clocks.get(pool_name)
+            if cost is None or clock is None:
+                continue
+            for _ in range(pool.count // pool.chips_per_replica):
+                replica = LLMReplica(
+                    self.env,
+                    len(self.replicas),
+                    pool_name,
+                    pool.chips_per_replica,
+                    cost,
+                    pool.continuous_batching,
+                    self.states[name],
+                    self.iterations,
+                    clock,
+                    ctx.coalesce,
+                )
+                self.replicas.append(replica)
+                replicas_of[name].append(replica)
+        for name, state in self.states.items():
+            state.route = ctx.router(replicas_of[name], 0).pick
+
+    def start(self) -> None:
+        for state in self.states.values():
+            if len(state.requests.arrival_s):
+                self.env.process(self._arrivals(state))
+
+    def _arrivals(self, state: LLMWorkloadState) -> Any:
+        env = self.env
+        for i, t in enumerate(state.requests.arrival_s.tolist()):
+            delay = t - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            state.arrive(i)
+
+    def records(self) -> LLMFleetRecords:
+        workloads = {}
+        for state in self.states.values():
+            r = state.requests
+            workloads[state.name] = LLMRecords(
+                name=state.name,
+                arrival_s=r.arrival_s,
+                mode=r.mode,
+                prompt_tokens=r.prompt_tokens,
+                output_tokens=r.output_tokens,
+                first_token_s=frozen(state.first_token),
+                finish_s=frozen(state.finish),
+                rejected=np.frombuffer(state.rejected, dtype=np.uint8).astype(bool),
+                generated_tokens=frozen(state.generated),
+                replica=frozen(state.replica),
+                branches_spawned=frozen(state.branches_spawned),
+                branches_done=frozen(state.branches_done),
+            )
+        it = self.iterations
+        iterations = IterationRecords(
+            replica=frozen(it.replica),
+            start_s=frozen(it.start),
+            end_s=frozen(it.end),
+            sequences=frozen(it.sequences),
+            prefill_tokens=frozen(it.prefill_tokens),
+            kv_tokens=frozen(it.kv_tokens),
+            steps=frozen(it.steps),
+            dynamic_energy_j=frozen(it.energy),
+            clock_ratio=frozen(it.clock),
+        )
+        replicas = tuple(
+            ReplicaInfo(
+                pool=r.pool,
+                chips=r.chips,
+                kv_capacity_tokens=r.capacity,
+                max_kv_tokens=r.max_kv_used,
+                preemptions=r.preemptions,
+            )
+            for r in self.replicas
+        )
+        return LLMFleetRecords(workloads, iterations, replicas)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accelsim.config.loader import ResolvedScenario
+from accelsim.errors import Problem
 from accelsim.model.roofline import BatchCost
 
 _BISECTION_STEPS = 40
@@ -144,3 +146,49 @@ def clocked_terms(terms: Terms, idle_w: float, policy: ClockPolicy) -> ClockedCo
         stall = stretched - time
         time = stretched
     return ClockedCost(time, dynamic, ratio, stall, t1, power1)
+
+
+# ---------------------------------------------------------------------- a scenario's policies
+
+
+def chip_caps_w(resolved: ResolvedScenario) -> dict[str, float]:
+    """Each pool's per-chip power cap: its own cap (default TDP), lowered in proportion
+    when a facility budget with the ``cap`` policy cannot feed the fleet's TDP."""
+    scenario = resolved.scenario
+    caps = {
+        name: pool.power_cap_w or resolved.chips[name].power.tdp_w
+        for name, pool in scenario.pools.items()
+    }
+    facility = scenario.facility
+    if facility.power_budget_w is not None and facility.budget_policy == "cap":
+        it_budget = facility.power_budget_w / facility.pue
+        fleet = sum(caps[name] * pool.count for name, pool in scenario.pools.items())
+        if fleet > it_budget:
+            caps = {name: cap * it_budget / fleet for name, cap in caps.items()}
+    return caps
+
+
+def clock_policies(resolved: ResolvedScenario, problems: list[Problem]) -> dict[str, ClockPolicy]:
+    """The clock policy of every pool whose cap leaves room above idle power."""
+    policies = {}
+    for name, cap in chip_caps_w(resolved).items():
+        pool = resolved.scenario.pools[name]
+        chip = resolved.chips[name]
+        if cap <= chip.power.idle_w:
+            at = (
+                ("facility", "power_budget_w")
+                if pool.power_cap_w is None
+                else ("pools", name, "power_cap_w")
+            )
+            problems.append(
+                resolved.problem(
+                    at,
+                    f"pool {name}: a cap of {cap:.4g} W per chip is not above the idle power of "
+                    f"{chip.name} ({chip.power.idle_w:.4g} W)",
+                )
+            )
+            continue
+        c = chip.compute
+        min_ratio = c.min_clock_hz / c.clock_hz if c.min_clock_hz else 0.5
+        policies[name] = ClockPolicy(cap, min_ratio, pool.clock_lock)
+    return policies

@@ -20,10 +20,10 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal, TypeGuard, cast
 
 from accelsim import __version__
 from accelsim.errors import AccelsimError
@@ -72,25 +72,19 @@ class Report:
 
 
 def request_latencies(records: Any, quantiles: int = plots.CDF_QUANTILES) -> Samples:
-    """CDF points of each workload's latency (and, for LLMs, time to first token) over the
-    requests that arrived in the measured window and completed, from a run's
-    :class:`accelsim.engine.simulation.RunRecords`."""
-    import numpy as np
+    """CDF points of each workload's latency series (for LLMs also time to first token) over
+    the requests that arrived in the measured window and completed, from a run's
+    :class:`accelsim.engine.records.RunRecords`."""
+    from accelsim.metrics.summary import METRIC_KINDS
 
-    w0, w1 = records.warmup_s, records.end_s
     out: Samples = {}
-    for name, rec in records.workloads.items():
-        done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
-        out[name] = {
-            "latency_s": plots.cdf_points(rec.finish_s[done] - rec.arrival_s[done], quantiles)
-        }
-    for name, rec in records.llm.items():
-        done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~rec.rejected
-        done &= ~np.isnan(rec.finish_s)
-        out[name] = {
-            "latency_s": plots.cdf_points(rec.finish_s[done] - rec.arrival_s[done], quantiles),
-            "ttft_s": plots.cdf_points(rec.first_token_s[done] - rec.arrival_s[done], quantiles),
-        }
+    for kind, fleet in records.fleets.items():
+        samples = METRIC_KINDS[kind].samples(fleet, records.warmup_s, records.end_s)
+        for name, series in samples.items():
+            out[name] = {
+                key: plots.cdf_points(cast("Sequence[float]", values), quantiles)
+                for key, values in series.items()
+            }
     return out
 
 

@@ -1,0 +1,46 @@
+"""The interface every fleet kind implements, and what the coordinator hands it.
+
+A fleet kind (ranking, LLM, ...) serves the workloads of its kind on the pools
+that serve them. The coordinator builds one fleet per kind from the resolved
+scenario, starts them all, runs the clock, and collects their records:
+
+    fleet = FLEETS[kind](context, workload_names, pool_names)
+    fleet.start()          # schedule its arrivals
+    ...                    # env.run(until=end)
+    fleet.records()        # frozen numpy records for the metrics layer
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import simpy
+
+from accelsim.config.loader import ResolvedScenario
+from accelsim.engine.routing import Router
+from accelsim.errors import Problem
+from accelsim.model.power import ClockPolicy
+
+
+@dataclass
+class FleetContext:
+    """What every fleet is built from."""
+
+    env: simpy.Environment
+    resolved: ResolvedScenario
+    end_s: float
+    router: type[Router]  # the scenario's routing policy
+    clocks: dict[str, ClockPolicy]  # by pool; a pool missing here has a problem already
+    problems: list[Problem]  # a fleet adds the located problems it finds while building
+    coalesce: bool = True  # let a fleet run unchanging stretches as one event
+
+
+class Fleet(Protocol):
+    kind: ClassVar[str]
+
+    def __init__(self, ctx: FleetContext, workloads: list[str], pools: list[str]) -> None: ...
+
+    def start(self) -> None: ...
+
+    def records(self) -> Any: ...

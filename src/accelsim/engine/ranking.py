@@ -1,0 +1,395 @@
+"""The ranking fleet: queries, dynamic batching, stations and chips.
+
+Design for speed: one SimPy event per arrival and one per batch (plus a timer
+when a batcher waits for more work); no process per query; batch costs come
+memoised from the pure cost model; records go into compact typed arrays.
+
+A *station* is a set of identical chips taking work from one queue per
+workload. Under most routing policies every chip is its own station; a policy
+with a pool queue (``shared_queue``) makes each pool one station whose idle
+chips all pull from the same queues (the M/D/c arrangement).
+
+Dynamic batching (per station): when a chip is idle and a workload's queue
+holds ``max_batch_items`` items (or ``max_batch_queries`` queries), or its
+oldest query has waited ``max_wait_s``, the chip takes up to those limits from
+the head of that queue (the oldest ready queue first). A query larger than a batch is
+split; it completes when its last piece does.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from typing import Any, ClassVar
+
+import numpy as np
+
+from accelsim.config.schema import Batching, RankingModel
+from accelsim.engine.arrivals import sample_arrivals, workload_rng
+from accelsim.engine.events import call_at
+from accelsim.engine.fleet import FleetContext
+from accelsim.engine.records import (
+    BatchRecords,
+    RankingRecords,
+    StationInfo,
+    WorkloadRecords,
+    frozen,
+)
+from accelsim.model.power import ClockPolicy, clocked
+from accelsim.model.ranking import RankingCostModel
+
+_EPS = 1e-12
+
+
+class _Query:
+    __slots__ = ("arrival_s", "index", "pieces", "remaining")
+
+    def __init__(self, index: int, items: int, arrival_s: float) -> None:
+        self.index = index
+        self.remaining = items  # items not yet dispatched
+        self.arrival_s = arrival_s
+        self.pieces = 0  # pieces dispatched and not finished
+
+
+class _WorkloadState:
+    def __init__(self, name: str, index: int, times: np.ndarray, items: np.ndarray) -> None:
+        self.name = name
+        self.index = index
+        self.times = times
+        self.items = items
+        n = len(times)
+        self.start = array("d", bytes(8 * n))
+        self.finish = array("d", bytes(8 * n))
+        self.station = array("i", bytes(4 * n))
+        self.started = bytearray(n)
+        self.finished = bytearray(n)
+
+
+class _Batches:
+    def __init__(self) -> None:
+        self.workload = array("i")
+        self.station = array("i")
+        self.device = array("i")
+        self.start = array("d")
+        self.end = array("d")
+        self.items = array("q")
+        self.energy = array("d")
+        self.clock = array("d")
+
+
+class _Station:
+    def __init__(
+        self,
+        fleet: RankingFleet,
+        index: int,
+        pool: str,
+        devices: list[int],
+        batching: Batching,
+        costs: dict[int, RankingCostModel],
+        clock: ClockPolicy,
+        idle_w: float,
+    ) -> None:
+        self.fleet = fleet
+        self.index = index
+        self.pool = pool
+        self.n_devices = len(devices)
+        self.idle = list(reversed(devices))
+        self.max_items = batching.max_batch_items
+        self.max_queries = batching.max_batch_queries or batching.max_batch_items
+        self.max_wait = batching.max_wait_s
+        self.costs = costs
+        self.queues: dict[int, deque[_Query]] = {w: deque() for w in costs}
+        self.queued_items: dict[int, int] = dict.fromkeys(costs, 0)
+        self.single = next(iter(self.queues.items())) if len(self.queues) == 1 else None
+        self.outstanding = 0  # queries routed here and not finished
+        self.track_work = fleet.track_work  # only least_work routing needs the estimate
+        self.work_s = 0.0  # estimated chip-seconds of work routed here and not finished
+        self.per_item_s: dict[int, float] = {}  # estimated seconds per item, by workload
+        self.timer_at = float("inf")
+        self.clock = clock
+        self.idle_w = idle_w
+        # Batch time, energy and clock by size, per workload: the cost model's memo, flattened.
+        self.time_by_size: dict[int, dict[int, tuple[float, float, float]]] = {w: {} for w in costs}
+
+    def backlog_s(self, w: int, items: int) -> float:
+        """Estimated seconds per chip until a new query of ``items`` would finish here:
+        the work routed here and not finished, plus its own (least-work routing)."""
+        return (self.work_s + items * self.item_cost_s(w)) / self.n_devices
+
+    def item_cost_s(self, w: int) -> float:
+        """Estimated seconds per item: a full batch's time over its items."""
+        cost = self.per_item_s.get(w)
+        if cost is None:
+            full = clocked(self.costs[w].batch(self.max_items), self.idle_w, self.clock)
+            cost = self.per_item_s[w] = full.time_s / self.max_items
+        return cost
+
+    def enqueue(self, w: int, query: _Query) -> None:
+        self.queues[w].append(query)
+        self.queued_items[w] += query.remaining
+        self.outstanding += 1
+        if self.track_work:
+            self.work_s += query.remaining * self.item_cost_s(w)
+        if self.idle:
+            self.dispatch()
+
+    def dispatch(self) -> None:
+        now = self.fleet.env.now
+        if self.single is not None:
+            self._dispatch_single(now)
+            return
+        queues = self.queues
+        while self.idle:
+            best = -1
+            best_t = float("inf")
+            next_deadline = float("inf")
+            for w, queue in queues.items():
+                if not queue:
+                    continue
+                head_t = queue[0].arrival_s
+                deadline = head_t + self.max_wait
+                if (
+                    now + _EPS >= deadline
+                    or self.queued_items[w] >= self.max_items
+                    or len(queue) >= self.max_queries
+                ):
+                    if head_t < best_t:
+                        best, best_t = w, head_t
+                elif deadline < next_deadline:
+                    next_deadline = deadline
+            if best < 0:
+                if next_deadline < self.timer_at:
+                    self.timer_at = next_deadline
+                    call_at(self.fleet.env, next_deadline - now, self._on_timer)
+                return
+            self._start(best, now)
+
+    def _dispatch_single(self, now: float) -> None:
+        """:meth:`dispatch` for the common station that serves one workload."""
+        w, queue = self.single  # type: ignore[misc]
+        idle = self.idle
+        while idle and queue:
+            deadline = queue[0].arrival_s + self.max_wait
+            if (
+                now + _EPS >= deadline
+                or self.queued_items[w] >= self.max_items
+                or len(queue) >= self.max_queries
+            ):
+                self._start(w, now)
+            else:
+                if deadline < self.timer_at:
+                    self.timer_at = deadline
+                    call_at(self.fleet.env, deadline - now, self._on_timer)
+                return
+
+    def _on_timer(self, _event: Any) -> None:
+        self.timer_at = float("inf")
+        self.dispatch()
+
+    def _start(self, w: int, now: float) -> None:
+        queue = self.queues[w]
+        state = self.fleet.workloads[w]
+        started, start = state.started, state.start
+        max_items, max_queries = self.max_items, self.max_queries
+        taken = 0
+        members: list[_Query] = []
+        while queue and taken < max_items and len(members) < max_queries:
+            query = queue[0]
+            n = query.remaining
+            if n > max_items - taken:
+                n = max_items - taken
+            query.remaining -= n
+            query.pieces += 1
+            taken += n
+            members.append(query)
+            index = query.index
+            if not started[index]:
+                started[index] = 1
+                start[index] = now
+            if query.remaining == 0:
+                queue.popleft()
+        self.queued_items[w] -= taken
+        device = self.idle.pop()
+        cached = self.time_by_size[w].get(taken)
+        if cached is None:
+            cost = clocked(self.costs[w].batch(taken), self.idle_w, self.clock)
+            cached = (cost.time_s, cost.dynamic_energy_j, cost.clock_ratio)
+            self.time_by_size[w][taken] = cached
+        time_s, energy_j, ratio = cached
+        batches = self.fleet.batches
+        batches.workload.append(w)
+        batches.station.append(self.index)
+        batches.device.append(device)
+        batches.start.append(now)
+        batches.end.append(now + time_s)
+        batches.items.append(taken)
+        batches.energy.append(energy_j)
+        batches.clock.append(ratio)
+        work = taken * self.item_cost_s(w) if self.track_work else 0.0
+        call_at(self.fleet.env, time_s, _Finish(self, state, device, members, work))
+
+
+class _Finish:
+    """What happens when a batch ends: its queries may complete, its chip frees up."""
+
+    __slots__ = ("device", "members", "state", "station", "work_s")
+
+    def __init__(
+        self,
+        station: _Station,
+        state: _WorkloadState,
+        device: int,
+        members: list[_Query],
+        work_s: float,
+    ) -> None:
+        self.station = station
+        self.state = state
+        self.device = device
+        self.members = members
+        self.work_s = work_s
+
+    def __call__(self, _event: Any) -> None:
+        station, state = self.station, self.state
+        now = station.fleet.env.now
+        for query in self.members:
+            query.pieces -= 1
+            if query.remaining == 0 and query.pieces == 0:
+                state.finished[query.index] = 1
+                state.finish[query.index] = now
+                station.outstanding -= 1
+        if self.work_s:
+            station.work_s = max(0.0, station.work_s - self.work_s)
+        station.idle.append(self.device)
+        station.dispatch()
+
+
+class RankingFleet:
+    """Every ranking workload's arrivals and every ranking pool's stations."""
+
+    kind: ClassVar[str] = "ranking"
+
+    def __init__(self, ctx: FleetContext, workloads: list[str], pools: list[str]) -> None:
+        resolved = ctx.resolved
+        scenario = resolved.scenario
+        self.env = ctx.env
+        router = ctx.router
+        self.track_work = router.estimates_work
+        self.batches = _Batches()
+        self.workloads: list[_WorkloadState] = []
+        for w, name in enumerate(workloads):
+            workload = scenario.workloads[name]
+            times, items = sample_arrivals(
+                workload.traffic,
+                workload.items_per_query,  # type: ignore[union-attr]
+                resolved.traces.get(name),
+                ctx.end_s,
+                workload_rng(scenario.simulation.seed, name),
+            )
+            self.workloads.append(_WorkloadState(name, w, times, items))
+        index = {name: w for w, name in enumerate(workloads)}
+        self.stations: list[_Station] = []
+        units: list[list[_Station]] = [[] for _ in workloads]
+        device = 0
+        for pool_name in pools:
+            pool = scenario.pools[pool_name]
+            chip = resolved.chips[pool_name]
+            served = [index[name] for name in pool.serves]
+            costs = {}
+            for w in served:
+                model = resolved.models[workloads[w]]
+                assert isinstance(model, RankingModel)
+                costs[w] = RankingCostModel(model, chip)
+            groups = (
+                [list(range(device, device + pool.count))]
+                if router.pool_queue
+                else [[d] for d in range(device, device + pool.count)]
+            )
+            device += pool.count
+            clock = ctx.clocks.get(pool_name)
+            if clock is None:
+                continue
+            for group in groups:
+                station = _Station(
+                    self,
+                    len(self.stations),
+                    pool_name,
+                    group,
+                    pool.batching,
+                    costs,
+                    clock,
+                    chip.power.idle_w,
+                )
+                self.stations.append(station)
+                for w in served:
+                    units[w].append(station)
+        self.routers = [router(stations, w) for w, stations in enumerate(units)]
+
+    def start(self) -> None:
+        for state in self.workloads:
+            self._arrivals(state)
+
+    def _arrivals(self, state: _WorkloadState) -> None:
+        """Feed a workload's pre-sampled arrivals: one bare event per arrival.
+
+        Times and sizes are turned into Python numbers a block at a time, so a long run
+        keeps only its compact numpy arrays whole."""
+        env = self.env
+        all_times, all_sizes = state.times, state.items
+        stations_of = state.station
+        w = state.index
+        route = self.routers[w].pick
+        count = len(all_times)
+        block = 1 << 16
+        times: list[float] = []
+        sizes: list[int] = []
+        base = 0  # index of times[0]
+        i = 0
+
+        def arrive(_event: Any) -> None:
+            nonlocal i, base, times, sizes
+            k = i - base
+            station = route(sizes[k])
+            stations_of[i] = station.index
+            station.enqueue(w, _Query(i, sizes[k], times[k]))
+            i += 1
+            if i < count:
+                if k + 1 == len(times):
+                    base = i
+                    times = all_times[i : i + block].tolist()
+                    sizes = all_sizes[i : i + block].tolist()
+                    k = -1
+                call_at(env, times[k + 1] - env.now, arrive)
+
+        if count:
+            times = all_times[:block].tolist()
+            sizes = all_sizes[:block].tolist()
+            call_at(env, times[0], arrive)
+
+    def records(self) -> RankingRecords:
+        workloads = {}
+        for state in self.workloads:
+            start = frozen(state.start)
+            finish = frozen(state.finish)
+            start[np.frombuffer(state.started, dtype=np.uint8) == 0] = np.nan
+            finish[np.frombuffer(state.finished, dtype=np.uint8) == 0] = np.nan
+            workloads[state.name] = WorkloadRecords(
+                name=state.name,
+                arrival_s=state.times,
+                items=state.items,
+                start_s=start,
+                finish_s=finish,
+                station=frozen(state.station),
+            )
+        b = self.batches
+        batches = BatchRecords(
+            workload=frozen(b.workload),
+            station=frozen(b.station),
+            device=frozen(b.device),
+            start_s=frozen(b.start),
+            end_s=frozen(b.end),
+            items=frozen(b.items),
+            dynamic_energy_j=frozen(b.energy),
+            clock_ratio=frozen(b.clock),
+        )
+        stations = tuple(StationInfo(s.pool, s.n_devices) for s in self.stations)
+        return RankingRecords(workloads, batches, stations)

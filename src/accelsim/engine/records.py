@@ -1,0 +1,159 @@
+"""What a run records, kind by kind, for the metrics layer to summarise.
+
+Every fleet kind hands back its own frozen records (per request, and per unit
+of work such as a batch or an iteration) in numpy arrays; :class:`RunRecords`
+holds them by workload kind. Request-mode and sequence-role constants live here
+so the engine, the metrics and the tests name them instead of using numbers.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+# LLM request modes: the index stored per request is the position in MODES.
+MODE_INSTANT, MODE_THINKING, MODE_CONTEMPLATING = 0, 1, 2
+MODES = ("instant", "thinking", "contemplating")
+
+# What a sequence is to its request: the request itself, one contemplating branch, or
+# the aggregation that follows the branches.
+ROLE_MAIN, ROLE_BRANCH, ROLE_AGGREGATE = 0, 1, 2
+
+
+def frozen(buffer: array[Any]) -> np.ndarray:
+    """A record buffer as its own numpy array (the dtype follows the array's typecode)."""
+    return np.array(buffer)
+
+
+class RequestRecords(Protocol):
+    """What every kind records per request: enough for Little's law and overload checks."""
+
+    @property
+    def arrival_s(self) -> np.ndarray: ...
+
+    @property
+    def finish_s(self) -> np.ndarray: ...
+
+
+class FleetRecords(Protocol):
+    """A fleet kind's records: per-workload request records plus its own unit records."""
+
+    @property
+    def workloads(self) -> Mapping[str, RequestRecords]: ...
+
+
+# ---------------------------------------------------------------------- ranking
+
+
+@dataclass(frozen=True)
+class WorkloadRecords:
+    """One ranking workload's queries."""
+
+    name: str
+    arrival_s: np.ndarray
+    items: np.ndarray
+    start_s: np.ndarray  # first piece dispatched (nan if never)
+    finish_s: np.ndarray  # nan while in flight
+    station: np.ndarray  # station index each query was routed to
+
+
+@dataclass(frozen=True)
+class BatchRecords:
+    workload: np.ndarray
+    station: np.ndarray
+    device: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    items: np.ndarray
+    dynamic_energy_j: np.ndarray
+    clock_ratio: np.ndarray
+
+
+@dataclass(frozen=True)
+class StationInfo:
+    pool: str
+    devices: int
+
+
+@dataclass(frozen=True)
+class RankingRecords:
+    """The ranking fleet's records."""
+
+    workloads: dict[str, WorkloadRecords]
+    batches: BatchRecords
+    stations: tuple[StationInfo, ...]
+
+
+# ---------------------------------------------------------------------- LLM
+
+
+@dataclass(frozen=True)
+class LLMRecords:
+    """One LLM workload's requests."""
+
+    name: str
+    arrival_s: np.ndarray
+    mode: np.ndarray  # index into MODES
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray  # tokens of the user-visible final sequence
+    first_token_s: np.ndarray  # nan until the user sees a first token
+    finish_s: np.ndarray  # nan while in flight
+    rejected: np.ndarray  # bool: could never fit a replica's KV cache
+    generated_tokens: np.ndarray  # every token generated for the request (incl. branches)
+    replica: np.ndarray  # replica of the final sequence (-1 if not yet routed)
+    branches_spawned: np.ndarray
+    branches_done: np.ndarray
+
+
+@dataclass(frozen=True)
+class IterationRecords:
+    replica: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    sequences: np.ndarray
+    prefill_tokens: np.ndarray
+    kv_tokens: np.ndarray  # mean over the record
+    dynamic_energy_j: np.ndarray  # whole replica
+    clock_ratio: np.ndarray
+    steps: np.ndarray  # iterations in the record (coalesced decode spans hold many)
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    pool: str
+    chips: int
+    kv_capacity_tokens: int
+    max_kv_tokens: int
+    preemptions: int
+
+
+@dataclass(frozen=True)
+class LLMFleetRecords:
+    """The LLM fleet's records."""
+
+    workloads: dict[str, LLMRecords]
+    iterations: IterationRecords
+    replicas: tuple[ReplicaInfo, ...]
+
+
+# ---------------------------------------------------------------------- a run
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    """Everything a run produced: each workload kind's fleet records, in registry order."""
+
+    warmup_s: float
+    end_s: float
+    fleets: dict[str, Any]  # workload kind -> that kind's records (a FleetRecords)
+
+    def requests(self, workload: str) -> RequestRecords:
+        """The request records of one workload, whatever its kind."""
+        for fleet in self.fleets.values():
+            if workload in fleet.workloads:
+                return fleet.workloads[workload]  # type: ignore[no-any-return]
+        raise KeyError(workload)

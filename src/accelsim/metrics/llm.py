@@ -1,0 +1,230 @@
+"""Summaries of LLM workloads and pools: TTFT, TPOT, tokens, KV use, perf/W.
+
+A request belongs to the window if it *arrived* in it. Rejected requests (they
+could never fit a replica's KV cache) are ``dropped``. TPOT is (finish - first
+token) / (output tokens - 1) over requests that stream more than one token.
+Coalesced decode spans hold many iterations; pool figures prorate them across
+the window's edges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from accelsim.config.loader import ResolvedScenario
+from accelsim.config.schema import LLMWorkload
+from accelsim.engine.records import MODES, LLMFleetRecords, LLMRecords
+from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
+from accelsim.metrics.kinds import MetricsKind
+from accelsim.metrics.timeline import pool_timeline
+
+UNIT, ONE = "output_tokens", "output_token"  # what perf/W and cost count
+
+
+def _latencies(rec: LLMRecords, sel: np.ndarray) -> dict[str, Any]:
+    """Latency, TTFT and TPOT distributions of the completed requests in ``sel``."""
+    ttft = rec.first_token_s[sel] - rec.arrival_s[sel]
+    latency = rec.finish_s[sel] - rec.arrival_s[sel]
+    streamed = sel & (rec.output_tokens > 1)
+    tpot = (rec.finish_s[streamed] - rec.first_token_s[streamed]) / (
+        rec.output_tokens[streamed] - 1
+    )
+    return {
+        "latency_s": distribution(latency),
+        "ttft_s": distribution(ttft),
+        "tpot_s": distribution(tpot),
+    }
+
+
+def _workload(
+    resolved: ResolvedScenario, name: str, records: LLMFleetRecords, w0: float, w1: float
+) -> dict[str, Any]:
+    duration = w1 - w0
+    wl = resolved.scenario.workloads[name]
+    assert isinstance(wl, LLMWorkload)
+    rec = records.workloads[name]
+    in_window = (rec.arrival_s >= w0) & (rec.arrival_s < w1)
+    dropped = in_window & rec.rejected
+    done = in_window & ~rec.rejected & ~np.isnan(rec.finish_s)
+    offered, completed, n_dropped = int(in_window.sum()), int(done.sum()), int(dropped.sum())
+    tokens = int(rec.generated_tokens[done].sum())
+    entry: dict[str, Any] = {
+        "kind": wl.kind,
+        "model": resolved.models[name].name,
+        "offered": offered,
+        "completed": completed,
+        "dropped": n_dropped,
+        "in_flight": offered - completed - n_dropped,
+        "throughput_per_s": completed / duration,
+        "output_tokens": tokens,
+        "output_tokens_per_s": tokens / duration,
+        "mean_prompt_tokens": json_float(rec.prompt_tokens[in_window].mean()) if offered else None,
+        **_latencies(rec, done),
+        "sla": None,
+        "sla_attainment": None,
+    }
+    if wl.sla is not None:
+        t = wl.sla
+        ttft = rec.first_token_s[done] - rec.arrival_s[done]
+        out = rec.output_tokens[done]
+        tpot = np.where(
+            out > 1, (rec.finish_s[done] - rec.first_token_s[done]) / np.maximum(out - 1, 1), 0.0
+        )
+        waiting = in_window & ~rec.rejected & np.isnan(rec.finish_s)
+        late = int(
+            ((w1 - rec.arrival_s[waiting] > t.ttft_s) & np.isnan(rec.first_token_s[waiting])).sum()
+        )
+        judged = completed + late
+        good = int(((ttft <= t.ttft_s) & (tpot <= t.tpot_s)).sum())
+        observed_ttft = json_float(np.percentile(ttft, t.percentile)) if completed else None
+        observed_tpot = json_float(np.percentile(tpot, t.percentile)) if completed else None
+        attainment = good / judged if judged else None
+        entry["sla"] = {
+            "ttft_s": t.ttft_s,
+            "tpot_s": t.tpot_s,
+            "percentile": t.percentile,
+            "observed_ttft_s": observed_ttft,
+            "observed_tpot_s": observed_tpot,
+            "met": bool(
+                observed_ttft is not None
+                and observed_tpot is not None
+                and observed_ttft <= t.ttft_s
+                and observed_tpot <= t.tpot_s
+            ),
+        }
+        entry["sla_attainment"] = attainment
+    by_mode: dict[str, Any] = {}
+    for index, mode in enumerate(MODES):
+        sel = in_window & (rec.mode == index)
+        if not sel.any():
+            continue
+        mode_done = sel & done
+        mode_dropped = int((sel & rec.rejected).sum())
+        by_mode[mode] = {
+            "offered": int(sel.sum()),
+            "completed": int(mode_done.sum()),
+            "dropped": mode_dropped,
+            "in_flight": int(sel.sum()) - int(mode_done.sum()) - mode_dropped,
+            **_latencies(rec, mode_done),
+        }
+    entry["by_mode"] = by_mode
+    spawned = int(rec.branches_spawned[in_window].sum())
+    if spawned:
+        finished = int(rec.branches_done[in_window].sum())
+        entry["sub_requests"] = {
+            "offered": spawned,
+            "completed": finished,
+            "in_flight": spawned - finished,
+        }
+    return entry
+
+
+def _replicas(records: LLMFleetRecords, pool_name: str) -> list[int]:
+    return [i for i, info in enumerate(records.replicas) if info.pool == pool_name]
+
+
+def _pool(
+    resolved: ResolvedScenario,
+    pool_name: str,
+    records: LLMFleetRecords,
+    w0: float,
+    w1: float,
+    cap_w: float,
+) -> dict[str, Any]:
+    duration = w1 - w0
+    pool = resolved.scenario.pools[pool_name]
+    chip = resolved.chips[pool_name]
+    its = records.iterations
+    replicas = _replicas(records, pool_name)
+    sel = np.isin(its.replica, replicas)
+    overlap, share = window_overlap(its.start_s[sel], its.end_s[sel], w0, w1)
+    busy = float(overlap.sum())
+    capacity = records.replicas[replicas[0]].kv_capacity_tokens if replicas else 0
+    sequences, kv = its.sequences[sel], its.kv_tokens[sel]
+    mean_batch = float((sequences * overlap).sum() / busy) if busy > 0 else None
+    kv_mean = float((kv * overlap).sum() / busy / capacity) if busy > 0 and capacity else None
+    kv_max = max((records.replicas[i].max_kv_tokens for i in replicas), default=0)
+    counted = share > 0
+    tokens = 0
+    for name in pool.serves:
+        rec = records.workloads[name]
+        done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
+        tokens += int(rec.generated_tokens[done & np.isin(rec.replica, replicas)].sum())
+    return {
+        "chip": chip.name,
+        "chips": pool.count,
+        "chips_per_replica": pool.chips_per_replica,
+        "replicas": len(replicas),
+        "serves": list(pool.serves),
+        # Coalesced decode spans hold many iterations; count those inside the window.
+        "iterations": round(float((its.steps[sel] * share).sum())),
+        "mean_batch_sequences": mean_batch,
+        "max_batch_sequences": int(sequences[counted].max()) if counted.any() else None,
+        "kv_capacity_tokens": capacity,
+        "kv_utilization": {"mean": kv_mean, "max": kv_max / capacity if capacity else None},
+        "preemptions": sum(records.replicas[i].preemptions for i in replicas),
+        "utilization": busy / (len(replicas) * duration) if replicas else 0.0,
+        **energy_and_cost(
+            resolved,
+            pool_name,
+            cap_w,
+            (its.start_s[sel], its.end_s[sel], its.dynamic_energy_j[sel], its.clock_ratio[sel]),
+            (w0, w1),
+            tokens,
+            UNIT,
+            ONE,
+        ),
+    }
+
+
+def _timeline(
+    resolved: ResolvedScenario, pool_name: str, records: LLMFleetRecords, edges: np.ndarray
+) -> dict[str, Any]:
+    pool = resolved.scenario.pools[pool_name]
+    its = records.iterations
+    units = _replicas(records, pool_name)
+    sel = np.isin(its.replica, units)
+    capacity = records.replicas[units[0]].kv_capacity_tokens if units else 0
+    return pool_timeline(
+        its.start_s[sel],
+        its.end_s[sel],
+        its.dynamic_energy_j[sel],
+        its.sequences[sel],
+        max(1, len(units)),
+        resolved.chips[pool_name].power.idle_w * pool.count,
+        edges,
+        kv_tokens=its.kv_tokens[sel],
+        kv_capacity_tokens=capacity,
+    )
+
+
+def _busy(records: LLMFleetRecords) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    it = records.iterations
+    return it.start_s, it.end_s, it.dynamic_energy_j
+
+
+def _samples(records: LLMFleetRecords, w0: float, w1: float) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for name, rec in records.workloads.items():
+        done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~rec.rejected
+        done &= ~np.isnan(rec.finish_s)
+        out[name] = {
+            "latency_s": rec.finish_s[done] - rec.arrival_s[done],
+            "ttft_s": rec.first_token_s[done] - rec.arrival_s[done],
+        }
+    return out
+
+
+METRICS = MetricsKind(
+    unit=UNIT,
+    one=ONE,
+    noun="requests",
+    workload=_workload,
+    pool=_pool,
+    pool_timeline=_timeline,
+    busy=_busy,
+    samples=_samples,
+    dropped_because="their prompt and output need more KV cache than a replica has",
+)
