@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,8 +22,10 @@ from pydantic import (
     Field,
     Tag,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from accelsim.units import DIMENSION_LABELS, parse_quantity
 
@@ -530,17 +533,40 @@ class Pool(Strict):
     )
 
 
+# Routing policies by name. The engine has one class per name (engine/routing.py): a new
+# policy is one line here and one class there.
+ROUTER_POLICIES: dict[str, str] = {
+    "round_robin": "each chip its own queue, taken in turn",
+    "join_shortest_queue": "each chip its own queue, the one with the fewest queries per chip",
+    "least_work": (
+        "each chip its own queue, the one whose estimated backlog in seconds plus the "
+        "query's own work on that chip is smallest (favours faster chips in a mixed fleet)"
+    ),
+    "shared_queue": "each pool one queue that every idle chip of the pool takes work from",
+}
+
+
+def _policy_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(ROUTER_POLICIES)
+
+
 class Router(Strict):
-    policy: Literal["round_robin", "join_shortest_queue", "least_work", "shared_queue"] = Field(
+    policy: str = Field(
         "join_shortest_queue",
-        description=(
-            "round_robin, join_shortest_queue and least_work give each chip its own queue "
-            "(least_work: the chip whose estimated backlog in seconds, plus the query's own "
-            "work on that chip, is smallest, which favours faster chips in a mixed fleet); "
-            "shared_queue gives each pool one queue that every idle chip of the pool takes "
-            "work from."
-        ),
+        description="; ".join(f"{name}: {what}" for name, what in ROUTER_POLICIES.items()) + ".",
+        json_schema_extra=_policy_enum,
     )
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in ROUTER_POLICIES:
+            *head, last = (repr(name) for name in ROUTER_POLICIES)
+            expected = f"{', '.join(head)} or {last}" if head else last
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return value
 
 
 class Facility(Strict):
@@ -580,6 +606,62 @@ class Scenario(Strict):
     facility: Facility = Facility()
 
 
+@dataclass(frozen=True)
+class PoolRules:
+    """What a pool that serves workloads of one kind may hold and set."""
+
+    label: str  # the kind as prose: "ranking", "LLM"
+    sections: tuple[str, ...]  # pool fields that only this kind reads
+    one_workload: str | None = None  # the reason, when a pool serves exactly one workload
+    multi_chip_replicas: bool = False  # chips_per_replica may exceed 1
+
+
+# Per workload kind (a new kind adds one line).
+POOL_RULES: dict[str, PoolRules] = {
+    "ranking": PoolRules("ranking", ("batching",)),
+    "llm": PoolRules(
+        "LLM",
+        ("continuous_batching",),
+        one_workload="an LLM pool serves exactly one LLM workload",
+        multi_chip_replicas=True,
+    ),
+}
+
+
+def _pool_kind_problems(
+    pool_name: str, pool: Pool, kinds: set[str]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """A pool's fields against the rules of the kinds it serves: one workload where the kind
+    says so, one-chip replicas unless it allows more, no section meant for another kind."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    rules = [POOL_RULES[kind] for kind in sorted(kinds)]
+    for rule in rules:
+        if rule.one_workload and len(pool.serves) > 1:
+            problems.append((("pools", pool_name, "serves"), rule.one_workload))
+    if rules and pool.chips_per_replica != 1 and not any(r.multi_chip_replicas for r in rules):
+        parallel = " or ".join(r.label for r in POOL_RULES.values() if r.multi_chip_replicas)
+        problems.append(
+            (
+                ("pools", pool_name, "chips_per_replica"),
+                f"{rules[0].label} replicas are one chip each "
+                f"(tensor parallelism is for {parallel} pools)",
+            )
+        )
+    if len(rules) == 1:
+        own = rules[0]
+        for kind, other in POOL_RULES.items():
+            for section in other.sections:
+                if kind not in kinds and section in pool.model_fields_set:
+                    problems.append(
+                        (
+                            ("pools", pool_name, section),
+                            f"{section} is for {other.label} pools; this pool serves "
+                            f"{own.label} workloads (set {' or '.join(own.sections)} instead)",
+                        )
+                    )
+    return problems
+
+
 def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
     """Cross-references a schema cannot check field by field: (field path, message) pairs."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
@@ -593,18 +675,10 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
                         f"(workloads: {', '.join(sorted(scenario.workloads))})",
                     )
                 )
-        kinds = {scenario.workloads[w].kind for w in pool.serves if w in scenario.workloads}
-        if "llm" in kinds and len(pool.serves) > 1:
-            problems.append(
-                (("pools", pool_name, "serves"), "an LLM pool serves exactly one LLM workload")
-            )
-        if "llm" not in kinds and pool.chips_per_replica != 1:
-            problems.append(
-                (
-                    ("pools", pool_name, "chips_per_replica"),
-                    "ranking replicas are one chip each (tensor parallelism is for LLM pools)",
-                )
-            )
+        kinds: set[str] = {
+            scenario.workloads[w].kind for w in pool.serves if w in scenario.workloads
+        }
+        problems.extend(_pool_kind_problems(pool_name, pool, kinds))
         if pool.count % pool.chips_per_replica:
             problems.append(
                 (
