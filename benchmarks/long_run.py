@@ -4,7 +4,7 @@
     python benchmarks/long_run.py 1000000          # 1,000,000 queries
     python benchmarks/long_run.py 3000000 --json   # one JSON line, for scripts
 
-The scenario is built in memory (accelsim.validation's reference chip and tiny ranking
+The scenario is built in memory (accelsim.validation.reference's chip and tiny ranking
 model, so the figures measure the engine and the metrics, not the cost model): one
 Poisson workload of lognormal query sizes (median 20 items) on 4 chips with dynamic
 batching (up to 256 items, 1 ms wait), join-shortest-queue routing, at about 60% load.
@@ -43,7 +43,12 @@ def peak_rss_bytes() -> int:
 
 
 def scenario(queries: int, chips: int, load: float, seed: int) -> Any:
-    from accelsim.validation import cost_model, fleet_scenario, reference_chip, reference_model
+    from accelsim.validation.reference import (
+        cost_model,
+        fleet_scenario,
+        reference_chip,
+        reference_model,
+    )
 
     chip, model = reference_chip(), reference_model()
     cost = cost_model(chip, model)

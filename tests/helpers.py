@@ -7,7 +7,7 @@ from typing import Any
 
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import Chip, LLMModel, RankingModel, Scenario
-from accelsim.validation import REFERENCE_CHIP, REFERENCE_MODEL, single_pool_scenario
+from accelsim.validation.reference import REFERENCE_CHIP, REFERENCE_MODEL, single_pool_scenario
 
 # The reference chip and model of `accelsim validate`, renamed: a slow host link makes a
 # batch's time almost exactly linear in its items; the tests compute values by hand from

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from studykit import assert_ok, invoke, rows_of, without_timing, write_study
 
+from accelsim.config.study import load_study
 from accelsim.study.executors import run_sweep
 from accelsim.study.plan import make_plan
-from accelsim.study.schema import load_study
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("distributed") is None,

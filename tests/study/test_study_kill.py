@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from studykit import assert_ok, err, invoke, write_study
 
+from accelsim.config.study import load_study
 from accelsim.study.plan import make_plan
-from accelsim.study.schema import load_study
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
 

@@ -8,10 +8,10 @@ import pytest
 from studykit import STUDY, error_lines, invoke, line_of, write, write_study
 
 from accelsim.config.loader import catalog
+from accelsim.config.study import load_study
 from accelsim.config.yamlio import parse_yaml
 from accelsim.errors import ConfigError
 from accelsim.study.plan import make_plan, run_id, yaml_value
-from accelsim.study.schema import load_study
 
 
 def plan_of(path: Path):  # type: ignore[no-untyped-def]

@@ -19,10 +19,10 @@ from studykit import (
 )
 
 import accelsim.runner
+from accelsim.config.study import load_study
 from accelsim.runner import run_scenario
 from accelsim.study.executors import flatten_metrics, run_sweep
 from accelsim.study.plan import make_plan
-from accelsim.study.schema import load_study
 
 
 def test_a_sweep_stores_one_row_per_run_with_the_runs_metrics(tmp_path: Path) -> None:

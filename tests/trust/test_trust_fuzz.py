@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trustkit import chip_data, crashed, describe, dump, err, invoke, model_data, scenario_data
 
+from accelsim.config.files import ConfigCheck, check_config_file
 from accelsim.config.loader import data_root, load_scenario
 from accelsim.errors import AccelsimError
-from accelsim.validation import ConfigCheck, check_config_file
 
 _EXAMPLES = int(os.environ.get("ACCELSIM_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(

@@ -30,7 +30,7 @@ from trustkit import (
     write_world,
 )
 
-from accelsim.validation import check_config_file
+from accelsim.config.files import check_config_file
 
 
 @dataclass
@@ -385,7 +385,7 @@ def test_a_window_of_zero_length_is_a_one_line_error_or_a_result(tmp_path: Path)
 def test_extreme_chips_give_finite_results_or_a_one_line_error(
     tmp_path: Path, change: dict
 ) -> None:
-    from accelsim.validation import _merged
+    from accelsim.validation.reference import _merged
 
     scenario = write_world(tmp_path)
     chip = write(tmp_path / "chip.yaml", _merged(chip_data(), change))
@@ -462,7 +462,7 @@ def test_a_bool_tag_on_a_non_boolean_is_a_one_line_error(tmp_path: Path) -> None
     ids=["subnormal vector rate", "two tiny factors", "subnormal SRAM bandwidth"],
 )
 def test_a_rate_that_underflows_to_zero_is_a_one_line_error(tmp_path: Path, change: dict) -> None:
-    from accelsim.validation import _merged
+    from accelsim.validation.reference import _merged
 
     scenario = write_world(tmp_path)
     chip = write(tmp_path / "chip.yaml", _merged(chip_data(), change))

@@ -112,7 +112,7 @@ def test_a_router_policy_is_one_class_and_one_line_per_layer(
     base: dict[str, Any] = {"rate_per_s": 2000, "sizes": {"kind": "fixed", "value": 4}}
     from accelsim.config.loader import load_scenario
 
-    with pytest.raises(ConfigError, match="router.policy: Input should be"):
+    with pytest.raises(ConfigError, match=r"router\.policy: Input should be"):
         load_scenario("ranking-mtia-vs-gpu", ["router.policy=last_unit"])
     monkeypatch.setitem(schema.ROUTER_POLICIES, "last_unit", "always the last chip")
     monkeypatch.setitem(ROUTERS, "last_unit", _LastUnit)

@@ -265,7 +265,7 @@ def test_least_work_favours_the_faster_chips_of_a_mixed_fleet() -> None:
     Join-shortest-queue counts queries, whatever their size and the chip's speed;
     least_work weighs each chip's backlog in seconds, plus the query's own work on that
     chip, so it sends the fast chip more of the work and cuts the tail."""
-    from accelsim.validation import fleet_scenario
+    from accelsim.validation.reference import fleet_scenario
 
     fast = chip()
     slow_data = fast.model_dump()

@@ -86,10 +86,10 @@ def sweep(
     quiet: _Quiet = False,
 ) -> None:
     """Run a study: every point of its axes, for every replicate seed, recorded as it ends."""
+    from accelsim.config.study import load_study
     from accelsim.errors import AccelsimError
     from accelsim.study.executors import run_sweep
     from accelsim.study.plan import make_plan
-    from accelsim.study.schema import load_study
 
     if retry_failed and not resume:
         raise AccelsimError("--retry-failed goes with --resume")

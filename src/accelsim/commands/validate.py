@@ -170,7 +170,7 @@ def _scaled(values: list[float], unit: str) -> list[str]:
 
 
 def _validate_configs(paths: list[str], json_out: bool) -> None:
-    from accelsim.validation import check_config_file, shipped_config_files
+    from accelsim.config.files import check_config_file, shipped_config_files
 
     checks = [check_config_file(path, kind, shown) for shown, kind, path in shipped_config_files()]
     checks += [check_config_file(Path(p), None, p) for p in paths]

@@ -1,7 +1,8 @@
 """What-if studies: a base scenario swept over axes of field values and seeds.
 
-* :mod:`~accelsim.study.schema`: the study file (frozen, ``extra="forbid"``), read with
-  the config loader so every problem names file:line:field;
+* the study file itself (frozen, ``extra="forbid"``, every problem naming
+  file:line:field) is configuration: its schema and loader are in
+  :mod:`accelsim.config.study`;
 * :mod:`~accelsim.study.plan`: axes expanded into runs with stable ids, and a preflight
   that checks every axis value against the base scenario before anything runs;
 * :mod:`~accelsim.study.store`: the append-only JSON Lines result store (one complete

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accelsim.config.study import MAX_RUNS, AxisGroup, LoadedStudy, Study
 from accelsim.config.yamlio import Path_, dotted, parse_yaml
 from accelsim.errors import ConfigError, Problem
-from accelsim.study.schema import MAX_RUNS, AxisGroup, LoadedStudy, Study
 
 RANDOM_DIGITS = 6
 """Random samples are rounded to this many significant digits (readable, stable ids)."""

@@ -31,8 +31,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from accelsim.config.loader import load_document, resolve_ref, validate
 from accelsim.config.schema import Name
 from accelsim.config.yamlio import Document
+from accelsim.errors import ConfigError
 
 MAX_RUNS = 100_000
 """A study larger than this is almost certainly a mistake in its axes."""
@@ -161,9 +163,6 @@ class LoadedStudy:
 
 def load_study(ref: str | Path) -> LoadedStudy:
     """Read and validate a study by shipped name or path; errors name file:line:field."""
-    from accelsim.config.loader import load_document, resolve_ref, validate
-    from accelsim.errors import ConfigError
-
     try:
         path = resolve_ref(str(ref), "study", Path.cwd())
     except KeyError as exc:

@@ -14,8 +14,9 @@ and whether it passed. Two kinds of check:
   passes when the relative error is at most ``1e-9`` (``ci_low``/``ci_high``
   are None).
 
-Not checked yet: batch-1 LLM decode time against weight bytes / bandwidth; the suite
-was written before LLM serving existed (see :data:`NOT_CHECKED`).
+The closed forms are in :mod:`accelsim.validation.formulas`, the reference chip,
+model and scenarios in :mod:`accelsim.validation.reference`. Anything the suite
+does not check yet is listed in :data:`NOT_CHECKED` (nothing, now).
 
 To add a check, write a function ``(budget: Budget) -> CheckResult`` and
 decorate it with ``@check``.
@@ -23,7 +24,6 @@ decorate it with ``@check``.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import time
@@ -35,8 +35,23 @@ from typing import Any
 import numpy as np
 
 from accelsim.config.loader import ResolvedScenario
-from accelsim.config.schema import Chip, RankingModel, Scenario
+from accelsim.config.schema import LLMModel, Scenario
 from accelsim.engine.records import RunRecords
+from accelsim.validation.formulas import (
+    batch_means,
+    erlang_c_wait,
+    md1_wait,
+    mg1_wait,
+    rounded_exponential_pmf,
+    service_moments,
+)
+from accelsim.validation.reference import (
+    cost_model,
+    fleet_scenario,
+    reference_chip,
+    reference_model,
+    single_pool_scenario,
+)
 
 # --------------------------------------------------------------------- results
 
@@ -188,174 +203,6 @@ def identity(
     )
 
 
-def batch_means(values: np.ndarray, batches: int) -> tuple[float, float]:
-    """Mean and its standard error, by the method of batch means (values in time order)."""
-    if values.size < 2 * batches:
-        return (float(values.mean()) if values.size else math.nan), math.inf
-    parts = np.array_split(values, batches)
-    means = np.array([p.mean() for p in parts])
-    return float(values.mean()), float(means.std(ddof=1) / math.sqrt(batches))
-
-
-# ------------------------------------------------------- reference chip and model
-
-# A small chip whose host link is slow, so that a batch's time is (almost exactly)
-# linear in its items: service times then follow the query sizes.
-REFERENCE_CHIP: dict[str, Any] = {
-    "name": "reference-chip",
-    "description": "Built-in reference chip of `accelsim validate` (hypothetical).",
-    "compute": {
-        "matrix_flops_per_s": {"bf16": 100e12, "int8": 200e12},
-        "vector_flops_per_s": 10e12,
-        "gemm_efficiency": 0.5,
-        "vector_efficiency": 0.5,
-        "kernel_overhead_s": 0.0,
-        "clock_hz": 1e9,
-    },
-    "memory": {
-        "sram": {
-            "capacity_bytes": 64 * 2**20,
-            "bandwidth_bytes_per_s": 1e12,
-            "stream_efficiency": 1.0,
-            "random_efficiency": 0.5,
-            "access_granularity_bytes": 32,
-            "energy_per_byte_j": 1e-12,
-        },
-        "dram": {
-            "capacity_bytes": 16 * 2**30,
-            "bandwidth_bytes_per_s": 100e9,
-            "stream_efficiency": 0.8,
-            "random_efficiency": 0.4,
-            "access_granularity_bytes": 64,
-            "energy_per_byte_j": 20e-12,
-        },
-    },
-    "host_link": {"bandwidth_bytes_per_s": 16e6, "latency_s": 0.0, "energy_per_byte_j": 0.0},
-    "power": {
-        "idle_w": 10.0,
-        "tdp_w": 50.0,
-        "energy_per_flop_j": {"bf16": 0.5e-12, "int8": 0.25e-12},
-        "vector_energy_per_flop_j": 1e-12,
-    },
-}
-
-REFERENCE_MODEL: dict[str, Any] = {
-    "name": "reference-ranker",
-    "description": "Built-in tiny ranking model of `accelsim validate`.",
-    "dtype": "bf16",
-    "dense_features": 1,
-    "bottom_mlp": [4],
-    "embedding_tables": [{"name": "t", "rows": 16, "dim": 4, "pooling_factor": 1, "dtype": "fp16"}],
-    "interaction": {"kind": "dot"},
-    "top_mlp": [1],
-}
-
-
-def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def reference_chip(**changes: Any) -> Chip:
-    """The reference chip; nested mappings in ``changes`` merge key by key."""
-    return Chip.model_validate(_merged(REFERENCE_CHIP, changes))
-
-
-def reference_model(**changes: Any) -> RankingModel:
-    return RankingModel.model_validate(_merged(REFERENCE_MODEL, changes))
-
-
-NO_BATCHING: dict[str, Any] = {"max_batch_items": 10**8, "max_batch_queries": 1, "max_wait_s": 0}
-
-
-def single_pool_scenario(
-    *,
-    rate_per_s: float,
-    sizes: dict[str, Any],
-    count: int = 1,
-    batching: dict[str, Any] | None = None,
-    policy: str = "shared_queue",
-    duration_s: float = 10.0,
-    warmup_s: float = 1.0,
-    seed: int = 1,
-    chip: Chip | None = None,
-    model: RankingModel | None = None,
-) -> ResolvedScenario:
-    """One Poisson workload ``w`` served by one pool ``p`` (batching off by default)."""
-    return fleet_scenario(
-        workloads={"w": {"rate_per_s": rate_per_s, "sizes": sizes}},
-        pools={
-            "p": {
-                "chip": chip or reference_chip(),
-                "count": count,
-                "serves": ["w"],
-                "batching": NO_BATCHING if batching is None else batching,
-            }
-        },
-        policy=policy,
-        duration_s=duration_s,
-        warmup_s=warmup_s,
-        seed=seed,
-        model=model,
-    )
-
-
-def fleet_scenario(
-    *,
-    workloads: dict[str, dict[str, Any]],
-    pools: dict[str, dict[str, Any]],
-    policy: str = "join_shortest_queue",
-    duration_s: float = 10.0,
-    warmup_s: float = 1.0,
-    seed: int = 1,
-    model: RankingModel | None = None,
-) -> ResolvedScenario:
-    """A scenario built in memory, without files.
-
-    ``workloads``: name -> {rate_per_s, sizes[, model, sla]}; ``pools``: name ->
-    {chip (a Chip), count, serves[, batching]}.
-    """
-    scenario = Scenario.model_validate(
-        {
-            "name": "validation",
-            "simulation": {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
-            "workloads": {
-                name: {
-                    "model": "built-in",
-                    "traffic": {"kind": "poisson", "rate_per_s": w["rate_per_s"]},
-                    "items_per_query": w["sizes"],
-                    **({"sla": w["sla"]} if "sla" in w else {}),
-                }
-                for name, w in workloads.items()
-            },
-            "pools": {
-                name: {
-                    "chip": p["chip"].name,
-                    "count": p["count"],
-                    "serves": p["serves"],
-                    **({"batching": p["batching"]} if "batching" in p else {}),
-                }
-                for name, p in pools.items()
-            },
-            "router": {"policy": policy},
-        }
-    )
-    return ResolvedScenario(
-        scenario=scenario,
-        source="<validation>",
-        chips={name: p["chip"] for name, p in pools.items()},
-        models={
-            name: w.get("model") or model or reference_model() for name, w in workloads.items()
-        },
-        traces={},
-    )
-
-
 # ------------------------------------------------------------------ queueing
 
 
@@ -369,60 +216,6 @@ def _window_latencies(resolved: ResolvedScenario, workload: str = "w") -> np.nda
     done = (wl.arrival_s >= records.warmup_s) & ~np.isnan(wl.finish_s)
     latency: np.ndarray = wl.finish_s[done] - wl.arrival_s[done]
     return latency
-
-
-@lru_cache(maxsize=8)
-def _cost_model(chip_json: str, model_json: str) -> Any:
-    from accelsim.model.ranking import RankingCostModel
-
-    return RankingCostModel(
-        RankingModel.model_validate_json(model_json), Chip.model_validate_json(chip_json)
-    )
-
-
-def cost_model(chip: Chip, model: RankingModel) -> Any:
-    """The memoised cost model of ``model`` on ``chip``."""
-    return _cost_model(chip.model_dump_json(), model.model_dump_json())
-
-
-def rounded_exponential_pmf(mean: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sizes k = 1..K and their probabilities when Exp(mean) is rounded and floored at 1
-    (as the engine samples ``exponential`` sizes); K leaves out less than 1e-15."""
-    upto = math.ceil(mean * 36.0) + 2
-    k = np.arange(1, upto + 1, dtype=np.float64)
-    p = np.exp(-(k - 0.5) / mean) - np.exp(-(k + 0.5) / mean)
-    p[0] = 1 - math.exp(-1.5 / mean)  # rint(x) <= 1 for every x < 1.5
-    return k.astype(np.int64), p
-
-
-def service_moments(cost: Any, sizes: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """Exact E[S] and E[S^2] of the batch time of a query whose size has pmf ``p``.
-
-    A batch's time is convex and piecewise linear in its items, so when it is
-    linear between the smallest and the largest size and at points in between,
-    it is linear everywhere on that range and the moments follow from those of
-    the size; otherwise every size is costed.
-    """
-    lo, hi = int(sizes[0]), int(sizes[-1])
-    t_lo, t_hi = cost.batch(lo).time_s, cost.batch(hi).time_s
-    slope = (t_hi - t_lo) / (hi - lo)
-    probes = np.unique(np.geomspace(lo, hi, 24).astype(np.int64))
-    affine = all(
-        abs(cost.batch(int(k)).time_s - (t_lo + slope * (k - lo))) <= 1e-12 * t_hi for k in probes
-    )
-    if affine:
-        times = t_lo + slope * (sizes - lo).astype(np.float64)
-    else:
-        times = np.array([cost.batch(int(k)).time_s for k in sizes])
-    return float((p * times).sum()), float((p * times**2).sum())
-
-
-def erlang_c_wait(c: int, rho: float, mean_service_s: float) -> float:
-    """Mean wait in queue of M/M/c at per-server utilisation ``rho``."""
-    a = c * rho
-    top = a**c / math.factorial(c) / (1 - rho)
-    p_wait = top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
-    return p_wait * mean_service_s / (c * (1 - rho))
 
 
 def _md1(rho: float, budget: Budget) -> CheckResult:
@@ -441,7 +234,7 @@ def _md1(rho: float, budget: Budget) -> CheckResult:
     return statistical(
         f"md1-rho{rho:g}",
         f"M/D/1 mean latency, ρ={rho:g} (Pollaczek-Khinchine)",
-        service + rho * service / (2 * (1 - rho)),
+        service + md1_wait(rho, service),
         mean,
         stderr,
         budget,
@@ -463,11 +256,19 @@ def check_md1_rho_08(budget: Budget) -> CheckResult:
 EXP_MEAN_ITEMS = 1000
 
 
+def _exponential_service_moments() -> tuple[float, float]:
+    """E[S] and E[S^2] of a query of exponential size (mean EXP_MEAN_ITEMS), served
+    alone by the reference model on the reference chip."""
+    cost = cost_model(reference_chip(), reference_model())
+    return service_moments(
+        lambda items: cost.batch(items).time_s, *rounded_exponential_pmf(EXP_MEAN_ITEMS)
+    )
+
+
 @check
 def check_mm1(budget: Budget) -> CheckResult:
     rho = 0.7
-    chip, model = reference_chip(), reference_model()
-    es, es2 = service_moments(cost_model(chip, model), *rounded_exponential_pmf(EXP_MEAN_ITEMS))
+    es, es2 = _exponential_service_moments()
     rate = rho / es
     res = single_pool_scenario(
         rate_per_s=rate,
@@ -480,7 +281,7 @@ def check_mm1(budget: Budget) -> CheckResult:
     return statistical(
         "mm1",
         f"M/M/1 mean latency, ρ={rho:g} (Pollaczek-Khinchine)",
-        es + rate * es2 / (2 * (1 - rho)),
+        es + mg1_wait(rho, es, es2),
         mean,
         stderr,
         budget,
@@ -492,8 +293,7 @@ def check_mm1(budget: Budget) -> CheckResult:
 @check
 def check_mmc(budget: Budget) -> CheckResult:
     c, rho = 4, 0.8
-    chip, model = reference_chip(), reference_model()
-    es, es2 = service_moments(cost_model(chip, model), *rounded_exponential_pmf(EXP_MEAN_ITEMS))
+    es, es2 = _exponential_service_moments()
     rate = c * rho / es
     res = single_pool_scenario(
         rate_per_s=rate,
@@ -703,8 +503,6 @@ def check_llm_batch1_decode(budget: Budget) -> CheckResult:
     """At a trickle of requests, each decode step reads every weight once: the simulated
     time per output token is weight bytes / (DRAM bandwidth x efficiency), plus the KV
     cache read and the kernel overheads, all computed here from the shapes by hand."""
-    from accelsim.config.loader import ResolvedScenario
-    from accelsim.config.schema import LLMModel, Scenario
     from accelsim.engine.simulation import simulate
 
     chip = reference_chip(memory={"sram": None}, compute={"kernel_overhead_s": _OVERHEAD_S})
@@ -768,184 +566,3 @@ def check_llm_batch1_decode(budget: Budget) -> CheckResult:
         "plus KV reads and kernel overheads",
     )
     return result if lone >= 5 else _failed(result, "fewer than 5 requests ran alone")
-
-
-# ------------------------------------------------------------ config files
-
-CONFIG_KINDS = ("chip", "model", "scenario", "study")
-
-# Top-level keys that tell a file's kind when its folder does not.
-_KIND_KEYS: dict[str, frozenset[str]] = {
-    "scenario": frozenset({"workloads", "pools", "simulation", "router"}),
-    "chip": frozenset({"compute", "memory", "host_link", "power", "chip_to_chip", "economics"}),
-    "model": frozenset(
-        {"embedding_tables", "bottom_mlp", "top_mlp", "interaction", "dense_features", "layers"}
-    ),
-}
-_KIND_FOLDERS = {"hardware": "chip", "models": "model", "scenarios": "scenario", "studies": "study"}
-
-
-@dataclass(frozen=True)
-class ConfigCheck:
-    """The outcome of loading one configuration file."""
-
-    path: str  # as shown to the user
-    kind: str  # chip, model, scenario, study, or "?" when it could not be told
-    errors: tuple[str, ...]  # one line each, naming a file (empty when the file is fine)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "kind": self.kind, "ok": self.ok, "errors": list(self.errors)}
-
-
-def shipped_config_files() -> list[tuple[str, str, Any]]:
-    """Every shipped YAML file as (display path, kind, path), chips first."""
-    from accelsim.config.loader import catalog, data_root
-
-    root = data_root()
-    out = []
-    for kind in CONFIG_KINDS:
-        for path in catalog(kind).values():  # type: ignore[arg-type]
-            try:
-                shown = str(path.relative_to(root))
-            except ValueError:
-                shown = str(path)
-            out.append((shown, kind, path))
-    return out
-
-
-def check_config_file(path: Any, kind: str | None = None, shown: str | None = None) -> ConfigCheck:
-    """Load one file (a :class:`pathlib.Path`) as ``kind`` (told from its folder and keys
-    when None), with everything it refers to. Problems become one-line errors; an
-    unexpected exception is reported as an internal error rather than raised."""
-    from pathlib import Path
-
-    from accelsim.errors import AccelsimError
-
-    path = Path(path)
-    shown = str(path) if shown is None else shown
-    try:
-        if not path.is_file():
-            why = "file not found" if not path.exists() else "not a regular file"
-            if path.is_dir():
-                why = "is a directory, expected a YAML file"
-            return ConfigCheck(shown, kind or "?", (f"{shown}: {why}",))
-        if kind is None:
-            kind = guess_kind(path)
-        _load_config(path, kind)
-    except AccelsimError as exc:
-        return ConfigCheck(shown, kind or "?", _error_lines(exc))
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        return ConfigCheck(shown, kind or "?", (f"{shown}: cannot read: {reason}",))
-    except Exception as exc:
-        return ConfigCheck(
-            shown,
-            kind or "?",
-            (
-                f"{shown}: internal error ({type(exc).__name__}: {_one_line(exc)}); "
-                "this is a bug in accelsim, please report it",
-            ),
-        )
-    return ConfigCheck(shown, kind, ())
-
-
-def _error_lines(exc: Exception) -> tuple[str, ...]:
-    """One line per problem, with any line break inside a problem (say, in a field name)
-    escaped so that it cannot split the problem over two lines."""
-    from accelsim.errors import ConfigError
-
-    texts = [str(p) for p in exc.problems] if isinstance(exc, ConfigError) else [str(exc)]
-    return tuple(_printable(text) for text in texts)
-
-
-def _printable(text: str) -> str:
-    return "".join(
-        c if c.isprintable() or c == "\t" else c.encode("unicode_escape").decode("ascii")
-        for c in text
-    )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def guess_kind(path: Any, _seen: frozenset[Any] = frozenset()) -> str:
-    """chip, model, scenario or study, from the file's top-level keys, what it
-    ``extends:``, or its folder."""
-    from accelsim.config.loader import catalog
-    from accelsim.config.yamlio import load_yaml
-    from accelsim.errors import ConfigError
-
-    doc = load_yaml(path)
-    data = doc.data if isinstance(doc.data, dict) else {}
-    if data.get("kind") in ("ranking", "llm"):
-        return "model"
-    for kind, marks in _KIND_KEYS.items():
-        if set(data) & marks:
-            return kind
-    folder = _KIND_FOLDERS.get(path.resolve().parent.name)
-    if folder is not None:
-        return folder
-    parent = data.get("extends")
-    if isinstance(parent, str) and parent:
-        if parent.endswith((".yaml", ".yml")) or "/" in parent:
-            target = (path.parent / parent).expanduser()
-            if target.resolve() in _seen or not target.is_file():
-                return "chip"  # loading it reports the cycle or the missing file
-            return guess_kind(target, _seen | {path.resolve()})
-        kinds = [k for k in CONFIG_KINDS if parent in catalog(k)]  # type: ignore[arg-type]
-        if len(kinds) == 1:
-            return kinds[0]
-    raise ConfigError.single(
-        str(path),
-        "cannot tell whether this is a chip, model, scenario or study file "
-        "(expected keys such as compute:, embedding_tables: or workloads:)",
-        line=1,
-    )
-
-
-def _load_config(path: Any, kind: str) -> None:
-    from accelsim.config import loader, schema
-    from accelsim.config.schema import RankingModel
-
-    ref = str(path)
-    if kind == "chip":
-        loader.load_chip(ref)
-    elif kind == "model":
-        generic = getattr(loader, "load_model", None)
-        if generic is not None:
-            generic(ref)
-            return
-        doc = loader.load_document(path, "model")
-        llm: Any = getattr(schema, "LLMModel", None)
-        is_llm = isinstance(doc.data, dict) and doc.data.get("kind") == "llm" and llm is not None
-        loader.validate(doc, llm if is_llm else RankingModel)
-    elif kind == "scenario":
-        loader.load_scenario(ref)
-    elif kind == "study":
-        load_study = _study_loader()
-        if load_study is None:
-            loader.load_document(path, "study")  # the YAML and its extends: chain only
-        else:
-            load_study(ref)
-    else:
-        raise ValueError(f"unknown config kind {kind!r}")
-
-
-def _study_loader() -> Callable[[str], Any] | None:
-    """The study loader of this version of accelsim, if it has one."""
-    import importlib
-
-    for module in ("accelsim.config.loader", "accelsim.study", "accelsim.study.schema"):
-        try:
-            found = getattr(importlib.import_module(module), "load_study", None)
-        except ImportError:
-            continue
-        if callable(found):
-            return found  # type: ignore[no-any-return]
-    return None
