@@ -94,8 +94,8 @@ def run(
 ) -> None:
     """Simulate a scenario and print its summary (the default scenario if none is given)."""
     from accelsim.commands import report as reporting
-    from accelsim.config.loader import load_scenario
     from accelsim.errors import AccelsimError
+    from accelsim.runner import load_checked
 
     if fmt is not None and report is None:
         raise AccelsimError("--format goes with --report PATH")
@@ -105,7 +105,7 @@ def run(
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"simulation.seed={seed}")
-    resolved = load_scenario(scenario, overrides)
+    resolved = load_checked(scenario, overrides)
 
     from accelsim.runner import run_resolved
 

@@ -7,6 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from accelsim.config.loader import ResolvedScenario, load_scenario
+from accelsim.errors import ConfigError
+
+
+def load_checked(
+    scenario: str | Path | None = None, overrides: Sequence[str] = ()
+) -> ResolvedScenario:
+    """Load a scenario and make every check that needs it resolved (arrival budget, power
+    caps above idle power, models that fit their replicas), so a file that loads here
+    runs, and ``validate --configs`` and ``run`` agree on it."""
+    from accelsim.model.checks import scenario_problems
+
+    resolved = load_scenario(scenario, list(overrides))
+    problems = scenario_problems(resolved)
+    if problems:
+        raise ConfigError(problems)
+    return resolved
 
 
 def run_resolved(
@@ -25,4 +41,4 @@ def run_scenario(
     """Load a scenario (shipped name, path, or the default), apply ``--set``-style
     overrides such as ``"pools.gpu.count=4"``, simulate it and return the result document.
     Raises :class:`accelsim.errors.ConfigError` for bad input."""
-    return run_resolved(load_scenario(scenario, list(overrides)))
+    return run_resolved(load_checked(scenario, overrides))

@@ -114,10 +114,10 @@ def test_queueing_checks_fail_on_an_engine_that_runs_chips_slow(
 def test_littles_law_fails_when_the_document_misreports_latency(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import accelsim.metrics.summary as summary
+    import accelsim.metrics.ranking as ranking_metrics
 
     validation.fleet_run.cache_clear()
-    original = summary.distribution
+    original = ranking_metrics.distribution
 
     def biased(values):  # type: ignore[no-untyped-def]
         doc = original(values)
@@ -125,7 +125,7 @@ def test_littles_law_fails_when_the_document_misreports_latency(
             doc["mean"] *= 1.005
         return doc
 
-    monkeypatch.setattr(summary, "distribution", biased)
+    monkeypatch.setattr(ranking_metrics, "distribution", biased)
     try:
         (result,) = run_checks(SMALL, [validation.check_littles_law])
     finally:

@@ -157,3 +157,31 @@ def test_a_pool_section_meant_for_another_kind_is_an_error(
     with pytest.raises(ConfigError) as err:
         load_scenario(scenario, [setting])
     assert message in str(err.value)
+
+
+def test_validate_configs_and_run_refuse_the_same_scenario(tmp_path: Path) -> None:
+    """A check that needs the resolved scenario (here: the model does not fit a replica)
+    is made when the file is loaded, by both `validate --configs` and `run`."""
+    from accelsim.config.files import check_config_file
+    from accelsim.model.checks import scenario_problems
+    from accelsim.runner import load_checked
+
+    path = tmp_path / "too-big.yaml"
+    path.write_text(
+        "name: too-big\n"
+        "workloads:\n"
+        "  chat:\n"
+        "    kind: llm\n"
+        "    model: llm-dense-70b\n"
+        "    traffic: {kind: poisson, rate_per_s: 1}\n"
+        "    prompt_tokens: {kind: fixed, value: 100}\n"
+        "    output_tokens: {kind: fixed, value: 10}\n"
+        "pools:\n"
+        "  one: {chip: mtia-like-gen1, count: 1, serves: [chat]}\n"
+    )
+    checked = check_config_file(path, "scenario", str(path), scenario_problems)
+    with pytest.raises(ConfigError) as err:
+        load_checked(str(path))
+    assert not checked.ok
+    assert "does not fit the DRAM of a replica" in str(err.value)
+    assert checked.errors == tuple(str(err.value).splitlines())

@@ -171,9 +171,13 @@ def _scaled(values: list[float], unit: str) -> list[str]:
 
 def _validate_configs(paths: list[str], json_out: bool) -> None:
     from accelsim.config.files import check_config_file, shipped_config_files
+    from accelsim.model.checks import scenario_problems
 
-    checks = [check_config_file(path, kind, shown) for shown, kind, path in shipped_config_files()]
-    checks += [check_config_file(Path(p), None, p) for p in paths]
+    checks = [
+        check_config_file(path, kind, shown, scenario_problems)
+        for shown, kind, path in shipped_config_files()
+    ]
+    checks += [check_config_file(Path(p), None, p, scenario_problems) for p in paths]
     failed = [c for c in checks if not c.ok]
     for c in failed:
         for line in c.errors:

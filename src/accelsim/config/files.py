@@ -10,15 +10,16 @@ here raises on a bad file: even an unexpected exception becomes an error line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from accelsim.config import loader
-from accelsim.config.loader import Kind
+from accelsim.config.loader import Kind, ResolvedScenario
 from accelsim.config.study import load_study
 from accelsim.config.yamlio import load_yaml
-from accelsim.errors import AccelsimError, ConfigError
+from accelsim.errors import AccelsimError, ConfigError, Problem
 
 CONFIG_KINDS: tuple[Kind, ...] = ("chip", "model", "scenario", "study")
 
@@ -69,11 +70,15 @@ def shipped_config_files() -> list[tuple[str, Kind, Path]]:
 
 
 def check_config_file(
-    path: str | Path, kind: str | None = None, shown: str | None = None
+    path: str | Path,
+    kind: str | None = None,
+    shown: str | None = None,
+    scenario_checks: Callable[[ResolvedScenario], list[Problem]] | None = None,
 ) -> ConfigCheck:
     """Load one file as ``kind`` (told from its folder and keys when None), with
-    everything it refers to. Problems become one-line errors; an unexpected exception
-    is reported as an internal error rather than raised."""
+    everything it refers to; a scenario also goes through ``scenario_checks`` (the checks
+    a higher layer makes before a run). Problems become one-line errors; an unexpected
+    exception is reported as an internal error rather than raised."""
     path = Path(path)
     shown = str(path) if shown is None else shown
     try:
@@ -84,7 +89,10 @@ def check_config_file(
             return ConfigCheck(shown, kind or "?", (f"{shown}: {why}",))
         if kind is None:
             kind = guess_kind(path)
-        _load_config(path, kind)
+        resolved = _load_config(path, kind)
+        problems = scenario_checks(resolved) if resolved and scenario_checks else []
+        if problems:
+            raise ConfigError(problems)
     except AccelsimError as exc:
         return ConfigCheck(shown, kind or "?", _error_lines(exc))
     except (OSError, ValueError) as exc:
@@ -152,15 +160,17 @@ def guess_kind(path: Path, _seen: frozenset[Path] = frozenset()) -> Kind:
     )
 
 
-def _load_config(path: Path, kind: str) -> None:
+def _load_config(path: Path, kind: str) -> ResolvedScenario | None:
+    """Load a file as ``kind``; a scenario comes back resolved."""
     ref = str(path)
     if kind == "chip":
         loader.load_chip(ref)
     elif kind == "model":
         loader.load_model(ref)
     elif kind == "scenario":
-        loader.load_scenario(ref)
+        return loader.load_scenario(ref)
     elif kind == "study":
         load_study(ref)
     else:
         raise ValueError(f"unknown config kind {kind!r}")
+    return None
