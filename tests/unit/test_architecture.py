@@ -20,6 +20,7 @@ from accelsim.engine.routing import ROUTERS, Router
 from accelsim.engine.simulation import FLEETS, simulate
 from accelsim.errors import ConfigError
 from accelsim.metrics.summary import METRIC_KINDS, summarize
+from accelsim.report.kinds import REPORT_KINDS
 from helpers import resolved
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "accelsim"
@@ -94,6 +95,7 @@ def test_every_workload_kind_has_an_entry_in_every_layer() -> None:
     assert set(schema.POOL_RULES) == kinds
     assert set(FLEETS) == kinds
     assert set(METRIC_KINDS) == kinds
+    assert set(REPORT_KINDS) == kinds
     assert list(schema.ROUTER_POLICIES) == list(ROUTERS)
 
 

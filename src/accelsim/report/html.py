@@ -10,27 +10,28 @@ or as static images.
   any JavaScript error into ``<pre id="js-errors">``;
 * :func:`write_static` draws the same charts with matplotlib into PNG or SVG files.
 
-Rooflines come from the explain document of each pool's chip and model (ranking at the
-pool's ``max_batch_items``; LLM prefill at the mean prompt and decode at the mean batch
-and context the run saw), read by :func:`accelsim.report.lesson.lesson`.
+Rooflines come from the explain document of each pool's chip and model, at the step its
+workload kind takes from the run (see :mod:`accelsim.report.kinds`: ranking at the pool's
+``max_batch_items``; LLM prefill at the mean prompt and decode at the mean batch and
+context the run saw), read by :func:`accelsim.report.lesson.lesson`.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeGuard, cast
+from typing import Any, Literal, cast
 
 from accelsim import __version__
 from accelsim.errors import AccelsimError
 from accelsim.report import plots
-from accelsim.report.lesson import sig
+from accelsim.report.kinds import REPORT_KINDS, kind_of, per_work_unit, pool_kind
+from accelsim.report.kinds.base import ReportKind
+from accelsim.report.markup import esc, num, ops_table, pct, qty, rate, table
 from accelsim.report.plots import Chart
-from accelsim.units import format_quantity
+from accelsim.report.wording import finite, sig
 
 Samples = dict[str, dict[str, list[tuple[float, float]]]]  # workload -> key -> CDF points
 MAX_ROOFLINES = 6
@@ -88,10 +89,6 @@ def request_latencies(records: Any, quantiles: int = plots.CDF_QUANTILES) -> Sam
     return out
 
 
-def _finite(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _roofline_cases(
     config: dict[str, Any],
     pools_doc: dict[str, Any],
@@ -117,13 +114,17 @@ def _roofline_cases(
                 model = model_of(workload)
                 p, w = pools_doc.get(pool_name, {}), workloads_doc.get(workload, {})
                 cap = p.get("power_cap_w")
-                cap = cap if _finite(cap) and cap > chip.power.idle_w else None
-                if wl.get("kind") == "llm":
-                    doc, what = _llm_explain(explain, model, chip, pool, p, w, cap)
-                else:
-                    batch = int(pool["batching"]["max_batch_items"])
-                    doc = explain(model, chip, batch, power_cap_w=cap)
-                    what = f"a batch of {batch} items (the pool's max_batch_items)"
+                cap = cap if finite(cap) and cap > chip.power.idle_w else None
+                setting, what = kind_of(wl).roofline_setting(pool, p, w)
+                doc = explain(
+                    model,
+                    chip,
+                    setting.batch,
+                    context_tokens=setting.context_tokens,
+                    prompt_tokens=setting.prompt_tokens,
+                    chips_per_replica=setting.chips_per_replica,
+                    power_cap_w=cap,
+                )
             except (AccelsimError, ValueError, KeyError, TypeError) as exc:
                 notes.append(f"roofline of pool {pool_name} ({wl['model']}) left out: {exc}")
                 continue
@@ -141,215 +142,65 @@ def _roofline_cases(
     return out, notes
 
 
-def _llm_explain(
-    explain: Callable[..., dict[str, Any]],
-    model: Any,
-    chip: Any,
-    pool: dict[str, Any],
-    p: dict[str, Any],
-    w: dict[str, Any],
-    cap: float | None,
-) -> tuple[dict[str, Any], str]:
-    prompt = w.get("mean_prompt_tokens")
-    prompt_tokens = max(1, round(prompt)) if _finite(prompt) else 1024
-    mean_batch = p.get("mean_batch_sequences")
-    batch = max(1, round(mean_batch)) if _finite(mean_batch) else 1
-    kv = (p.get("kv_utilization") or {}).get("mean")
-    capacity = p.get("kv_capacity_tokens")
-    if _finite(kv) and _finite(capacity) and _finite(mean_batch) and mean_batch > 0:
-        context = max(1, round(kv * capacity / mean_batch))
-    else:
-        context = prompt_tokens
-    doc = explain(
-        model,
-        chip,
-        batch,
-        context_tokens=context,
-        prompt_tokens=prompt_tokens,
-        chips_per_replica=int(pool.get("chips_per_replica", 1)),
-        power_cap_w=cap,
-    )
-    what = (
-        f"prefill of the mean prompt ({prompt_tokens} tokens), decode at the run's mean "
-        f"batch ({batch} sequences) and mean context ({context} tokens)"
-    )
-    return doc, what
-
-
 # ---------------------------------------------------------------------- HTML pieces
 
 
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _q(value: Any, dimension: str) -> str:
-    if not _finite(value):
-        return "-"
-    if dimension == "FLOP":
-        return format_quantity(value, "ops/s", unit="FLOP")
-    return format_quantity(value, dimension)
-
-
-def _pct(value: Any) -> str:
-    return f"{100 * value:.1f}%" if _finite(value) else "-"
-
-
-def _rate(value: Any) -> str:
-    """A count per second, without exponent notation."""
-    if not _finite(value):
-        return "-"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-
-
-def _num(value: Any, fmt: str = ".4g") -> str:
-    return format(value, fmt) if _finite(value) else "-"
-
-
-def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
-    head = "".join(
-        f'<th class="{"num" if i >= numeric_from else ""}">{_e(h)}</th>'
-        for i, h in enumerate(headers)
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="{"num" if i >= numeric_from else ""}">{cell}</td>'
-            for i, cell in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _sla_cell(w: dict[str, Any]) -> str:
-    sla = w.get("sla")
-    if not sla:
-        return "-"
-    mark = '<span class="ok">met</span>' if sla.get("met") else '<span class="bad">missed</span>'
-    return f"{_pct(w.get('sla_attainment'))} {mark}"
-
-
 def _summary_tables(doc: dict[str, Any]) -> str:
-    duration = doc["window_s"]["duration"]
     parts = []
-    ranking = {n: w for n, w in doc["workloads"].items() if w["kind"] == "ranking"}
-    if ranking:
-        rows = [
-            [
-                _e(n),
-                _e(w["model"]),
-                str(w["offered"]),
-                str(w["completed"]),
-                str(w["in_flight"]),
-                _num(w["throughput_per_s"], ".1f"),
-                *(_q(w["latency_s"][k], "s") for k in ("p50", "p90", "p99", "max")),
-                _sla_cell(w),
-            ]
-            for n, w in ranking.items()
-        ]
-        headers = ["ranking workload", "model", "offered", "done", "in flight", "queries/s"]
-        headers += ["p50", "p90", "p99", "max", "SLA attained"]
-        parts.append(_table(headers, rows, numeric_from=2))
-    llm = {n: w for n, w in doc["workloads"].items() if w["kind"] == "llm"}
-    if llm:
-        rows = [
-            [
-                _e(n),
-                _e(w["model"]),
-                str(w["offered"]),
-                str(w["completed"]),
-                str(w["in_flight"]),
-                _num(w["completed"] / duration if duration else None, ".3g"),
-                _rate(w["output_tokens_per_s"]),
-                _q(w["ttft_s"]["p50"], "s"),
-                _q(w["ttft_s"]["p99"], "s"),
-                _q(w["tpot_s"]["p50"], "s"),
-                _q(w["tpot_s"]["p99"], "s"),
-                _q(w["latency_s"]["p99"], "s"),
-                _sla_cell(w),
-            ]
-            for n, w in llm.items()
-        ]
-        headers = ["LLM workload", "model", "offered", "done", "in flight", "req/s", "tokens/s"]
-        headers += ["TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "latency p99", "SLA"]
-        parts.append(_table(headers, rows, numeric_from=2))
+    for kind in REPORT_KINDS.values():
+        rows = [kind.html_row(doc, n, w) for n, w in doc["workloads"].items() if kind_of(w) is kind]
+        if rows:
+            parts.append(table([f"{kind.label} workload", *kind.html_columns], rows, 2))
     rows = []
     for n, p in doc["pools"].items():
-        if "replicas" in p:
-            chips = f"{p['chips']} ({p['replicas']}x{p['chips_per_replica']})"
-            batch = f"{_num(p['mean_batch_sequences'], '.1f')} seq"
-            per_j = f"{_num(p.get('output_tokens_per_j'), '.3g')} tokens/J"
-        else:
-            chips = str(p["chips"])
-            batch = f"{_num(p['mean_batch_items'], '.1f')} items"
-            per_j = f"{_num(p.get('queries_per_j'), '.3g')} queries/J"
+        kind = pool_kind(doc, n)
         rows.append(
             [
-                _e(n),
-                _e(p["chip"]),
-                chips,
-                _pct(p["utilization"]),
-                batch,
-                _pct(p.get("mean_clock_ratio")),
-                _q(p["avg_power_w"], "W"),
-                _q(p["peak_power_w"], "W"),
-                _q(p["energy_j"], "J"),
-                per_j,
-                _num(p.get("cost_per_hour_usd"), ".3g"),
+                esc(n),
+                esc(p["chip"]),
+                kind.pool_chips(p),
+                pct(p["utilization"]),
+                f"{num(p[kind.batch_key], '.1f')} {kind.batch_unit_short}",
+                pct(p.get("mean_clock_ratio")),
+                qty(p["avg_power_w"], "W"),
+                qty(p["peak_power_w"], "W"),
+                qty(p["energy_j"], "J"),
+                f"{num(p.get(kind.per_joule_key), '.3g')} {kind.per_joule_column}",
+                num(p.get("cost_per_hour_usd"), ".3g"),
             ]
         )
     headers = ["pool", "chip", "chips", "utilisation", "mean batch", "mean clock"]
     headers += ["avg power", "peak power", "energy", "perf/W", "$/hour"]
-    parts.append(_table(headers, rows, numeric_from=2))
+    parts.append(table(headers, rows, numeric_from=2))
     t = doc["totals"]
-    per_joule: list[str] = []
-    if _finite(t.get("queries_per_j")):
-        per_joule.append(f"{t['queries_per_j']:.3g} queries/J")
-    if _finite(t.get("output_tokens_per_j")):
-        per_joule.append(f"{t['output_tokens_per_j']:.3g} output tokens/J")
+    per_joule = [
+        f"{t[k.per_joule_key]:.3g} {k.per_joule_unit}"
+        for k in per_work_unit()
+        if finite(t.get(k.per_joule_key))
+    ]
     parts.append(
-        f"<p>Fleet: {_q(t['avg_power_w'], 'W')} average, {_q(t['peak_power_w'], 'W')} peak, "
-        f"{_q(t['energy_j'], 'J')} over the window"
-        + (f"; {_e(', '.join(per_joule))}" if per_joule else "")
-        + f". Facility (PUE {_num(t['pue'], 'g')}): {_q(t['facility_avg_power_w'], 'W')} "
+        f"<p>Fleet: {qty(t['avg_power_w'], 'W')} average, {qty(t['peak_power_w'], 'W')} peak, "
+        f"{qty(t['energy_j'], 'J')} over the window"
+        + (f"; {esc(', '.join(per_joule))}" if per_joule else "")
+        + f". Facility (PUE {num(t['pue'], 'g')}): {qty(t['facility_avg_power_w'], 'W')} "
         "average.</p>"
     )
     return "".join(parts)
 
 
-def _ops_table(ops: list[dict[str, Any]]) -> str:
-    rows = [
-        [
-            _e(op["name"]),
-            _e(op["bound"]),
-            _q(op["time_s"], "s"),
-            _pct(op["share"]),
-            _q(op["flops"], "FLOP"),
-            _q(op["bytes"], "bytes"),
-            _num(op["arithmetic_intensity"], ".3g"),
-        ]
-        for op in ops
-    ]
-    return _table(["op", "bound", "time", "share", "FLOPs", "bytes", "FLOP/B"], rows, 2)
-
-
 def _roofline_html(case: Roofline) -> str:
     """The reading of one roofline, then its ops table (folded)."""
     doc = case.explain
-    reading = "".join(f"<li>{_e(line)}</li>" for line in doc.get("lesson", []))
+    reading = "".join(f"<li>{esc(line)}</li>" for line in doc.get("lesson", []))
     parts = [f'<div class="lesson"><strong>Reading</strong><ul>{reading}</ul></div>']
-    tables = []
-    if doc.get("kind") == "llm":
-        for phase in ("prefill", "decode"):
-            tables.append(f"<h4>{phase}</h4>{_ops_table(doc[phase]['ops'])}")
-    else:
-        tables.append(_ops_table(doc["ops"]))
+    tables = [
+        (f"<h4>{step.phase}</h4>" if step.phase else "") + ops_table(step.ops)
+        for step in kind_of(doc).explain_steps(doc)
+    ]
     ridges = ", ".join(
-        f"{_e(t)} {sig(v, 3)}" for t, v in doc["ridge_point_flops_per_byte"].items() if _finite(v)
+        f"{esc(t)} {sig(v, 3)}" for t, v in doc["ridge_point_flops_per_byte"].items() if finite(v)
     )
-    tables.append(f"<p>Ridge points ({_e(doc['dtype'])} FLOP per byte streamed): {ridges}.</p>")
+    tables.append(f"<p>Ridge points ({esc(doc['dtype'])} FLOP per byte streamed): {ridges}.</p>")
     parts.append(
         "<details><summary>op by op (as in <code>accelsim explain</code>)</summary>"
         f'<div class="scroll">{"".join(tables)}</div></details>'
@@ -442,8 +293,8 @@ def result_report(
 def _roofline_section(rooflines: list[Roofline], notes: list[str]) -> Section:
     items: list[str | Chart] = []
     for case in rooflines:
-        items += [f"<h3>{_e(case.title)}</h3>", case.chart, _roofline_html(case)]
-    items += [f'<p class="note">{_e(n)}</p>' for n in notes]
+        items += [f"<h3>{esc(case.title)}</h3>", case.chart, _roofline_html(case)]
+    items += [f'<p class="note">{esc(n)}</p>' for n in notes]
     return Section(
         "roofline",
         "Rooflines",
@@ -545,29 +396,33 @@ def _study_intro(rows: list[dict[str, Any]], manifest: dict[str, Any] | None) ->
     return f"{len(rows)} runs" + (f" of the base scenario {where}" if where else "") + "."
 
 
-def _study_table(rows: list[dict[str, Any]], axes: list[str], workloads: dict[str, str]) -> str:
+def _study_table(
+    rows: list[dict[str, Any]], axes: list[str], workloads: dict[str, ReportKind]
+) -> str:
     headers = [a.rsplit(".", 1)[-1] if a.count(".") else a for a in axes] + ["seed"]
     metric_cols: list[tuple[str, str, Callable[[Any], str]]] = []
     for w, kind in workloads.items():
         metric_cols += [
-            (f"{w} req/s", f"workloads.{w}.throughput_per_s", _rate),
-            (f"{w} p99", f"workloads.{w}.latency_s.p99", lambda v: _q(v, "s")),
-            (f"{w} SLA", f"workloads.{w}.sla_attainment", _pct),
+            (f"{w} req/s", f"workloads.{w}.throughput_per_s", rate),
+            (f"{w} p99", f"workloads.{w}.latency_s.p99", lambda v: qty(v, "s")),
+            (f"{w} SLA", f"workloads.{w}.sla_attainment", pct),
         ]
-        if kind == "llm":
-            metric_cols.append((f"{w} tokens/s", f"workloads.{w}.output_tokens_per_s", _rate))
+        metric_cols += [
+            (f"{w} {label}", f"workloads.{w}.{metric}", cell)
+            for label, metric, cell in kind.study_columns
+        ]
+    metric_cols.append(("avg power", "totals.avg_power_w", lambda v: qty(v, "W")))
     metric_cols += [
-        ("avg power", "totals.avg_power_w", lambda v: _q(v, "W")),
-        ("queries/J", "totals.queries_per_j", lambda v: _num(v, ".3g")),
-        ("tokens/J", "totals.output_tokens_per_j", lambda v: _num(v, ".3g")),
+        (k.per_joule_column, f"totals.{k.per_joule_key}", lambda v: num(v, ".3g"))
+        for k in per_work_unit()
     ]
-    metric_cols = [c for c in metric_cols if any(_finite(r["metrics"].get(c[1])) for r in rows)]
+    metric_cols = [c for c in metric_cols if any(finite(r["metrics"].get(c[1])) for r in rows)]
     body = []
     for row in rows:
-        cells = [_e(row["axes"].get(a, "-")) for a in axes] + [_e(row.get("seed", "-"))]
+        cells = [esc(row["axes"].get(a, "-")) for a in axes] + [esc(row.get("seed", "-"))]
         cells += [fmt(row["metrics"].get(key)) for _, key, fmt in metric_cols]
         body.append(cells)
-    return _table(headers + [c[0] for c in metric_cols], body, numeric_from=len(axes) + 1)
+    return table(headers + [c[0] for c in metric_cols], body, numeric_from=len(axes) + 1)
 
 
 _ROOFLINE_AXES = (".chip", ".model", ".max_batch_items", ".chips_per_replica", ".power_cap_w")
@@ -637,7 +492,7 @@ def _mean_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     sums: dict[str, list[float]] = {}
     for row in rows:
         for key, value in row["metrics"].items():
-            if _finite(value):
+            if finite(value):
                 sums.setdefault(key, []).append(float(value))
     return {k: sum(v) / len(v) for k, v in sums.items()}
 
@@ -728,12 +583,12 @@ def _json_script(value: Any) -> str:
 def render_html(report: Report, plotly_js: str) -> str:
     """The whole page; ``plotly_js`` is the plotly.js bundle, inlined as is."""
     figures: list[str] = []
-    nav = " ".join(f'<a href="#{_e(s.id)}">{_e(s.title)}</a>' for s in report.sections)
+    nav = " ".join(f'<a href="#{esc(s.id)}">{esc(s.title)}</a>' for s in report.sections)
     body: list[str] = []
     for section in report.sections:
-        body.append(f'<section id="{_e(section.id)}"><h2>{_e(section.title)}</h2>')
+        body.append(f'<section id="{esc(section.id)}"><h2>{esc(section.title)}</h2>')
         if section.intro:
-            body.append(f'<p class="sub">{_e(section.intro)}</p>')
+            body.append(f'<p class="sub">{esc(section.intro)}</p>')
         for item in section.items:
             if isinstance(item, str):
                 body.append(f'<div class="scroll">{item}</div>')
@@ -743,30 +598,30 @@ def render_html(report: Report, plotly_js: str) -> str:
             figure = plots.plotly_figure(chart)
             spec_id = f"chart-spec-{index}"
             figures.append(spec_id)
-            notes = "".join(f"<br>{_e(n)}" for n in chart.notes)
+            notes = "".join(f"<br>{esc(n)}" for n in chart.notes)
             body.append(
-                f'<figure class="chart" id="chart-{_e(chart.id)}" data-spec="{spec_id}" '
+                f'<figure class="chart" id="chart-{esc(chart.id)}" data-spec="{spec_id}" '
                 f'data-traces="{len(figure["data"])}" data-status="pending">'
                 f'<div class="plot"></div>'
-                f"<figcaption>{_e(chart.subtitle)}{notes}</figcaption>"
+                f"<figcaption>{esc(chart.subtitle)}{notes}</figcaption>"
                 f'<script type="application/json" id="{spec_id}">{_json_script(figure)}</script>'
                 "</figure>"
             )
         body.append("</section>")
-    warnings = "".join(f'<div class="warn">warning: {_e(w)}</div>' for w in report.warnings)
+    warnings = "".join(f'<div class="warn">warning: {esc(w)}</div>' for w in report.warnings)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(report.title)}</title>"
+        f"<title>{esc(report.title)}</title>"
         f"<style>{_CSS}</style>"
         f"<script>{_ERROR_HOOK}</script>"
         # plotly.js inline, as plotly's own include_plotlyjs=True writes it: no network needed.
         f'<script type="text/javascript">{plotly_js}</script>'
         "</head><body>"
-        f'<header><h1>{_e(report.title)}</h1><p class="sub">{_e(report.subtitle)}</p>'
+        f'<header><h1>{esc(report.title)}</h1><p class="sub">{esc(report.subtitle)}</p>'
         f"<nav>{nav}</nav></header>{warnings}{''.join(body)}"
-        f'<footer class="note"><p>Written by accelsim {_e(__version__)}. '
+        f'<footer class="note"><p>Written by accelsim {esc(__version__)}. '
         "Charts drawn with plotly.js, inlined in this file.</p>"
         '<pre id="js-errors" hidden></pre></footer>'
         f"<script>{_DRAW}</script>"

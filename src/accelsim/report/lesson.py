@@ -9,42 +9,17 @@ and how they would speed up are read together in one sentence.
 
 from __future__ import annotations
 
-import math
-from typing import Any, TypeGuard
+from typing import Any
 
 from accelsim.config.schema import DTYPE_BYTES
+from accelsim.report.kinds import kind_of
+from accelsim.report.kinds.base import ExplainStep, ReportKind
+from accelsim.report.wording import TIER_NAMES, finite, percent, sig
 from accelsim.units import format_quantity
 
-TIER_NAMES = {
-    "sram": "SRAM",
-    "dram": "DRAM",
-    "host": "host-link",
-    "link": "chip-to-chip link",
-}
 _MEMORY_BOUNDS = ("sram", "dram", "host", "link")
 _MIN_SHARE = 0.01  # ops below this share of the time are left out of the reading
 _OVERHEAD_SHARE = 0.3  # above this share of kernel overhead, a bigger batch amortises it
-
-
-def _finite(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
-def sig(value: float, digits: int = 2) -> str:
-    """A number rounded to ``digits`` significant figures, never in exponent notation:
-    ``sig(1618.4) == "1600"``, ``sig(0.4419) == "0.44"``."""
-    if not _finite(value):
-        return "-"
-    if value == 0:
-        return "0"
-    exponent = math.floor(math.log10(abs(value)))
-    decimals = max(0, digits - 1 - exponent)
-    rounded = round(value, digits - 1 - exponent)
-    return f"{rounded:.{decimals}f}"
-
-
-def _pct(share: float) -> str:
-    return f"{100 * share:.0f}%" if share >= 0.01 else f"{100 * share:.1f}%"
 
 
 def _bytes(value: float) -> str:
@@ -94,32 +69,32 @@ def _main_tier(op: dict[str, Any]) -> str | None:
     """The memory tier the op waits on longest (the bound itself for memory-bound ops)."""
     if op["bound"] in _MEMORY_BOUNDS:
         return str(op["bound"])
-    times = {t: v for t, v in op.get("memory_time_s", {}).items() if _finite(v) and v > 0}
+    times = {t: v for t, v in op.get("memory_time_s", {}).items() if finite(v) and v > 0}
     if times:
         return str(max(times, key=lambda t: times[t]))
-    by_tier = {t: v for t, v in op.get("bytes_by_tier", {}).items() if _finite(v) and v > 0}
+    by_tier = {t: v for t, v in op.get("bytes_by_tier", {}).items() if finite(v) and v > 0}
     return str(max(by_tier, key=lambda t: by_tier[t])) if by_tier else None
 
 
 def _overhead_share(ops: list[dict[str, Any]]) -> float:
     """The share of the ops' time that is fixed kernel overhead (launches, link latency)."""
-    time = sum(op["time_s"] for op in ops if _finite(op.get("time_s")))
-    overhead = sum(op["overhead_s"] for op in ops if _finite(op.get("overhead_s")))
+    time = sum(op["time_s"] for op in ops if finite(op.get("time_s")))
+    overhead = sum(op["overhead_s"] for op in ops if finite(op.get("overhead_s")))
     return overhead / time if time > 0 else 0.0
 
 
 def _memory_and_idle_power_w(totals: dict[str, Any]) -> float | None:
     """The part of a step's average power that no clock lowers: memory traffic and idle."""
     parts = totals.get("energy_by_component_j") or {}
-    total = sum(v for v in parts.values() if _finite(v))
+    total = sum(v for v in parts.values() if finite(v))
     power = totals.get("avg_power_w")
-    if total <= 0 or not _finite(power) or not _finite(parts.get("compute", 0.0)):
+    if total <= 0 or not finite(power) or not finite(parts.get("compute", 0.0)):
         return None
     return float(power * (1.0 - parts.get("compute", 0.0) / total))
 
 
 def _ai_text(ops: list[dict[str, Any]]) -> str:
-    values = [op["arithmetic_intensity"] for op in ops if _finite(op["arithmetic_intensity"])]
+    values = [op["arithmetic_intensity"] for op in ops if finite(op["arithmetic_intensity"])]
     if not values:
         return "no arithmetic"
     lo, hi = min(values), max(values)
@@ -128,27 +103,32 @@ def _ai_text(ops: list[dict[str, Any]]) -> str:
     return f"{sig(lo)} to {sig(hi)} FLOP/B"
 
 
+def _ridges(doc: dict[str, Any]) -> dict[str, float]:
+    return {t: v for t, v in doc.get("ridge_point_flops_per_byte", {}).items() if finite(v)}
+
+
 class _Reader:
-    def __init__(self, doc: dict[str, Any]) -> None:
+    """Reads one step of an explain document (a batch, a prefill, a decode step)."""
+
+    def __init__(self, doc: dict[str, Any], kind: ReportKind, step: ExplainStep) -> None:
         self.doc = doc
-        self.ridges: dict[str, float] = {
-            t: v for t, v in doc.get("ridge_point_flops_per_byte", {}).items() if _finite(v)
-        }
-        self.llm = doc.get("kind") == "llm"
-        self.weights_tier = doc.get("placement", {}).get("weights_tier")
+        self.kind = kind
+        self.current = step
+        self.ridges = _ridges(doc)
 
     # ------------------------------------------------------------------ one group of ops
 
     def weight_share(self, op: dict[str, Any]) -> float | None:
         """The share of a GEMM's bytes that are its weights, from its numbers alone: a GEMM
         of a batch of b rows does 2 x b FLOPs per weight, so its weights take
-        FLOPs x bytes-per-weight / (2 b) bytes; the rest are activations. An LLM's GEMMs
-        stream their weights only (activations stay on chip in this model)."""
-        if self.llm:
+        FLOPs x bytes-per-weight / (2 b) bytes; the rest are activations. Where a kind's
+        GEMMs stream their weights only (an LLM's activations stay on chip in this model),
+        all of them are."""
+        if self.kind.gemm_bytes_are_weights:
             return 1.0
-        batch = self._batch_size()
+        batch = self.current.batch
         wbytes = DTYPE_BYTES.get(str(self.doc.get("dtype")), 2)
-        if not batch or not (_finite(op["flops"]) and _finite(op["bytes"])) or op["bytes"] <= 0:
+        if not batch or not (finite(op["flops"]) and finite(op["bytes"])) or op["bytes"] <= 0:
             return None
         return min(1.0, op["flops"] * wbytes / (2.0 * batch) / op["bytes"])
 
@@ -166,7 +146,7 @@ class _Reader:
     def _ridge_clause(self, ops: list[dict[str, Any]], tier: str | None, above: bool) -> str:
         """ ", 1600x below the DRAM ridge point of 715"."""
         ridge = self.ridges.get(tier) if tier else None
-        values = [op["arithmetic_intensity"] for op in ops if _finite(op["arithmetic_intensity"])]
+        values = [op["arithmetic_intensity"] for op in ops if finite(op["arithmetic_intensity"])]
         if ridge is None or not values or ridge <= 0 or tier is None:
             return ""
         name = TIER_NAMES.get(tier, tier)
@@ -220,7 +200,7 @@ class _Reader:
             shares = [self.weight_share(op) for op in ops]
             acts = 1.0 - max((s for s in shares if s is not None), default=0.0)
             return (
-                f"a bigger batch would barely help: at least {_pct(acts)} of the bytes are "
+                f"a bigger batch would barely help: at least {percent(acts)} of the bytes are "
                 "activations, which grow with the batch; lower precision or more "
                 f"{name} bandwidth would"
             )
@@ -229,24 +209,24 @@ class _Reader:
                 "a bigger batch would: most of the bytes are weights, and one read of each "
                 "serves every item of the batch"
             )
-            ais = [op["arithmetic_intensity"] for op in ops if _finite(op["arithmetic_intensity"])]
+            ais = [op["arithmetic_intensity"] for op in ops if finite(op["arithmetic_intensity"])]
             ridge = self.ridges.get(tier)
-            if self.llm and ais and ridge and min(ais) > 0:
-                # An LLM GEMM's bytes are its weights, so FLOP/B grows in proportion to the
-                # tokens it serves: in decode one per sequence; in prefill (the lm_head of the
-                # last prompt token) FLOP/B x bytes-per-weight / 2 of them.
+            if self.kind.gemm_bytes_are_weights and ais and ridge and min(ais) > 0:
+                # A GEMM whose bytes are its weights gains FLOP/B in proportion to the rows
+                # one read serves: the step's, where its shape says (an LLM decode: one per
+                # sequence), else (the lm_head of an LLM prefill's last prompt token)
+                # FLOP/B x bytes-per-weight / 2 of them.
                 wbytes = DTYPE_BYTES.get(str(self.doc.get("dtype")), 2)
-                sequences = self._batch_size() if self._phase == "decode" else None
-                tokens = float(sequences or max(1.0, min(ais) * wbytes / 2))
-                needed = tokens * ridge / min(ais)
-                unit = "sequences" if self._phase == "decode" else "tokens"
+                rows = float(self.current.weight_rows or max(1.0, min(ais) * wbytes / 2))
+                needed = rows * ridge / min(ais)
+                unit = self.current.unit
                 advice = (
                     "a bigger batch would: the bytes are weights, and one read of each serves "
                     f"every token of the step, so it reaches the ridge at about {sig(needed)} "
                     f"{unit}"
                 )
             others = []
-            if tier != "sram" and not self.llm:  # an LLM's weights do not fit any SRAM
+            if tier != "sram" and self.kind.weights_fit_sram:
                 others.append("keeping the weights in SRAM")
             others += ["int8 or fp8 weights", f"more {name} bandwidth"]
             return f"{advice}; {', '.join(others[:-1])} or {others[-1]} would too"
@@ -255,27 +235,17 @@ class _Reader:
             "batch would not: its bytes grow with the batch"
         )
 
-    _phase = ""
-
-    def _batch_size(self) -> int | None:
-        if self._phase == "decode":
-            return int(self.doc["decode"]["batch_sequences"])
-        if self._phase == "prefill":
-            return int(self.doc["prefill"]["prompt_tokens"])
-        value = self.doc.get("batch_items")
-        return int(value) if value else None
-
     def group_sentence(self, ops: list[dict[str, Any]]) -> str:
         bound = ops[0]["bound"]
-        share = sum(op["share"] for op in ops if _finite(op["share"]))
+        share = sum(op["share"] for op in ops if finite(op["share"]))
         plural = len(ops) > 1
         verb_move, verb_do, it = (
             ("move", "do", "they are") if plural else ("moves", "does", "it is")
         )
         names = _names(ops)
-        moved = sum(op["bytes"] for op in ops if _finite(op["bytes"]))
-        flops = sum(op["flops"] for op in ops if _finite(op["flops"]))
-        share_text = f" ({_pct(share)} of the time)"
+        moved = sum(op["bytes"] for op in ops if finite(op["bytes"]))
+        flops = sum(op["flops"] for op in ops if finite(op["flops"]))
+        share_text = f" ({percent(share)} of the time)"
         if bound == "overhead":
             return (
                 f"{names}{share_text} {'are' if plural else 'is'} so small that the fixed kernel "
@@ -287,7 +257,7 @@ class _Reader:
             overhead = _overhead_share(ops)
             if overhead >= _OVERHEAD_SHARE:
                 batch = (
-                    f"{_pct(overhead)} of {'their' if plural else 'its'} time is fixed kernel "
+                    f"{percent(overhead)} of {'their' if plural else 'its'} time is fixed kernel "
                     "overhead, which a bigger batch would amortise"
                 )
             else:
@@ -303,7 +273,7 @@ class _Reader:
         name = TIER_NAMES.get(tier, tier)
         category = self.category(ops[0])
         if category in ("transfer", "collective") or not any(
-            _finite(op["arithmetic_intensity"]) and op["arithmetic_intensity"] > 0 for op in ops
+            finite(op["arithmetic_intensity"]) and op["arithmetic_intensity"] > 0 for op in ops
         ):
             head = f"{names} {verb_move} {_bytes(moved)} and {verb_do} no arithmetic"
             if category == "collective":
@@ -320,14 +290,14 @@ class _Reader:
 
     # ------------------------------------------------------------------ a whole step
 
-    def step(self, ops: list[dict[str, Any]], totals: dict[str, Any], phase: str) -> list[str]:
-        self._phase = phase
+    def step(self) -> list[str]:
+        ops, totals, phase = self.current.ops, self.current.totals, self.current.phase
         prefix = f"{phase.capitalize()}: " if phase else ""
 
         def lead(text: str) -> str:
             return prefix + text if prefix else text[0].upper() + text[1:]
 
-        shown = [op for op in ops if _finite(op.get("share")) and op["share"] >= _MIN_SHARE]
+        shown = [op for op in ops if finite(op.get("share")) and op["share"] >= _MIN_SHARE]
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for op in shown:
             if op["bound"] == "compute":
@@ -337,41 +307,30 @@ class _Reader:
                 key = (str(op["bound"]), self.category(op))
             groups.setdefault(key, []).append(op)
         ordered = sorted(groups.values(), key=lambda g: -sum(op["share"] for op in g))
-        out = [lead(self._split_sentence(ops, totals, phase))]
+        out = [lead(self._split_sentence(ops, totals))]
         out += [prefix + self.group_sentence(g) for g in ordered]
         hidden = len(ops) - len(shown)
         if hidden:
             out.append(
                 f"{prefix}{hidden} more op{'s take' if hidden > 1 else ' takes'} less than "
-                f"{_pct(_MIN_SHARE)} of the time{' each' if hidden > 1 else ''}."
+                f"{percent(_MIN_SHARE)} of the time{' each' if hidden > 1 else ''}."
             )
         out.append(lead(self._cap_sentence(ops, totals)))
         return out
 
-    def _split_sentence(self, ops: list[dict[str, Any]], totals: dict[str, Any], phase: str) -> str:
+    def _split_sentence(self, ops: list[dict[str, Any]], totals: dict[str, Any]) -> str:
         by_bound: dict[str, float] = {}
         for op in ops:
-            if _finite(op.get("share")):
+            if finite(op.get("share")):
                 by_bound[op["bound"]] = by_bound.get(op["bound"], 0.0) + op["share"]
         parts = [
-            f"{_pct(share)} {self._bound_name(bound)}"
+            f"{percent(share)} {self._bound_name(bound)}"
             for bound, share in sorted(by_bound.items(), key=lambda kv: -kv[1])
             if share >= 0.005
         ]
         time = totals.get("time_s")
-        took = format_quantity(time, "s") if _finite(time) else "-"
-        doc = self.doc
-        if phase == "prefill":
-            what = f"{doc['prefill']['prompt_tokens']} prompt tokens take"
-        elif phase == "decode":
-            d = doc["decode"]
-            what = (
-                f"one step of {d['batch_sequences']} sequences at "
-                f"{d['context_tokens']} tokens of context takes"
-            )
-        else:
-            what = f"the batch of {doc.get('batch_items')} items takes"
-        return f"{what} {took}: {', '.join(parts)}."
+        took = format_quantity(time, "s") if finite(time) else "-"
+        return f"{self.current.took} {took}: {', '.join(parts)}."
 
     @staticmethod
     def _bound_name(bound: str) -> str:
@@ -384,21 +343,21 @@ class _Reader:
     def _cap_sentence(self, ops: list[dict[str, Any]], totals: dict[str, Any]) -> str:
         capped = totals.get("capped") or {}
         cap, power, tdp = totals.get("power_cap_w"), totals.get("avg_power_w"), totals.get("tdp_w")
-        if not (_finite(cap) and _finite(power)):
+        if not (finite(cap) and finite(power)):
             return "its power under a cap is unknown."
         compute_share = sum(
-            op["share"] for op in ops if op["bound"] == "compute" and _finite(op["share"])
+            op["share"] for op in ops if op["bound"] == "compute" and finite(op["share"])
         )
-        which = "its TDP" if _finite(tdp) and cap == tdp else "the cap"
+        which = "its TDP" if finite(tdp) and cap == tdp else "the cap"
         cap_text = format_quantity(cap, "W")
         ratio = capped.get("clock_ratio", 1.0)
-        if _finite(ratio) and ratio < 1.0:
+        if finite(ratio) and ratio < 1.0:
             slowdown = capped.get("slowdown", 1.0)
             return (
                 f"it would draw {format_quantity(power, 'W')} at the nominal clock, over "
                 f"{which} of {cap_text}: the clock drops to {100 * ratio:.0f}% of nominal and it "
-                f"takes {sig(slowdown, 3)}x as long, because {_pct(compute_share)} of its time is "
-                "compute-bound (memory-bound time does not stretch with the clock)."
+                f"takes {sig(slowdown, 3)}x as long, because {percent(compute_share)} of its "
+                "time is compute-bound (memory-bound time does not stretch with the clock)."
             )
         floor = _memory_and_idle_power_w(totals)
         until = (
@@ -413,12 +372,12 @@ class _Reader:
             )
         elif compute_share < 0.2:
             effect = (
-                f"only {_pct(compute_share)} of its time is compute-bound, so a lower cap would "
+                f"only {percent(compute_share)} of its time is compute-bound, so a lower cap would "
                 f"barely slow it{until}"
             )
         else:
             effect = (
-                f"a cap below that would lower the clock and stretch the {_pct(compute_share)} "
+                f"a cap below that would lower the clock and stretch the {percent(compute_share)} "
                 "of its time that is compute-bound"
             )
         return (
@@ -426,71 +385,31 @@ class _Reader:
             f"so it runs at the nominal clock; {effect}."
         )
 
-    # ------------------------------------------------------------------ the whole document
 
-    def ridge_sentence(self) -> str:
-        doc = self.doc
-        order = [t for t in ("dram", "sram", "host") if t in self.ridges]
-        if not order:
-            return f"{doc.get('chip')} has no memory tier with a known ridge point."
-        first, rest = order[0], order[1:]
-        others = ", ".join(
-            f"{sig(self.ridges[t], 3)} against {'the host link' if t == 'host' else TIER_NAMES[t]}"
-            for t in rest
-        )
-        return (
-            f"On {doc.get('chip')}, the {doc.get('dtype')} ridge point is "
-            f"{sig(self.ridges[first], 3)} FLOP/B against {TIER_NAMES[first]}"
-            + (f" ({others})" if others else "")
-            + ": an op that does fewer FLOPs per byte it streams from a tier waits on that "
-            "tier's bandwidth; one that does more waits on the matrix engines."
-        )
-
-    def placement_sentences(self) -> list[str]:
-        place = self.doc.get("placement", {})
-        served = place.get("lookups_served")
-        if not served:
-            return []
-        parts = [
-            f"{_pct(served[t])} from {TIER_NAMES[t] if t != 'host' else 'host memory'}"
-            for t in ("sram", "dram", "host")
-            if _finite(served.get(t)) and served[t] > 0
-        ]
-        if not parts:
-            return []
-        return [
-            f"Embedding lookups are served {', '.join(parts)}: each lookup outside SRAM is a "
-            "random gather of a whole access granule, which reaches only a fraction of the "
-            "tier's streaming bandwidth."
-        ]
-
-    def llm_contrast(self) -> list[str]:
-        def body_ai(phase: str) -> float | None:
-            for op in self.doc[phase]["ops"]:
-                if op["name"] == "gemm.body" and _finite(op["arithmetic_intensity"]):
-                    return float(op["arithmetic_intensity"])
-            return None
-
-        pre, dec = body_ai("prefill"), body_ai("decode")
-        if pre is None or dec is None:
-            return []
-        return [
-            f"The weights are the same bytes in both phases: prefill does {sig(pre)} FLOP/B on "
-            f"them because one read serves all {self.doc['prefill']['prompt_tokens']} prompt "
-            f"tokens, decode only {sig(dec)} FLOP/B because each step reads every weight for "
-            f"{self.doc['decode']['batch_sequences']} tokens, one per sequence."
-        ]
+def _ridge_sentence(doc: dict[str, Any]) -> str:
+    ridges = _ridges(doc)
+    order = [t for t in ("dram", "sram", "host") if t in ridges]
+    if not order:
+        return f"{doc.get('chip')} has no memory tier with a known ridge point."
+    first, rest = order[0], order[1:]
+    others = ", ".join(
+        f"{sig(ridges[t], 3)} against {'the host link' if t == 'host' else TIER_NAMES[t]}"
+        for t in rest
+    )
+    return (
+        f"On {doc.get('chip')}, the {doc.get('dtype')} ridge point is "
+        f"{sig(ridges[first], 3)} FLOP/B against {TIER_NAMES[first]}"
+        + (f" ({others})" if others else "")
+        + ": an op that does fewer FLOPs per byte it streams from a tier waits on that "
+        "tier's bandwidth; one that does more waits on the matrix engines."
+    )
 
 
 def lesson(doc: dict[str, Any]) -> list[str]:
-    """Sentences that read an explain document (ranking batch, or LLM prefill and decode)."""
-    reader = _Reader(doc)
-    out = [reader.ridge_sentence()]
-    if doc.get("kind") == "llm":
-        for phase in ("prefill", "decode"):
-            out += reader.step(doc[phase]["ops"], doc[phase]["totals"], phase)
-        out += reader.llm_contrast()
-    else:
-        out += reader.step(doc["ops"], doc["totals"], "")
-        out += reader.placement_sentences()
-    return out
+    """Sentences that read an explain document: the chip's ridge points, each step of the
+    document's kind (a ranking batch; an LLM prefill and decode), then what the kind adds."""
+    kind = kind_of(doc)
+    out = [_ridge_sentence(doc)]
+    for step in kind.explain_steps(doc):
+        out += _Reader(doc, kind, step).step()
+    return out + kind.lesson_closing(doc)

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
-from accelsim.report.lesson import sig
+from accelsim.report.kinds import DEFAULT_KIND, REPORT_KINDS, kind_of, pool_kind
+from accelsim.report.kinds.base import ReportKind
+from accelsim.report.wording import sig
 from accelsim.units import format_quantity
 
 Mode = Literal["lines", "markers", "lines+markers"]
@@ -113,23 +115,20 @@ def _percentile_points(dist: dict[str, Any]) -> list[tuple[float, float]]:
     return [(float(v), p) for v, p in points if _finite(v)]
 
 
-_CDF_KEYS = {"latency_s": "end-to-end latency", "ttft_s": "time to first token"}
-
-
 def latency_cdf_chart(
     name: str, workload: dict[str, Any], samples: dict[str, list[tuple[float, float]]] | None
 ) -> Chart:
-    """The latency CDF of one workload (LLM: end-to-end latency and TTFT).
+    """The latency CDFs of one workload, those its kind has (LLM: end-to-end latency and
+    TTFT), with its SLA's target.
 
     ``samples`` maps ``latency_s`` (and ``ttft_s``) to CDF points from the run's own
     records; without them the chart is drawn from the document's percentiles."""
-    llm = workload.get("kind") == "llm"
-    keys = ["latency_s", "ttft_s"] if llm else ["latency_s"]
+    kind = kind_of(workload)
     series: list[Series] = []
     refs: list[RefLine] = []
+    keys = [key for key, _ in kind.cdf_series]
     exact = bool(samples) and any(samples.get(k) for k in keys)  # type: ignore[union-attr]
-    for i, key in enumerate(keys):
-        label = _CDF_KEYS[key]
+    for i, (key, label) in enumerate(kind.cdf_series):
         points = (samples or {}).get(key) if exact else _percentile_points(workload.get(key) or {})
         if not points:
             continue
@@ -147,10 +146,8 @@ def latency_cdf_chart(
         mean = (workload.get(key) or {}).get("mean")
         if _finite(mean):
             refs.append(RefLine("x", _ms(mean), f"mean {label} {_sec(mean)}", "dot", PALETTE[i]))
-    sla = workload.get("sla") or {}
-    target = sla.get("ttft_s") if llm else sla.get("latency_s")
+    target, what = kind.sla_target(workload.get("sla") or {})
     if _finite(target):
-        what = "TTFT target" if llm else f"p{sla.get('percentile', 99):g} target"
         refs.append(RefLine("x", _ms(target), f"{what} {_sec(target)}", "dash", "#c00000"))
     values = [v for s in series for v in s.x if v > 0]
     x_log = bool(values) and max(values) / min(values) > 50
@@ -242,28 +239,15 @@ def roofline_chart(
     """The chip's roofline with the ops of an explain document placed on it: each op at its
     arithmetic intensity and the FLOP/s it attains (FLOPs over its time, overheads
     included); marker area follows the op's share of the time."""
-    phases: list[tuple[str, list[dict[str, Any]]]]
-    if doc.get("kind") == "llm":
-        pre, dec = doc["prefill"], doc["decode"]
-        phases = [
-            (f"prefill of {pre['prompt_tokens']} tokens", pre["ops"]),
-            (
-                f"decode, {dec['batch_sequences']} sequences at {dec['context_tokens']} tokens",
-                dec["ops"],
-            ),
-        ]
-        what = f"{doc['model']} on {doc['chip']}" + (
-            f" ({doc['chips_per_replica']}-way tensor parallel, per chip)"
-            if doc.get("chips_per_replica", 1) > 1
-            else ""
-        )
-    else:
-        phases = [(f"batch of {doc['batch_items']} items", doc["ops"])]
-        what = f"{doc['model']} on {doc['chip']}"
+    steps = kind_of(doc).explain_steps(doc)
+    chips = doc.get("chips_per_replica", 1)
+    what = f"{doc['model']} on {doc['chip']}" + (
+        f" ({chips}-way tensor parallel, per chip)" if chips > 1 else ""
+    )
     tiers = dict(frame.tier_bytes_per_s)
-    if doc.get("kind") == "llm" and doc.get("chips_per_replica", 1) > 1:
-        for phase in (doc["prefill"], doc["decode"]):
-            for op in phase["ops"]:
+    if chips > 1:  # the chip-to-chip link is a roof too, at the rate the ops saw
+        for step in steps:
+            for op in step.ops:
                 link = op.get("memory_time_s", {}).get("link")
                 moved = op.get("bytes_by_tier", {}).get("link")
                 if _finite(link) and _finite(moved) and link > 0 and "link" not in tiers:
@@ -276,19 +260,16 @@ def roofline_chart(
     skipped: list[str] = []
     xs: list[float] = list(ridges.values())
     ys: list[float] = [peak / scale, frame.vector_flops_per_s / scale]
-    for i, (label, ops) in enumerate(phases):
-        placed, left_out = _op_points(ops)
-        skipped += [
-            f"{n} ({label.split(',')[0].split(' of ')[0]})" if len(phases) > 1 else n
-            for n in left_out
-        ]
+    for i, step in enumerate(steps):
+        placed, left_out = _op_points(step.ops)
+        skipped += [f"{n} ({step.phase})" if len(steps) > 1 else n for n in left_out]
         x = [float(op["arithmetic_intensity"]) for op in placed]
         y = [float(op["flops"]) / float(op["time_s"]) / scale for op in placed]
         xs += x
         ys += y
         op_series.append(
             Series(
-                name=f"ops: {label}",
+                name=f"ops: {step.label}",
                 x=x,
                 y=y,
                 mode="markers",
@@ -355,7 +336,7 @@ def roofline_chart(
     return Chart(
         id=chart_id,
         title=f"Roofline: {what}",
-        subtitle=(context + "; " if context else "") + ", ".join(label for label, _ in phases),
+        subtitle=(context + "; " if context else "") + ", ".join(step.label for step in steps),
         x_label="arithmetic intensity (FLOP/B, log scale)",
         y_label=f"attained performance ({unit}, log scale)",
         series=roofs + op_series,
@@ -403,7 +384,7 @@ def timeline_charts(doc: dict[str, Any]) -> list[Chart]:
     centre = [t + bin_s / 2 for t in t0]
     end = [t + bin_s for t in t0]
     pools: dict[str, Any] = tl.get("pools", {})
-    kinds = {name: ("llm" if "replicas" in p else "ranking") for name, p in doc["pools"].items()}
+    kinds = {name: pool_kind(doc, name) for name in doc["pools"]}
     subtitle = f"{len(t0)} bins of {format_quantity(bin_s, 's')} over the measured window"
 
     def pool_series(
@@ -458,17 +439,17 @@ def timeline_charts(doc: dict[str, Any]) -> list[Chart]:
             y_from_zero=True,
         )
     )
-    for kind, unit in (("ranking", "items"), ("llm", "sequences")):
-        names = [n for n, k in kinds.items() if k == kind]
+    for kind in REPORT_KINDS.values():
+        names = [n for n, k in kinds.items() if k is kind]
         if not names:
             continue
         charts.append(
             Chart(
-                id=f"timeline-batch-{kind}",
-                title=f"Mean batch size per pool ({'ranking' if kind == 'ranking' else 'LLM'})",
+                id=f"timeline-batch-{kind.name}",
+                title=f"Mean batch size per pool ({kind.label})",
                 subtitle=subtitle + "; weighted by busy time",
                 x_label="simulated time (s)",
-                y_label=f"mean batch ({unit})",
+                y_label=f"mean batch ({kind.batch_unit})",
                 series=pool_series("mean_batch", names=names),
                 y_from_zero=True,
             )
@@ -536,18 +517,21 @@ def _groups(
     return groups, bool(load)
 
 
-def study_workloads(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """Workload name -> ``ranking`` or ``llm``, from the metric keys of the rows."""
-    out: dict[str, str] = {}
+def study_workloads(rows: list[dict[str, Any]]) -> dict[str, ReportKind]:
+    """Workload name -> its kind, from the metric keys of the rows (which hold numbers only):
+    a workload with a metric only one kind reports (an LLM's ``ttft_s``) is of that kind,
+    any other of the default kind."""
+    out: dict[str, ReportKind] = {}
     for row in rows:
         for key in row.get("metrics", {}):
             parts = key.split(".")
             if len(parts) >= 3 and parts[0] == "workloads":
                 name = parts[1]
-                if parts[2] in ("output_tokens_per_s", "ttft_s"):
-                    out[name] = "llm"
+                marked = [k for k in REPORT_KINDS.values() if parts[2] in k.study_markers]
+                if marked:
+                    out[name] = marked[0]
                 else:
-                    out.setdefault(name, "ranking")
+                    out.setdefault(name, REPORT_KINDS[DEFAULT_KIND])
     return out
 
 
@@ -608,16 +592,17 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def pareto_chart(rows: list[dict[str, Any]], workload: str, kind: str) -> Chart:
-    """Perf/W against p99 latency; the Pareto front is the runs no other run beats on both."""
+def pareto_chart(rows: list[dict[str, Any]], workload: str, kind: ReportKind) -> Chart:
+    """Perf/W (in the work the workload's kind counts) against p99 latency; the Pareto front
+    is the runs no other run beats on both."""
     x_key = f"workloads.{workload}.latency_s.p99"
-    y_key = "totals.output_tokens_per_j" if kind == "llm" else "totals.queries_per_j"
+    y_key = f"totals.{kind.per_joule_key}"
     usable = [
         r for r in rows if _finite(r["metrics"].get(x_key)) and _finite(r["metrics"].get(y_key))
     ]
     pts = [(_ms(r["metrics"][x_key]), float(r["metrics"][y_key])) for r in usable]
     front = pareto_front(pts)
-    unit = "output tokens/J" if kind == "llm" else "queries/J"
+    unit = kind.per_joule_unit
     series = [
         Series(
             name="every run",
