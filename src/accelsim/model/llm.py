@@ -31,8 +31,15 @@ from dataclasses import dataclass
 
 from accelsim.config.schema import DTYPE_BYTES, Chip, LLMModel
 from accelsim.model.power import Terms
-from accelsim.model.ranking import SRAM_ACTIVATION_RESERVE
-from accelsim.model.roofline import BatchCost, ChipRates, Op, Tier, Traffic, batch_cost
+from accelsim.model.roofline import (
+    SRAM_ACTIVATION_RESERVE,
+    BatchCost,
+    ChipRates,
+    Op,
+    Tier,
+    Traffic,
+    batch_cost,
+)
 
 GEMM_LAUNCHES_PER_LAYER = 4  # qkv projection, output projection, FFN up(+gate), FFN down
 
