@@ -181,9 +181,11 @@ COUNTERS: tuple[Counter, ...] = (
 _INDEX: dict[str, int] = {name: i for i, name in enumerate(COUNTERS)}
 
 
-@dataclass(frozen=True, slots=True)
-class Iteration:
-    """What one continuous-batching iteration does, as aggregates over its sequences."""
+class Iteration(NamedTuple):
+    """What one continuous-batching iteration does, as aggregates over its sequences.
+
+    An immutable named tuple rather than a frozen dataclass: the engine builds one per
+    simulated iteration, and a tuple is built in under half the time."""
 
     prefill_tokens: int = 0  # new prompt tokens processed
     prefill_pairs: float = 0.0  # causal (query, key) pairs of the prefill chunks
@@ -195,14 +197,8 @@ class Iteration:
 
     def counters(self) -> tuple[float, ...]:
         """The iteration's counters, in :data:`COUNTERS` order."""
-        return (
-            1,
-            self.prefill_tokens + self.decode_sequences,
-            self.prefill_pairs + self.decode_context_tokens,
-            self.prefill_context_tokens + self.prefill_tokens + self.decode_context_tokens,
-            self.logits,
-            self.image_tokens,
-        )
+        prefill, pairs, prior, decode, context, logits, images = self  # the fields, in order
+        return (1, prefill + decode, pairs + context, prior + prefill + context, logits, images)
 
 
 def prefill_pairs(new_tokens: int, context_tokens: int) -> float:
