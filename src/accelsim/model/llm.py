@@ -3,8 +3,8 @@
 One *iteration* of continuous batching runs, for every sequence in the batch,
 either a chunk of its prompt (prefill) or one new token (decode). Its cost on
 a replica of ``k`` chips (k-way tensor parallelism: every chip holds 1/k of
-every weight matrix and of every sequence's KV cache) is the cost of these ops
-on one chip:
+every weight matrix and of every sequence's KV cache) is the cost of these
+kernels on one chip, in launch order:
 
 * ``vision_encoder`` (multimodal prompts): 2 x encoder params FLOPs per image
   token, encoder weights read once.
@@ -22,17 +22,40 @@ on one chip:
 Decode reads all weights for a handful of tokens, so it sits far left of the
 ridge point (memory-bound) until the batch grows to hundreds of sequences;
 prefill processes hundreds of tokens per weight read, so it is compute-bound.
+
+Each kernel is declared once, in :func:`kernels`, as a :class:`Kernel`: its
+FLOPs and its bytes per memory tier and access pattern on one chip, each a
+:class:`Linear` amount of one of the iteration's *counters* (:data:`COUNTERS`:
+tokens, (query, key) pairs, KV tokens read, logits, image tokens, or 1 per
+iteration), except the expert weights a mixture of experts reads, a
+:class:`Curve` of the tokens. Two evaluations share that declaration:
+:meth:`LLMCostModel.ops` turns it into roofline :class:`Op` objects (for
+``explain`` and :meth:`LLMCostModel.iteration`), and :meth:`LLMCostModel.terms`,
+the engine's path, multiplies the counters by times and energies per unit
+worked out once per replica (curves memoised by counter value). Adding a
+kernel is adding one entry to :func:`kernels`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 from accelsim.config.schema import DTYPE_BYTES, Chip, LLMModel
 from accelsim.model.power import Terms
-from accelsim.model.ranking import SRAM_ACTIVATION_RESERVE
-from accelsim.model.roofline import BatchCost, ChipRates, Op, Tier, Traffic, batch_cost
+from accelsim.model.roofline import (
+    SRAM_ACTIVATION_RESERVE,
+    BatchCost,
+    ChipRates,
+    Engine,
+    Op,
+    Pattern,
+    Tier,
+    Traffic,
+    batch_cost,
+)
 
 GEMM_LAUNCHES_PER_LAYER = 4  # qkv projection, output projection, FFN up(+gate), FFN down
 
@@ -145,9 +168,24 @@ def shape(model: LLMModel) -> LLMShape:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Iteration:
-    """What one continuous-batching iteration does, as aggregates over its sequences."""
+# What an iteration's kernels scale with, as :meth:`Iteration.counters` gives them.
+Counter = Literal["iteration", "tokens", "pairs", "kv_read_tokens", "logits", "image_tokens"]
+COUNTERS: tuple[Counter, ...] = (
+    "iteration",  # 1: work done once per iteration (reading weights)
+    "tokens",  # tokens processed: the prefill tokens and one per decoding sequence
+    "pairs",  # causal (query, key) pairs attended
+    "kv_read_tokens",  # KV read: prefill chunks, the context before them, decode context
+    "logits",  # sequences that emit a token
+    "image_tokens",  # vision-encoder tokens
+)
+_INDEX: dict[str, int] = {name: i for i, name in enumerate(COUNTERS)}
+
+
+class Iteration(NamedTuple):
+    """What one continuous-batching iteration does, as aggregates over its sequences.
+
+    An immutable named tuple rather than a frozen dataclass: the engine builds one per
+    simulated iteration, and a tuple is built in under half the time."""
 
     prefill_tokens: int = 0  # new prompt tokens processed
     prefill_pairs: float = 0.0  # causal (query, key) pairs of the prefill chunks
@@ -157,10 +195,248 @@ class Iteration:
     logits: int = 0  # sequences that emit a token this iteration
     image_tokens: int = 0
 
+    def counters(self) -> tuple[float, ...]:
+        """The iteration's counters, in :data:`COUNTERS` order."""
+        prefill, pairs, prior, decode, context, logits, images = self  # the fields, in order
+        return (1, prefill + decode, pairs + context, prior + prefill + context, logits, images)
+
 
 def prefill_pairs(new_tokens: int, context_tokens: int) -> float:
     """(query, key) pairs when ``new_tokens`` attend causally after ``context_tokens``."""
     return new_tokens * (context_tokens + (new_tokens + 1) / 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Linear:
+    """An amount on one chip: ``per_unit`` times the value of the counter ``of``, shared
+    evenly by ``over`` chips (the replica's chips for work that tensor parallelism splits;
+    1 for an amount that is already per chip)."""
+
+    per_unit: float
+    of: Counter
+    over: float = 1.0
+
+    @property
+    def per_unit_per_chip(self) -> float:
+        return self.per_unit / self.over
+
+    def at(self, counters: tuple[float, ...]) -> float:
+        return self.per_unit * counters[_INDEX[self.of]] / self.over
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """An amount on one chip that is a nonlinear function of the counter ``of``."""
+
+    amount: Callable[[float], float]
+    of: Counter
+
+    def at(self, counters: tuple[float, ...]) -> float:
+        return self.amount(counters[_INDEX[self.of]])
+
+
+@dataclass(frozen=True, slots=True)
+class Moves:
+    """Bytes a kernel moves on one memory tier with one access pattern."""
+
+    tier: Tier
+    pattern: Pattern
+    bytes: Linear | Curve
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    """One kernel of an iteration on one chip of the replica: its FLOPs, and the bytes it
+    moves, in terms of the iteration's counters."""
+
+    name: str
+    kind: str  # gemm, attention, collective
+    engine: Engine
+    dtype: str
+    runs_if: Counter  # launched only in iterations where this counter is nonzero
+    flops: Linear
+    moves: tuple[Moves, ...]
+    launches: int = 1
+    fixed_latency_s: float = 0.0
+
+    def op(self, counters: tuple[float, ...]) -> Op:
+        """The kernel in an iteration with these counters, as a roofline op."""
+        return Op(
+            self.name,
+            self.kind,
+            self.engine,
+            self.dtype,
+            self.flops.at(counters),
+            tuple(Traffic(m.tier, m.pattern, m.bytes.at(counters)) for m in self.moves),
+            fixed_latency_s=self.fixed_latency_s,
+            launches=self.launches,
+        )
+
+
+def kernels(
+    model: LLMModel, s: LLMShape, chip: Chip, chips: int, weights: Tier
+) -> tuple[Kernel, ...]:
+    """The kernels of an iteration on one chip of a ``chips``-way tensor-parallel replica
+    whose weights sit in ``weights``, in launch order (see the module docstring)."""
+    k = float(chips)
+    wdt = model.weight_dtype
+    wb = s.weight_bytes_per_param
+    kv = s.kv_bytes_per_token
+    out: list[Kernel] = []
+    if s.vision_params:
+        out.append(
+            Kernel(
+                "vision_encoder",
+                "gemm",
+                "matrix",
+                wdt,
+                runs_if="image_tokens",
+                flops=Linear(2.0 * s.vision_params, "image_tokens", k),
+                moves=(Moves(weights, "stream", Linear(s.vision_params * wb, "iteration", k)),),
+                launches=s.layers,
+            )
+        )
+    body_weights = Curve(lambda tokens: s.body_weight_bytes(tokens) / k, "tokens")
+    out += [
+        Kernel(
+            "gemm.body",
+            "gemm",
+            "matrix",
+            wdt,
+            runs_if="tokens",
+            flops=Linear(2.0 * s.active_params_per_token, "tokens", k),
+            moves=(Moves(weights, "stream", body_weights),),
+            launches=GEMM_LAUNCHES_PER_LAYER * s.layers,
+        ),
+        Kernel(
+            "attention",
+            "attention",
+            "matrix",
+            model.kv_dtype,
+            runs_if="tokens",
+            flops=Linear(4.0 * s.layers * s.q_dim, "pairs", k),
+            moves=(
+                Moves("dram", "stream", Linear(kv, "kv_read_tokens", k)),
+                Moves("dram", "stream", Linear(kv, "tokens", k)),  # each new token's KV written
+            ),
+            launches=s.layers,
+        ),
+        Kernel(
+            "lm_head",
+            "gemm",
+            "matrix",
+            wdt,
+            runs_if="logits",
+            flops=Linear(2.0 * s.d_model * s.vocab, "logits", k),
+            moves=(Moves(weights, "stream", Linear(s.d_model * s.vocab * wb, "iteration", k)),),
+        ),
+    ]
+    if chips > 1:
+        link = chip.chip_to_chip
+        if link is None:
+            raise ValueError(f"chip {chip.name} has no chip_to_chip link for tensor parallelism")
+        reduces, steps = 2 * s.layers, 2 * (chips - 1)
+        moved = reduces * steps / k * s.d_model * s.act_bytes  # per chip and token
+        out.append(
+            Kernel(
+                "allreduce",
+                "collective",
+                "vector",
+                wdt,
+                runs_if="tokens",
+                flops=Linear(reduces * s.d_model * (chips - 1), "tokens", k),
+                moves=(Moves("link", "stream", Linear(moved, "tokens")),),
+                launches=0,
+                fixed_latency_s=reduces * steps * link.latency_s,
+            )
+        )
+    return tuple(out)
+
+
+class _CurveTerms(dict[float, tuple[float, float]]):
+    """Memory time and energy of a :class:`Curve`'s bytes, memoised by counter value."""
+
+    __slots__ = ("amount", "bytes_per_s", "energy_per_byte_j")
+
+    def __init__(
+        self, amount: Callable[[float], float], bytes_per_s: float, energy_per_byte_j: float
+    ) -> None:
+        super().__init__()
+        self.amount = amount
+        self.bytes_per_s = bytes_per_s
+        self.energy_per_byte_j = energy_per_byte_j
+
+    def __missing__(self, value: float) -> tuple[float, float]:
+        moved = self.amount(value)
+        terms = (moved / self.bytes_per_s, moved * self.energy_per_byte_j)
+        self[value] = terms
+        return terms
+
+
+class _FastMoves(NamedTuple):
+    of: int  # counter index
+    also_of: tuple[int, ...]  # further counters whose bytes were merged into this entry
+    memory_s_per_unit: float
+    energy_j_per_unit: float
+    curve: _CurveTerms | None  # set for a Curve (then the per-unit figures are unused)
+
+
+class _FastKernel(NamedTuple):
+    runs_if: int
+    flops_of: int
+    compute_s_per_unit: float  # at the nominal clock
+    compute_j_per_unit: float
+    moves: tuple[_FastMoves, ...]
+    overhead_s: float
+
+
+def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
+    """A kernel's times and energies per unit of its counters on a chip, at the nominal
+    clock. Linear moves on one tier and pattern at the same bytes per unit become one
+    entry over the sum of their counters: ``c * (a + b)`` costs one product fewer than
+    ``c * a + c * b``, and the sum is exact in integer counters."""
+    if kernel.engine == "vector":
+        flops_per_s = rates.vector_flops_per_s
+    else:
+        flops_per_s = rates.matrix_flops_per_s(kernel.dtype)
+    flops = kernel.flops.per_unit_per_chip
+    merged: list[tuple[Moves, list[int]]] = []
+    by_rate: dict[tuple[str, str, float], list[int]] = {}
+    for move in kernel.moves:
+        counters = [_INDEX[move.bytes.of]]
+        if isinstance(move.bytes, Linear):
+            key = (move.tier, move.pattern, move.bytes.per_unit_per_chip)
+            if key in by_rate:
+                by_rate[key] += counters
+                continue
+            by_rate[key] = counters
+        merged.append((move, counters))
+    moves: list[_FastMoves] = []
+    for move, counters in merged:
+        tier = rates.tiers[move.tier]
+        bw = tier.stream_bytes_per_s if move.pattern == "stream" else tier.random_bytes_per_s
+        if isinstance(move.bytes, Curve):
+            curve = _CurveTerms(move.bytes.amount, bw, tier.energy_per_byte_j)
+            moves.append(_FastMoves(counters[0], (), 0.0, 0.0, curve))
+        else:
+            per_unit = move.bytes.per_unit_per_chip
+            moves.append(
+                _FastMoves(
+                    counters[0],
+                    tuple(counters[1:]),
+                    per_unit / bw,
+                    per_unit * tier.energy_per_byte_j,
+                    None,
+                )
+            )
+    return _FastKernel(
+        _INDEX[kernel.runs_if],
+        _INDEX[kernel.flops.of],
+        flops / flops_per_s,
+        flops * rates.energy_per_flop_j(kernel.engine, kernel.dtype),
+        tuple(moves),
+        rates.kernel_overhead_s * kernel.launches + kernel.fixed_latency_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -184,175 +460,44 @@ class LLMCostModel:
         self.rates = ChipRates(chip)
         self.shape = shape(model)
         self.capacity = replica_capacity(self.shape, chip, chips, kv_memory_fraction)
-        link = chip.chip_to_chip
-        if chips > 1 and link is None:
-            raise ValueError(f"chip {chip.name} has no chip_to_chip link for tensor parallelism")
-        self._link = link
+        self.kernels = kernels(model, self.shape, chip, chips, self.capacity.weights_tier)
+        self._fast = tuple(_fast(kernel, self.rates) for kernel in self.kernels)
 
     def ops(self, it: Iteration) -> list[Op]:
-        s, k = self.shape, float(self.chips)
-        wt = self.capacity.weights_tier
-        dtype = self.model.weight_dtype
-        tokens = it.prefill_tokens + it.decode_sequences
-        ops: list[Op] = []
-        if it.image_tokens and s.vision_params:
-            ops.append(
-                Op(
-                    "vision_encoder",
-                    "gemm",
-                    "matrix",
-                    dtype,
-                    2.0 * s.vision_params * it.image_tokens / k,
-                    (Traffic(wt, "stream", s.vision_params * s.weight_bytes_per_param / k),),
-                    launches=s.layers,
-                )
-            )
-        if tokens:
-            ops.append(
-                Op(
-                    "gemm.body",
-                    "gemm",
-                    "matrix",
-                    dtype,
-                    2.0 * s.active_params_per_token * tokens / k,
-                    (Traffic(wt, "stream", s.body_weight_bytes(tokens) / k),),
-                    launches=GEMM_LAUNCHES_PER_LAYER * s.layers,
-                )
-            )
-            pairs = it.prefill_pairs + it.decode_context_tokens
-            kv_read = it.prefill_context_tokens + it.prefill_tokens + it.decode_context_tokens
-            ops.append(
-                Op(
-                    "attention",
-                    "attention",
-                    "matrix",
-                    self.model.kv_dtype,
-                    4.0 * s.layers * s.q_dim * pairs / k,
-                    (
-                        Traffic("dram", "stream", kv_read * s.kv_bytes_per_token / k),
-                        Traffic("dram", "stream", tokens * s.kv_bytes_per_token / k),
-                    ),
-                    launches=s.layers,
-                )
-            )
-        if it.logits:
-            ops.append(
-                Op(
-                    "lm_head",
-                    "gemm",
-                    "matrix",
-                    dtype,
-                    2.0 * s.d_model * s.vocab * it.logits / k,
-                    (Traffic(wt, "stream", s.d_model * s.vocab * s.weight_bytes_per_param / k),),
-                )
-            )
-        if self.chips > 1 and tokens and self._link is not None:
-            reduces = 2 * s.layers
-            steps = 2 * (self.chips - 1)
-            moved = reduces * steps / k * tokens * s.d_model * s.act_bytes
-            ops.append(
-                Op(
-                    "allreduce",
-                    "collective",
-                    "vector",
-                    dtype,
-                    reduces * tokens * s.d_model * (self.chips - 1) / k,
-                    (Traffic("link", "stream", moved),),
-                    fixed_latency_s=reduces * steps * self._link.latency_s,
-                    launches=0,
-                )
-            )
-        return ops
-
-    def _prepare_fast(self) -> None:
-        """Constants of :meth:`terms`, which mirrors :meth:`ops` without building objects."""
-        r, s, k = self.rates, self.shape, float(self.chips)
-        wt = r.tiers[self.capacity.weights_tier]
-        dram = r.tiers["dram"]
-        wdt, kdt = self.model.weight_dtype, self.model.kv_dtype
-        ko = r.kernel_overhead_s
-        self._f_body = 2.0 * s.active_params_per_token / k / r.matrix_flops_per_s(wdt)
-        self._e_body = 2.0 * s.active_params_per_token / k * r.energy_per_flop_j("matrix", wdt)
-        self._wt_bw, self._wt_e = wt.stream_bytes_per_s, wt.energy_per_byte_j
-        self._o_body = ko * GEMM_LAUNCHES_PER_LAYER * s.layers
-        attn_flops = 4.0 * s.layers * s.q_dim / k
-        self._f_attn = attn_flops / r.matrix_flops_per_s(kdt)
-        self._e_attn = attn_flops * r.energy_per_flop_j("matrix", kdt)
-        kv = s.kv_bytes_per_token / k
-        self._m_kv, self._e_kv = kv / dram.stream_bytes_per_s, kv * dram.energy_per_byte_j
-        self._o_attn = ko * s.layers
-        head_flops = 2.0 * s.d_model * s.vocab / k
-        self._f_head = head_flops / r.matrix_flops_per_s(wdt)
-        self._e_head = head_flops * r.energy_per_flop_j("matrix", wdt)
-        self._b_head = s.d_model * s.vocab * s.weight_bytes_per_param / k
-        vision_flops = 2.0 * s.vision_params / k
-        self._f_vis = vision_flops / r.matrix_flops_per_s(wdt)
-        self._e_vis = vision_flops * r.energy_per_flop_j("matrix", wdt)
-        self._b_vis = s.vision_params * s.weight_bytes_per_param / k
-        self._body_bytes: dict[int, float] = {}
-        self._ar: tuple[float, float, float, float, float] | None = None
-        if self.chips > 1 and self._link is not None:
-            link = r.tiers["link"]
-            reduces, steps = 2 * s.layers, 2 * (self.chips - 1)
-            ar_flops = reduces * s.d_model * (self.chips - 1) / k
-            ar_bytes = reduces * steps / k * s.d_model * s.act_bytes
-            self._ar = (
-                ar_flops / r.vector_flops_per_s,
-                ar_bytes / link.stream_bytes_per_s,
-                ar_flops * r.energy_per_flop_j("vector", wdt),
-                ar_bytes * link.energy_per_byte_j,
-                reduces * steps * self._link.latency_s,
-            )
+        """The iteration's kernels on one chip, as roofline ops."""
+        n = it.counters()
+        return [kernel.op(n) for kernel in self.kernels if n[_INDEX[kernel.runs_if]]]
 
     def terms(self, it: Iteration) -> Terms:
         """The iteration's clock-dependent terms, equal to ``Terms.of(self.iteration(it))``
-        but about ten times faster (the engine calls this once per iteration)."""
-        if not hasattr(self, "_f_body"):
-            self._prepare_fast()
+        up to rounding but about ten times faster (the engine calls this once per
+        iteration). Every term is linear in the counters but for a :class:`Curve`."""
+        n = it.counters()
         compute: list[float] = []
         memory: list[float] = []
         overhead = 0.0
         e_compute = 0.0
         e_fixed = 0.0
-        tokens = it.prefill_tokens + it.decode_sequences
-        if it.image_tokens and self.shape.vision_params:
-            compute.append(self._f_vis * it.image_tokens)
-            memory.append(self._b_vis / self._wt_bw)
-            overhead += self._o_attn
-            e_compute += self._e_vis * it.image_tokens
-            e_fixed += self._b_vis * self._wt_e
-        if tokens:
-            body = self._body_bytes.get(tokens)
-            if body is None:
-                body = self.shape.body_weight_bytes(tokens) / self.chips
-                self._body_bytes[tokens] = body
-            compute.append(self._f_body * tokens)
-            memory.append(body / self._wt_bw)
-            overhead += self._o_body
-            e_compute += self._e_body * tokens
-            e_fixed += body * self._wt_e
-            pairs = it.prefill_pairs + it.decode_context_tokens
-            kv_tokens = (
-                it.prefill_context_tokens + it.prefill_tokens + it.decode_context_tokens + tokens
-            )
-            compute.append(self._f_attn * pairs)
-            memory.append(self._m_kv * kv_tokens)
-            overhead += self._o_attn
-            e_compute += self._e_attn * pairs
-            e_fixed += self._e_kv * kv_tokens
-        if it.logits:
-            compute.append(self._f_head * it.logits)
-            memory.append(self._b_head / self._wt_bw)
-            overhead += self.rates.kernel_overhead_s
-            e_compute += self._e_head * it.logits
-            e_fixed += self._b_head * self._wt_e
-        if self._ar is not None and tokens:
-            f, m, e_flops, e_bytes, latency = self._ar
-            compute.append(f * tokens)
-            memory.append(m * tokens)
-            overhead += latency
-            e_compute += e_flops * tokens
-            e_fixed += e_bytes * tokens
+        for runs_if, flops_of, f, e_f, moves, o in self._fast:
+            if not n[runs_if]:
+                continue
+            x = n[flops_of]
+            compute.append(f * x)
+            e_compute += e_f * x
+            t = 0.0
+            for of, also_of, m, e_b, curve in moves:
+                y = n[of]
+                for i in also_of:
+                    y += n[i]
+                if curve is None:
+                    t += m * y
+                    e_fixed += e_b * y
+                else:
+                    t_y, e_y = curve[y]
+                    t += t_y
+                    e_fixed += e_y
+            memory.append(t)
+            overhead += o
         return Terms(compute, memory, overhead, e_compute, e_fixed)
 
     def iteration(self, it: Iteration) -> BatchCost:

@@ -25,9 +25,16 @@ from functools import lru_cache
 import numpy as np
 
 from accelsim.config.schema import DTYPE_BYTES, Chip, EmbeddingTable, RankingModel
-from accelsim.model.roofline import BatchCost, ChipRates, Op, Tier, Traffic, batch_cost
+from accelsim.model.roofline import (
+    SRAM_ACTIVATION_RESERVE,
+    BatchCost,
+    ChipRates,
+    Op,
+    Tier,
+    Traffic,
+    batch_cost,
+)
 
-SRAM_ACTIVATION_RESERVE = 0.10  # share of SRAM kept for activations and buffers
 DENSE_FEATURE_BYTES = 4  # one fp32 per dense feature
 SPARSE_ID_BYTES = 8  # one int64 per embedding lookup id
 SCORE_BYTES = 4  # one fp32 score back per item

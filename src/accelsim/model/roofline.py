@@ -18,12 +18,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from accelsim.config.schema import DTYPE_BYTES, Chip, MemoryTier
+from accelsim.config.schema import Chip, MemoryTier
 
 Tier = Literal["sram", "dram", "host", "link"]
 Pattern = Literal["stream", "random"]
 Engine = Literal["matrix", "vector"]
 TIERS: tuple[Tier, ...] = ("sram", "dram", "host", "link")
+
+# Share of a link's nominal bandwidth that bulk transfers reach, for the host link and
+# the chip-to-chip link alike: packet headers, line encoding and flow control take the
+# rest (host-to-device copies over PCIe typically measure about 80% of the nominal rate).
+HOST_LINK_EFFICIENCY = 0.8
+
+# Share of on-chip SRAM kept free for activations, I/O buffers and scratch when placing
+# weights (and, for ranking, caching embedding rows): weights go in SRAM only if they fit
+# in the rest. A planning margin, not a measured figure.
+SRAM_ACTIVATION_RESERVE = 0.10
 
 # When a chip lacks a dtype on its matrix engine, work runs in the first
 # dtype of this list that it has (e.g. int8 GEMMs on a bf16-only chip).
@@ -178,9 +188,6 @@ class ChipRates:
         return self.matrix_flops_per_s(dtype) / self.tiers[tier].stream_bytes_per_s
 
 
-HOST_LINK_EFFICIENCY = 0.8  # share of a link's nominal bandwidth that transfers reach
-
-
 def _tier_rates(tier: MemoryTier) -> TierRates:
     return TierRates(
         stream_bytes_per_s=tier.bandwidth_bytes_per_s * tier.stream_efficiency,
@@ -243,7 +250,3 @@ def batch_cost(rates: ChipRates, ops: list[Op] | tuple[Op, ...], items: int) -> 
         dynamic_energy_j=dynamic,
         static_energy_j=rates.chip.power.idle_w * time_s,
     )
-
-
-def dtype_bytes(dtype: str) -> int:
-    return DTYPE_BYTES[dtype]
