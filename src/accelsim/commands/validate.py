@@ -1,4 +1,5 @@
-"""``accelsim validate``: fidelity checks against closed forms, and config-file checks."""
+"""``accelsim validate``: fidelity checks against closed forms, the comparison with public
+measurements (``--fidelity``), and config-file checks (``--configs``)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def validate(
     paths: Annotated[
         list[str] | None,
         typer.Argument(
-            help="With --configs: more YAML files to check (chip, model, scenario, study).",
+            help="With --configs: more YAML files to check (chip, model, scenario, study). "
+            "With --fidelity: a measurements CSV instead of the shipped one.",
             metavar="FILE",
             show_default=False,
         ),
@@ -45,6 +47,18 @@ def validate(
             help="Load every shipped YAML file, and each FILE, instead of running the checks.",
         ),
     ] = False,
+    fidelity: Annotated[
+        bool,
+        typer.Option(
+            "--fidelity",
+            help="Compare accelsim with public measurements on real chips instead of running "
+            "the checks; exit 1 if the errors exceed their bounds.",
+        ),
+    ] = False,
+    markdown: Annotated[
+        bool,
+        typer.Option("--markdown", help="With --fidelity: print the table as Markdown."),
+    ] = False,
     quick: Annotated[
         bool,
         typer.Option("--quick", help="Ten times fewer queries per check (wider intervals)."),
@@ -54,10 +68,21 @@ def validate(
     ] = False,
 ) -> None:
     """Check the simulator against closed-form answers (M/D/1, M/M/1, M/M/c, Little's law,
-    roofline, energy); exit 1 if any check fails. With --configs, load every shipped
-    YAML file instead and report each one."""
+    roofline, energy); exit 1 if any check fails. With --fidelity, compare it with public
+    measurements instead; with --configs, load every shipped YAML file and report each one."""
     from accelsim.errors import AccelsimError
 
+    if fidelity and configs:
+        raise AccelsimError("--fidelity and --configs are separate runs: give one of them")
+    if markdown and (not fidelity or json_out):
+        raise AccelsimError("--markdown goes with --fidelity, and not with --json")
+    if fidelity:
+        if quick:
+            raise AccelsimError("--quick sets the checks' query budget; --fidelity has none")
+        if paths and len(paths) > 1:
+            raise AccelsimError("--fidelity reads one measurements file")
+        _validate_measured(paths[0] if paths else None, json_out, markdown)
+        return
     if configs:
         _validate_configs(list(paths or []), json_out)
         return
@@ -164,6 +189,95 @@ def _scaled(values: list[float], unit: str) -> list[str]:
     top = max(finite, default=0.0)
     prefix, scale = next(((p, s) for p, s in _PREFIXES if top >= s), _PREFIXES[-1])
     return [f"{v / scale:.5g} {prefix}{unit}" if math.isfinite(v) else "-" for v in values]
+
+
+# ---------------------------------------------------------- public measurements
+
+
+def _validate_measured(path: str | None, json_out: bool, markdown: bool) -> None:
+    from accelsim import __version__
+    from accelsim.validation.fidelity import fidelity_table
+    from accelsim.validation.fidelity import markdown as markdown_table
+
+    table = fidelity_table(None if path is None else Path(path))
+    violations = table.bound_violations()
+    if json_out:
+        doc = {
+            "schema_version": 1,
+            "accelsim_version": __version__,
+            "kind": "fidelity",
+            **table.to_json(),
+        }
+        sys.stdout.write(dump_json(doc))
+    elif markdown:
+        sys.stdout.write(markdown_table(table))
+    else:
+        out = console()
+        out.print(_measured_table(table))
+        out.print()
+        out.print(_summary_table(table))
+        out.print(
+            "error = accelsim / measured - 1: negative when accelsim is faster.\n"
+            "accelsim: one step alone on one replica at the nominal clock.\n"
+            "measured: * derived from a measured figure, as the row's notes in the\n"
+            f"measurements file say:\n{table.source}\n"
+            "The bounds apply to all rows and to the holdout rows."
+        )
+    for line in violations:
+        stderr(f"error: {line}")
+    if violations:
+        raise typer.Exit(1)
+
+
+def _measured_table(table: Any) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    from accelsim.validation.fidelity import percent, seconds
+
+    out = Table(
+        title="accelsim validate --fidelity",
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=0,
+    )
+    out.add_column("id")
+    out.add_column("figure")
+    out.add_column("model")
+    out.add_column("chips")
+    for column in ("measured", "accelsim", "error"):
+        out.add_column(column, justify="right")
+    out.add_column("set")
+    for c in table.comparisons:
+        m = c.measurement
+        out.add_row(
+            m.id,
+            m.figure,
+            Path(m.model_file).stem,
+            m.chips,
+            seconds(m.measured_s) + ("*" if m.kind == "D" else ""),
+            seconds(c.accelsim_s),
+            percent(c.error),
+            "fit" if m.split == "fit" else "hold",
+        )
+    return out
+
+
+def _summary_table(table: Any) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    from accelsim.validation.fidelity import SUMMARY_HEADER, summary_rows
+
+    out = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, padding=0)
+    out.add_column(SUMMARY_HEADER[0])
+    for column in SUMMARY_HEADER[1:]:
+        out.add_column(column, justify="right")
+    for cells in summary_rows(table):
+        out.add_row(*cells)
+    return out
 
 
 # -------------------------------------------------------------------- configs

@@ -1,0 +1,315 @@
+"""The fidelity table: accelsim against public measurements on real chips.
+
+The shipped measurements load and cover what they claim; accelsim's figure for a
+row is the cost model's, recomputed here by hand; a bad row is a file:line error;
+the stated error bounds hold today, and a chip that is wrong by a plausible factor
+breaks them; the table in docs/fidelity.md is the one the code prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from trustkit import assert_ok, err, error_lines, invoke, out
+
+from accelsim.config.loader import load_chip
+from accelsim.config.schema import Chip, LLMModel, RankingModel
+from accelsim.errors import ConfigError
+from accelsim.validation import fidelity
+from accelsim.validation.fidelity import (
+    MAX_MEDIAN_ABS_ERROR,
+    MAX_WORST_ABS_ERROR,
+    Measurement,
+    compare,
+    fidelity_table,
+    load_measurements,
+    markdown,
+    measurements_path,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = ROOT / "validation" / "reference"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[Measurement, ...]:
+    return load_measurements(measurements_path())
+
+
+def by_id(measurements: tuple[Measurement, ...], ident: str) -> Measurement:
+    return next(m for m in measurements if m.id == ident)
+
+
+# ---------------------------------------------------------------------- the data
+
+
+def test_shipped_measurements_load_and_cover_what_the_table_claims(
+    shipped: tuple[Measurement, ...],
+) -> None:
+    assert measurements_path() == REFERENCE / "measurements.csv"
+    assert len(shipped) >= 15
+    assert len({m.source for m in shipped}) >= 3
+    fit = [m for m in shipped if m.split == "fit"]
+    assert 0.4 <= len(fit) / len(shipped) <= 0.6
+    ttft = [m for m in shipped if m.metric == "ttft_s"]
+    decode = [m for m in shipped if m.metric == "decode_step_s"]
+    assert {m.prompt_tokens for m in ttft} >= {128, 2048}  # short and long prompts
+    assert min(m.batch for m in decode) == 1 and max(m.batch for m in decode) >= 64
+    llm_dtypes = {m.model.weight_dtype for m in shipped if isinstance(m.model, LLMModel)}
+    assert {"fp16", "fp8"} <= llm_dtypes
+    assert 1 in {m.tp for m in shipped} and max(m.tp for m in shipped) >= 4
+    assert any(isinstance(m.model, LLMModel) and m.model.moe for m in shipped)
+    assert any(isinstance(m.model, RankingModel) for m in shipped)
+    for m in shipped:
+        assert m.kind in ("M", "D") and m.reference and m.notes
+        if m.kind == "D":  # a derived figure states its derivation
+            assert any(word in m.notes for word in ("=", "/")), m.id
+    # The reference chips are datasheet profiles, kept apart from the shipped ones.
+    assert {m.chip.name for m in shipped} == {"a100-sxm", "h100-sxm"}
+
+
+def test_reference_chips_load_with_the_chip_loader() -> None:
+    result = invoke("hardware", "show", REFERENCE / "h100-sxm.yaml")
+    assert_ok(result)
+    assert "989 TFLOP/s" in out(result)
+
+
+# ------------------------------------------------------------- figures by hand
+
+
+def stream(bytes_: float, bandwidth: float, efficiency: float = 0.8) -> float:
+    return bytes_ / (bandwidth * efficiency)
+
+
+def test_a_decode_row_is_the_roofline_by_hand(shipped: tuple[Measurement, ...]) -> None:
+    """lmd05: Llama-2-7B fp16 on one A100, one sequence at 192 tokens of context."""
+    m = by_id(shipped, "lmd05")
+    assert (m.batch, m.context_tokens, m.tp) == (1, 192, 1)
+    d, ffn, layers, vocab = 4096, 11008, 32, 32000
+    body_params = layers * (4 * d * d + 3 * d * ffn)  # MHA: q, k, v, o are all d x d
+    kv_per_token = 2 * layers * d * 2  # K and V, fp16
+    bw, overhead = 2039e9, 5e-6
+    body = max(2 * body_params / (312e12 * 0.75), stream(2 * body_params, bw))
+    attention = stream((192 + 1) * kv_per_token, bw)  # read the context, write one token
+    head = stream(2 * d * vocab, bw)
+    launches = 4 * layers + layers + 1  # 4 GEMMs per layer, attention per layer, lm_head
+    expected = body + attention + head + launches * overhead
+    assert fidelity.accelsim_s(m) == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx(8.968e-3, rel=1e-3)
+
+
+def test_a_tensor_parallel_prefill_row_is_the_roofline_by_hand(
+    shipped: tuple[Measurement, ...],
+) -> None:
+    """trt08: Llama-2-70B fp16 on 4 A100s, a 2048-token prompt alone (TTFT)."""
+    m = by_id(shipped, "trt08")
+    assert (m.tp, m.prompt_tokens) == (4, 2048)
+    d, ffn, layers, vocab, kv_dim, tokens, k = 8192, 28672, 80, 32000, 1024, 2048, 4
+    body_params = layers * (2 * d * d + 2 * d * kv_dim + 3 * d * ffn)
+    kv_per_token = 2 * layers * kv_dim * 2
+    peak, bw, link, overhead = 312e12 * 0.75, 2039e9, 300e9 * 0.8, 5e-6
+    body = max(2 * body_params * tokens / k / peak, stream(2 * body_params / k, bw))
+    pairs = tokens * (tokens + 1) / 2  # causal
+    attention = max(4 * layers * d * pairs / k / peak, stream(2 * tokens * kv_per_token / k, bw))
+    head = max(2 * d * vocab / k / peak, stream(2 * d * vocab / k, bw))
+    reduces, steps = 2 * layers, 2 * (k - 1)  # two ring all-reduces per layer
+    moved = reduces * steps / k * tokens * d * 2
+    allreduce = max(reduces * tokens * d * (k - 1) / k / (19.5e12 * 0.7), moved / link)
+    allreduce += reduces * steps * 1e-6  # link latency per ring step
+    launches = 4 * layers + layers + 1
+    expected = body + attention + head + allreduce + launches * overhead
+    assert fidelity.accelsim_s(m) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_mixture_of_experts_row_reads_only_the_experts_it_touches(
+    shipped: tuple[Measurement, ...],
+) -> None:
+    """gpf03: Mixtral-8x7B bf16 on 2 A100s, batch 1: one token reads 2 of 8 experts."""
+    m = by_id(shipped, "gpf03")
+    assert (m.batch, m.tp, m.context_tokens) == (1, 2, 105)
+    d, ffn, layers, vocab, kv_dim, k = 4096, 14336, 32, 32000, 1024, 2
+    attention_params = 2 * d * d + 2 * d * kv_dim
+    active = layers * (attention_params + 2 * 3 * d * ffn + 8 * d)  # router: d x 8
+    bw = 2039e9
+    body = max(2 * active / k / (312e12 * 0.75), stream(2 * active / k, bw))
+    kv_per_token = 2 * layers * kv_dim * 2
+    attention = stream((105 + 1) * kv_per_token / k, bw)
+    head = stream(2 * d * vocab / k, bw)
+    reduces, steps = 2 * layers, 2 * (k - 1)
+    allreduce = max(
+        reduces * d * (k - 1) / k / (19.5e12 * 0.7), stream(reduces * steps / k * d * 2, 300e9)
+    )
+    allreduce += reduces * steps * 1e-6
+    launches = 4 * layers + layers + 1
+    expected = body + attention + head + allreduce + launches * 5e-6
+    assert fidelity.accelsim_s(m) == pytest.approx(expected, rel=1e-9)
+
+
+# ------------------------------------------------------------------- bad rows
+
+HEADER = ",".join(fidelity.COLUMNS)
+GOOD = (
+    "x1,fit,decode_step_s,{ref}/llama-2-7b.yaml,{ref}/a100-sxm.yaml,1,fp16,1,128,192,0.010,M,"
+    "src,ref,notes"
+)
+
+
+def csv_file(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
+    path = tmp_path / "measurements.csv"
+    lines = ["# a comment line", header, *(r.format(ref=REFERENCE) for r in rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_good_file_of_one_row_loads(tmp_path: Path) -> None:
+    (m,) = load_measurements(csv_file(tmp_path, GOOD))
+    assert (m.id, m.line, m.context_tokens) == ("x1", 3, 192)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        (("decode_step_s", "ttft_ms"), "metric", "is not one of"),
+        (("0.010", "ten ms"), "measured_s", "is not a number"),
+        (("0.010", "-1"), "measured_s", "positive"),
+        (("llama-2-7b.yaml", "llama-2-8b.yaml"), "model", "not found"),
+        (("llama-2-7b.yaml", "dlrm-v2-int8.yaml"), "model", "needs an LLM model"),
+        ((",fp16,", ",fp8,"), "dtype", "differs from the model file's 'fp16'"),
+        ((",192,", ",,"), "context_tokens", "must be given"),
+        ((",1,128,192,", ",1,128,1.5,"), "context_tokens", "not a whole number"),
+        ((",1,fp16,1,", ",0,fp16,1,"), "tp", "from 1"),
+        ((",fit,", ",train,"), "split", "is not one of fit, holdout"),
+        ((",1,128,192,", ",5000,128,100000,"), "batch", "do not fit"),
+        ((",M,", ",maybe,"), "kind", "is not one of M, D"),
+        (("llama-2-7b.yaml", "llama-2-70b.yaml"), "tp", "needs at least 2 chips"),
+        (("a100-sxm.yaml", "a100.yaml"), "chip", "not found"),
+    ],
+)
+def test_a_bad_row_is_an_error_naming_file_line_and_field(
+    tmp_path: Path, change: tuple[str, str], field: str, message: str
+) -> None:
+    path = csv_file(tmp_path, GOOD.replace("x1", "x0"), GOOD.replace(*change))
+    with pytest.raises(ConfigError) as caught:
+        load_measurements(path)
+    assert [str(p) for p in caught.value.problems if p.line == 4], caught.value
+    problem = next(p for p in caught.value.problems if p.field == field)
+    assert (problem.source, problem.line) == (str(path), 4)
+    assert message in problem.message
+
+
+def test_a_ttft_row_is_one_request_and_ids_are_unique(tmp_path: Path) -> None:
+    ttft = GOOD.replace("decode_step_s", "ttft_s").replace(",1,128,192,", ",8,128,,")
+    path = csv_file(tmp_path, GOOD, GOOD, ttft.replace("x1", "x2"))
+    with pytest.raises(ConfigError) as caught:
+        load_measurements(path)
+    lines = [str(p) for p in caught.value.problems]
+    assert f"{path}:4: id: 'x1' is also on line 3" in lines
+    assert any(line.startswith(f"{path}:5: batch: a ttft_s row is one request") for line in lines)
+
+
+def test_a_bad_header_or_field_count_is_an_error_on_its_line(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, GOOD, header=HEADER.replace("measured_s", "measured_ms"))
+    with pytest.raises(ConfigError, match=r"measurements.csv:2: missing column\(s\) measured_s"):
+        load_measurements(path)
+    path = csv_file(tmp_path, GOOD + ",extra")
+    with pytest.raises(ConfigError, match=r"measurements.csv:3: 16 fields, expected 15"):
+        load_measurements(path)
+
+
+def test_a_bad_model_file_is_reported_at_its_own_line_once(tmp_path: Path) -> None:
+    (tmp_path / "model.yaml").write_text("kind: llm\nlayers: many\n", encoding="utf-8")
+    row = GOOD.replace("{ref}/llama-2-7b.yaml", "model.yaml")
+    path = csv_file(tmp_path, row, row.replace("x1", "x2"))
+    with pytest.raises(ConfigError) as caught:
+        load_measurements(path)
+    lines = [str(p) for p in caught.value.problems]
+    assert f"{tmp_path / 'model.yaml'}:2: layers: Input should be a valid integer" in " ".join(
+        lines
+    )
+    assert len(lines) == len(set(lines))
+
+
+# --------------------------------------------------------------------- bounds
+
+
+def test_todays_errors_hold_the_stated_bounds() -> None:
+    table = fidelity_table()
+    assert table.bound_violations() == []
+    for summary in (table.overall, table.holdout):
+        assert summary.median_abs_error <= MAX_MEDIAN_ABS_ERROR
+        assert summary.worst_abs_error <= MAX_WORST_ABS_ERROR
+    # The bounds are today's figures rounded up a little, not a blank cheque.
+    assert MAX_MEDIAN_ABS_ERROR - table.holdout.median_abs_error < 0.05
+    assert MAX_WORST_ABS_ERROR - table.overall.worst_abs_error < 0.05
+    # The ideal roofline is optimistic: most rows are faster than measured.
+    assert table.overall.median_error < 0
+
+
+def scaled(chip: Chip, factor: float) -> Chip:
+    """The chip with every rate multiplied by ``factor``."""
+    data = chip.model_dump()
+    compute = data["compute"]
+    compute["matrix_flops_per_s"] = {
+        k: v * factor for k, v in compute["matrix_flops_per_s"].items()
+    }
+    compute["vector_flops_per_s"] *= factor
+    compute["kernel_overhead_s"] /= factor
+    data["memory"]["dram"]["bandwidth_bytes_per_s"] *= factor
+    for link in (data["host_link"], data["chip_to_chip"]):
+        link["bandwidth_bytes_per_s"] *= factor
+        link["latency_s"] /= factor
+    return Chip.model_validate(data)
+
+
+@pytest.mark.parametrize("factor", [2.0, 0.5])
+def test_a_chip_wrong_by_a_factor_of_two_breaks_the_bounds(
+    shipped: tuple[Measurement, ...], factor: float
+) -> None:
+    chips = {
+        name: scaled(load_chip(str(REFERENCE / name)), factor)
+        for name in ("a100-sxm.yaml", "h100-sxm.yaml")
+    }
+    wrong = tuple(dataclasses.replace(m, chip=chips[m.chip_file]) for m in shipped)
+    table = compare(wrong)
+    assert table.bound_violations(), table.overall
+    assert all(
+        c.accelsim_s == pytest.approx(fidelity.accelsim_s(m) / factor, rel=1e-6)
+        for c, m in zip(table.comparisons, shipped, strict=True)
+    )
+
+
+# ------------------------------------------------------------- docs and CLI
+
+
+def test_the_table_in_the_docs_is_the_current_one() -> None:
+    docs = (ROOT / "docs" / "fidelity.md").read_text(encoding="utf-8")
+    assert markdown(fidelity_table()) in docs, (
+        "docs/fidelity.md is out of date: paste the output of "
+        "`accelsim validate --fidelity --markdown` into it"
+    )
+
+
+def test_cli_prints_the_table_within_80_columns_and_the_json_and_markdown() -> None:
+    result = invoke("validate", "--fidelity")
+    assert_ok(result)
+    text = out(result)
+    table = text.split("\n\n")[0]
+    assert max(len(line.rstrip()) for line in table.splitlines()) <= 80
+    assert "trt08" in text and "holdout" in text
+    doc = json.loads(out(invoke("validate", "--fidelity", "--json")))
+    assert doc["kind"] == "fidelity" and doc["passed"] is True
+    assert len(doc["rows"]) == len(load_measurements(measurements_path()))
+    assert doc["summary"]["holdout"]["rows"] + doc["summary"]["fit"]["rows"] == len(doc["rows"])
+    assert out(invoke("validate", "--fidelity", "--markdown")) == markdown(fidelity_table())
+
+
+def test_cli_reports_a_bad_measurements_file_and_bad_flags(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, GOOD.replace("0.010", "soon"))
+    lines = error_lines(invoke("validate", "--fidelity", path), path)
+    assert lines == [f"error: {path}:3: measured_s: 'soon' is not a number"]
+    for flags in (["--fidelity", "--configs"], ["--markdown"], ["--fidelity", "--quick"]):
+        assert error_lines(invoke("validate", *flags))
+    assert "Traceback" not in err(invoke("validate", "--fidelity", tmp_path / "missing.csv"))
