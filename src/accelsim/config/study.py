@@ -161,6 +161,7 @@ class LoadedStudy:
     study: Study
     path: Path
     doc: Document
+    sources: tuple[Path, ...] = ()  # the study file and every file it extends
 
 
 def load_study(ref: str | Path) -> LoadedStudy:
@@ -169,6 +170,7 @@ def load_study(ref: str | Path) -> LoadedStudy:
         path = resolve_ref(str(ref), "study", Path.cwd())
     except KeyError as exc:
         raise ConfigError.single(str(ref), str(exc.args[0])) from None
-    doc = load_document(path, "study")
+    read: list[Path] = []
+    doc = load_document(path, "study", read=read)
     doc.data.setdefault("name", path.stem)
-    return LoadedStudy(validate(doc, Study), path, doc)
+    return LoadedStudy(validate(doc, Study), path, doc, tuple(read))

@@ -57,6 +57,11 @@ class StoreContents:
         return out
 
 
+def store_files(folder: Path) -> tuple[Path, ...]:
+    """The files of a store that its readers read."""
+    return (folder / MANIFEST, folder / ROWS)
+
+
 def _read_rows(path: Path, contents: StoreContents) -> None:
     try:
         data = path.read_bytes()
