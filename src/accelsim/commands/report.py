@@ -175,7 +175,12 @@ def report(
     target = out if out is not None else default_out(fmt)
     if source.is_dir():
         refuse_overwriting_inputs(_study_inputs(source), report_output("--out", target, fmt))
-        built = study_report(source)
+        try:
+            built = _naming(source, lambda: study_report(source))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise AccelsimError(
+                f"{source}: not a sweep's rows ({type(exc).__name__}: {exc})"
+            ) from None
     elif source.is_file():
         try:
             doc = json.loads(source.read_text(encoding="utf-8"))
@@ -187,7 +192,7 @@ def report(
             [source, *_config_inputs(doc)], report_output("--out", target, fmt)
         )
         try:
-            built = result_report(doc)
+            built = _naming(source, lambda: result_report(doc))
         except (KeyError, TypeError, AttributeError) as exc:
             raise AccelsimError(
                 f"{source}: not an accelsim result document ({type(exc).__name__}: {exc})"
@@ -197,6 +202,20 @@ def report(
     else:
         raise AccelsimError(f"{source}: no such file or folder")
     write_report(built, target, fmt, quiet)
+
+
+def _naming(source: Path, build: Callable[[], Any]) -> Any:
+    """Build a report; an error that does not say which file it is about gets ``source``."""
+    from accelsim.errors import AccelsimError, ConfigError
+
+    try:
+        return build()
+    except ConfigError:
+        raise  # each problem names its own file
+    except AccelsimError as exc:
+        if str(exc).startswith(str(source)):
+            raise
+        raise AccelsimError(f"{source}: {exc}") from None
 
 
 def _config_inputs(doc: dict[str, Any]) -> list[Path]:
