@@ -13,11 +13,11 @@ from typing import Annotated, Any
 import typer
 
 from accelsim import __version__
+from accelsim.commands.common import Output, refuse_overwriting_inputs, user_errors, write_atomic
 from accelsim.commands.common import console as _console
 from accelsim.commands.common import dump_json as _dump
 from accelsim.commands.common import emit_json as _emit_json
 from accelsim.commands.common import stderr as _stderr
-from accelsim.commands.common import user_errors, write_atomic
 from accelsim.commands.report import ReportFormat
 
 app = typer.Typer(
@@ -106,6 +106,11 @@ def run(
     if seed is not None:
         overrides.append(f"simulation.seed={seed}")
     resolved = load_checked(scenario, overrides)
+    refuse_overwriting_inputs(
+        resolved.sources,
+        Output("--json", json_out),
+        reporting.report_output("--report", report, report_format),
+    )
 
     from accelsim.runner import run_resolved
 
@@ -155,7 +160,7 @@ def explain(
     ] = None,
 ) -> None:
     """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode)."""
-    from accelsim.config.loader import load_chip, load_model
+    from accelsim.config.loader import files_read, load_chip, load_model
     from accelsim.errors import AccelsimError
     from accelsim.report.explain import explain as explain_doc
     from accelsim.units import UnitError, parse_quantity
@@ -165,9 +170,14 @@ def explain(
     except UnitError as exc:
         raise AccelsimError(f"--power-cap: {exc}") from None
     cwd = Path.cwd()
+    the_model, the_chip = load_model(model, cwd), load_chip(chip, cwd)
+    refuse_overwriting_inputs(
+        [*files_read(chip, "chip", cwd), *files_read(model, "model", cwd)],
+        Output("--json", json_out),
+    )
     doc = explain_doc(
-        load_model(model, cwd),
-        load_chip(chip, cwd),
+        the_model,
+        the_chip,
         batch,
         context_tokens=context,
         prompt_tokens=prompt,

@@ -274,3 +274,23 @@ def test_errors_from_several_fields_are_all_reported(tmp_path: Path) -> None:
     assert len(lines) == 2
     assert any("pools.p.count" in line for line in lines)
     assert any("simulation.warmup_s" in line for line in lines)
+
+
+def test_the_table_says_what_an_overloaded_fleet_completed() -> None:
+    """QPS counts the queries that arrived in the window; under overload the fleet also
+    serves the warm-up's backlog, and a line under the table gives that rate."""
+    args = (*SHORT, "--set", "simulation.warmup_s=1")
+    overload = ("--set", "workloads.feed_gpu.traffic.rate_per_s=40000")
+    result = invoke("run", *args, *overload, "--json", "-")
+    assert_ok(result)
+    doc = json.loads(result.stdout)
+    timeline = doc["timeline"]
+    served = sum(timeline["workloads"]["feed_gpu"]["completed_per_s"]) * timeline["bin_s"]
+    served /= doc["window_s"]["duration"]
+    assert served > 1.05 * doc["workloads"]["feed_gpu"]["throughput_per_s"]
+    text = " ".join(stdout(invoke("run", *args, *overload)).split())
+    caption = text.split("done and the rate count the requests that arrived in the window")[1]
+    assert caption.startswith(
+        f"; counting those from before it, the fleet completed feed_gpu {served:.5g}/s ┏"
+    )
+    assert "the fleet completed" not in stdout(invoke("run", *args))

@@ -133,6 +133,23 @@ def test_bad_sources_are_one_line_errors(tmp_path: Path, make: Any, words: str) 
     assert not (tmp_path / "x.html").exists()
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: _write(d / "empty.json", "{}"),
+        lambda d: _write(d / "other.json", '{"a": 1}'),
+        lambda d: _write(d / "keys.json", '{"workloads": {}, "pools": {}, "totals": {}}'),
+        lambda d: _write(_mkdir(d / "axes") / "runs.jsonl", '{"run_id": "a", "axes": 5}\n').parent,
+        lambda d: _write(_mkdir(d / "rows") / "x.jsonl", '{"axes": 5, "metrics": {}}\n').parent,
+    ],
+)
+def test_every_error_about_a_source_names_it(tmp_path: Path, make: Any) -> None:
+    source = make(tmp_path)
+    line = one_error(invoke("report", source, "-o", tmp_path / "x.html"))
+    assert line.startswith(f"error: {source}"), line
+    assert not (tmp_path / "x.html").exists()
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,96 @@ def test_flatten_keeps_numeric_and_boolean_leaves_only() -> None:
         "pools.p.utilization": 0.5,
         "totals.queries_per_j": None,
     }
+
+
+# ------------------------------------------------------------ one study per store
+
+
+def test_each_row_carries_its_studys_fingerprint(tmp_path: Path) -> None:
+    with StoreWriter(tmp_path, MANIFEST, resume=False) as store:
+        store.append(row("a"))
+    (line,) = (tmp_path / ROWS).read_text().splitlines()
+    assert json.loads(line)["fingerprint"] == "f1"
+
+
+def _other_study(tmp_path: Path) -> bytes:
+    """The rows of another study (fingerprint f2) planning runs b and c."""
+    other = tmp_path / "other"
+    manifest = {"study": "t", "fingerprint": "f2", "runs": [{"run_id": "b"}, {"run_id": "c"}]}
+    with StoreWriter(other, manifest, resume=False) as store:
+        store.append(row("b"))
+        store.append(row("c"))
+    return (other / ROWS).read_bytes()
+
+
+def test_rows_appended_from_another_study_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    with StoreWriter(folder, MANIFEST, resume=False) as store:
+        store.append(row("a"))
+    with open(folder / ROWS, "ab") as handle:
+        handle.write(_other_study(tmp_path))  # b: a run id this study plans, but not its row
+    before = (folder / ROWS).read_bytes()
+    message = f"{folder / ROWS}: 2 row(s) from another study than study 's' of "
+    with pytest.raises(AccelsimError, match=re.escape(message)) as caught:
+        read_store(folder)
+    assert "(lines 2, 3)" in str(caught.value)
+    with pytest.raises(AccelsimError, match="from another study"):
+        StoreWriter(folder, MANIFEST, resume=True)  # nor resumed
+    assert (folder / ROWS).read_bytes() == before
+
+
+def test_an_untagged_row_the_plan_does_not_list_is_refused(tmp_path: Path) -> None:
+    with StoreWriter(tmp_path, MANIFEST, resume=False) as store:
+        store.append(row("a"))
+    with open(tmp_path / ROWS, "ab") as handle:
+        handle.write(encode_row(row("z")))  # as written by an older version: no fingerprint
+    with pytest.raises(AccelsimError, match=r"1 row\(s\) from another study .*\(line 2\)"):
+        read_store(tmp_path)
+
+
+def test_untagged_rows_of_the_plan_still_read(tmp_path: Path) -> None:
+    (tmp_path / "study.json").write_text(json.dumps(MANIFEST))
+    (tmp_path / ROWS).write_bytes(encode_row(row("a")) + encode_row(row("b")))
+    assert list(read_store(tmp_path).rows) == ["a", "b"]
+    with StoreWriter(tmp_path, MANIFEST, resume=True) as store:
+        assert list(store.previous.rows) == ["a", "b"]
+
+
+def test_without_a_manifest_rows_of_two_studies_are_refused(tmp_path: Path) -> None:
+    with StoreWriter(tmp_path, MANIFEST, resume=False) as store:
+        store.append(row("a"))
+    (tmp_path / "study.json").unlink()
+    with open(tmp_path / ROWS, "ab") as handle:
+        handle.write(_other_study(tmp_path))
+    with pytest.raises(AccelsimError, match=r"from another study than the first row's study"):
+        read_store(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["", "{not json", '{"study": "s", "fingerp', "[1, 2]"])
+def test_a_damaged_manifest_is_an_error_never_a_fresh_store(tmp_path: Path, text: str) -> None:
+    with StoreWriter(tmp_path, MANIFEST, resume=False) as store:
+        store.append(row("a"))
+    (tmp_path / "study.json").write_text(text)
+    rows = (tmp_path / ROWS).read_bytes()
+    for resume in (True, False):
+        with pytest.raises(AccelsimError, match=re.escape(str(tmp_path / "study.json"))):
+            StoreWriter(tmp_path, MANIFEST, resume=resume)
+    assert (tmp_path / "study.json").read_text() == text
+    assert (tmp_path / ROWS).read_bytes() == rows
+
+
+def test_a_manifest_without_a_fingerprint_cannot_be_resumed(tmp_path: Path) -> None:
+    (tmp_path / "study.json").write_text(json.dumps({"study": "s", "runs": []}))
+    with pytest.raises(AccelsimError, match="names no study fingerprint"):
+        StoreWriter(tmp_path, MANIFEST, resume=True)
+
+
+@pytest.mark.parametrize("bad", [{"axes": 5}, {"metrics": [1]}, {"warnings": "w"}])
+def test_a_row_of_the_wrong_shape_is_unreadable_not_a_crash(
+    tmp_path: Path, bad: dict[str, Any]
+) -> None:
+    with StoreWriter(tmp_path, MANIFEST, resume=False) as store:
+        store.append(row("a"))
+        store.append({**row("b"), **bad})
+    contents = read_store(tmp_path)
+    assert list(contents.rows) == ["a"] and contents.unreadable == 1

@@ -116,6 +116,42 @@ def test_resuming_with_a_changed_study_is_refused(tmp_path: Path) -> None:
     assert "holds results of study 'study' with another base scenario" in line
 
 
+def test_rows_of_another_study_are_refused_by_every_reader(tmp_path: Path) -> None:
+    study = write_study(tmp_path, "base: scenario.yaml\naxes: [{grid: {pools.p.count: [1, 2]}}]\n")
+    other = tmp_path / "other.yaml"
+    other.write_text("base: scenario.yaml\naxes: [{grid: {pools.p.count: [2, 3]}}]\n")
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    assert_ok(invoke("sweep", study, "--out", mine, "-j", 1, "-q"))
+    assert_ok(invoke("sweep", other, "--out", theirs, "-j", 1, "-q"))
+    with open(mine / "runs.jsonl", "ab") as handle:
+        handle.write((theirs / "runs.jsonl").read_bytes())  # count=2 has the same run id
+    before = (mine / "runs.jsonl").read_bytes()
+    expected = f"error: {mine / 'runs.jsonl'}: 2 row(s) from another study than study 'study'"
+    metrics = ("--x", "totals.queries_per_j", "--y", "workloads.w.latency_s.p99")
+    for args in (
+        ("export", mine, "--csv", "-"),
+        ("pareto", mine, *metrics),
+        ("report", mine, "-o", tmp_path / "r.html"),
+        ("sweep", study, "--out", mine, "--resume", "-j", 1),
+    ):
+        (line,) = error_lines(invoke(*args))
+        assert line.startswith(expected) and "(lines 3, 4)" in line, (args, line)
+    assert (mine / "runs.jsonl").read_bytes() == before
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_resuming_over_a_damaged_manifest_is_an_error_not_a_rerun(tmp_path: Path) -> None:
+    study = write_study(tmp_path, "base: scenario.yaml\naxes: [{grid: {pools.p.count: [1, 2]}}]\n")
+    folder = tmp_path / "out"
+    assert_ok(invoke("sweep", study, "--out", folder, "-j", 1, "-q"))
+    manifest = folder / "study.json"
+    manifest.write_text(manifest.read_text()[:40])  # cut short, as by a disk error
+    before = (folder / "runs.jsonl").read_bytes()
+    (line,) = error_lines(invoke("sweep", study, "--out", folder, "--resume", "-j", 1))
+    assert line.startswith(f"error: {manifest}: cannot read this sweep's manifest"), line
+    assert (folder / "runs.jsonl").read_bytes() == before  # nothing ran again
+
+
 def test_option_mistakes_are_one_line_errors(tmp_path: Path) -> None:
     study = write_study(tmp_path)
     (line,) = error_lines(invoke("sweep", study, "--backend", "local", "--scheduler", "x:1"))

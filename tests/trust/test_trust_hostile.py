@@ -89,6 +89,12 @@ def _delete(path: list[str]) -> Callable[[dict], None]:
     return change
 
 
+def _model_with_true_width() -> dict:
+    data = model_data()
+    data["top_mlp"] = [*data["top_mlp"][:-1], True]
+    return data
+
+
 CASES: dict[str, Callable[[Path], Case]] = {
     # wrong types
     "mapping where a number goes": lambda t: _chip_with(t, _set(["compute", "clock_hz"], {"a": 1})),
@@ -96,6 +102,20 @@ CASES: dict[str, Callable[[Path], Case]] = {
     "string where an int goes": lambda t: _scenario_with(t, _set(["pools", "p", "count"], "two")),
     "number where a list goes": lambda t: _scenario_with(t, _set(["pools", "p", "serves"], 5)),
     "bool where a number goes": lambda t: _chip_with(t, _set(["power", "tdp_w"], True)),
+    "true where a count goes": lambda t: _scenario_with(t, _set(["pools", "p", "count"], True)),
+    "false where a plain number goes": lambda t: _scenario_with(
+        t, _set(["facility"], {"pue": False})
+    ),
+    "whole float where a count goes": lambda t: _scenario_with(
+        t, _set(["pools", "p", "count"], 2.0)
+    ),
+    "quoted count": lambda t: _scenario_with(t, _set(["pools", "p", "count"], "2")),
+    "bool in a list of widths": _naming(
+        lambda t: _scenario_with(t, lambda d: write(t / "model.yaml", _model_with_true_width())),
+        "model.yaml",
+    ),
+    "number where a flag goes": lambda t: _chip_with(t, _set(["hypothetical"], 1)),
+    "string where a flag goes": lambda t: _chip_with(t, _set(["hypothetical"], "true")),
     "null where a number goes": lambda t: _chip_with(t, _set(["power", "tdp_w"], None)),
     "top-level list": lambda t: _chip(t, "- 1\n- 2\n"),
     "top-level scalar": lambda t: _chip(t, "just text\n"),
@@ -185,6 +205,25 @@ def test_bad_input_is_a_one_line_error_naming_the_file(
     assert checked.errors, checked
     assert not any("internal error" in line for line in checked.errors), checked
     assert all(line.startswith(tuple(str(n) for n in case.names)) for line in checked.errors)
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "true", "on"])
+def test_a_yaml_boolean_is_never_a_number(tmp_path: Path, word: str) -> None:
+    """`count: yes` is an error at its file and line, not a count of 1."""
+    write_world(tmp_path)
+    text = dump(scenario_data())
+    assert text.count("count: 2\n") == 1
+    scenario = write(tmp_path / "scenario.yaml", text.replace("count: 2\n", f"count: {word}\n"))
+    line_no = text.splitlines().index("    count: 2") + 1
+    (line,) = error_lines(invoke("run", scenario, "-q"), scenario)
+    assert line.startswith(f"error: {scenario}:{line_no}: pools.p.count: "), line
+    assert "valid integer" in line
+    good = write(tmp_path / "good.yaml", text)
+    (line,) = error_lines(invoke("run", good, "-q", "--set", f"facility.pue={word}"))
+    assert "facility.pue: Input should be a number, not a boolean" in line
+    study = write(tmp_path / "study.yaml", f"base: {good}\nseeds:\n  replicates: {word}\n")
+    (line,) = error_lines(invoke("sweep", study), study)
+    assert line.startswith(f"error: {study}:3: seeds.replicates: "), line
 
 
 def test_circular_extends_is_refused(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Each module here defines ``register(app: typer.Typer) -> None``; keep heavy
 imports (numpy, simpy, plotting, dask) inside the command functions so that
 ``accelsim --help`` stays fast. Shared helpers (``user_errors``,
-``write_atomic``, ``emit_json``) live in :mod:`accelsim.commands.common`.
+``write_atomic``, ``emit_json``, and ``refuse_overwriting_inputs``, which every
+command that writes calls before any work) live in :mod:`accelsim.commands.common`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
-"""Helpers shared by every CLI command: error handling, atomic writes, JSON output."""
+"""Helpers shared by every CLI command: error handling, atomic writes, JSON output, and
+the guard that keeps a command from writing over a file it reads."""
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import functools
 import json
 import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,3 +111,71 @@ def emit_json(doc: Any, target: str) -> None:
         sys.stdout.write(dump_json(doc))
     else:
         write_atomic(Path(target), dump_json(doc))
+
+
+# ------------------------------------------------------------------ outputs vs inputs
+
+
+@dataclass(frozen=True)
+class Output:
+    """A path a command is about to write, as the user named it: a file, or (with
+    ``names``) a folder and the names, or glob patterns, of the files it writes in it.
+    ``None`` and ``-`` (standard output) write no file."""
+
+    option: str  # how the user gave it, e.g. "--json"
+    path: str | Path | None
+    names: tuple[str, ...] = ()
+
+
+def _same_file(candidate: Path, target: Path, target_resolved: Path) -> bool:
+    """Whether writing ``candidate`` would write ``target``: the same path once symlinks
+    and ``..`` are resolved, or the same file on disk (a hard link, a bind mount)."""
+    try:
+        if candidate.resolve() == target_resolved:
+            return True
+        return candidate.exists() and target.exists() and os.path.samefile(candidate, target)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _written_files(output: Output, folder: Path) -> list[Path]:
+    """The files an output writes: the path itself, or each name in the folder (for a
+    pattern, every file already there that it matches)."""
+    if not output.names:
+        return [folder]
+    out = [folder]
+    for name in output.names:
+        if not any(c in name for c in "*?["):
+            out.append(folder / name)
+            continue
+        # No such folder yet, or not a folder: nothing there to write over.
+        with contextlib.suppress(OSError):
+            out += [entry for entry in folder.iterdir() if fnmatch.fnmatch(entry.name, name)]
+    return out
+
+
+def refuse_overwriting_inputs(inputs: Iterable[str | Path], *outputs: Output) -> None:
+    """Fail, before any work, when an output would write over a file the command reads
+    (its scenario and every file that pulls in, a sweep's store files): one line naming
+    both. Paths are compared once symlinks and ``..`` are resolved."""
+    from accelsim.errors import AccelsimError
+
+    read = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        try:
+            read.append((path, path.resolve()))
+        except (OSError, RuntimeError, ValueError):
+            continue
+    for output in outputs:
+        if output.path is None or str(output.path) == "-":
+            continue
+        where = Path(output.path).expanduser()
+        for candidate in _written_files(output, where):
+            for path, resolved in read:
+                if _same_file(candidate, path, resolved):
+                    shown = "" if candidate == where else f" (as {candidate})"
+                    raise AccelsimError(
+                        f"{output.option} {output.path}: would write over {path}{shown}, "
+                        "which this command reads; choose another path"
+                    )

@@ -7,6 +7,7 @@ only once a run has taken more than a second.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -18,7 +19,13 @@ from typing import Annotated, Any
 
 import typer
 
-from accelsim.commands.common import stderr, user_errors, write_atomic
+from accelsim.commands.common import (
+    Output,
+    refuse_overwriting_inputs,
+    stderr,
+    user_errors,
+    write_atomic,
+)
 
 PROGRESS_AFTER_S = 1.0
 EXTRA_HINT = "pip install 'accelsim[report]'  (or, from a checkout: pip install -e \".[report]\")"
@@ -106,6 +113,11 @@ def default_out(fmt: ReportFormat) -> Path:
     return Path("report.html") if fmt is ReportFormat.html else Path("report-charts")
 
 
+def report_output(option: str, out: Path | None, fmt: ReportFormat) -> Output:
+    """What a report writes: one HTML file, or chart images in a folder."""
+    return Output(option, out, () if fmt is ReportFormat.html else (f"*.{fmt.value}",))
+
+
 def write_report(built: Any, out: Path, fmt: ReportFormat, quiet: bool) -> None:
     """Write the report as one HTML file, or one image per chart into the folder ``out``."""
     from accelsim.report.html import plotly_js, render_html, write_static
@@ -160,8 +172,15 @@ def report(
     from accelsim.report.html import result_report, study_report
 
     require_plotting(fmt)
+    target = out if out is not None else default_out(fmt)
     if source.is_dir():
-        built = study_report(source)
+        refuse_overwriting_inputs(_study_inputs(source), report_output("--out", target, fmt))
+        try:
+            built = _naming(source, lambda: study_report(source))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise AccelsimError(
+                f"{source}: not a sweep's rows ({type(exc).__name__}: {exc})"
+            ) from None
     elif source.is_file():
         try:
             doc = json.loads(source.read_text(encoding="utf-8"))
@@ -169,8 +188,11 @@ def report(
             raise AccelsimError(f"{source}: cannot read a result document: {exc}") from None
         if not isinstance(doc, dict):
             raise AccelsimError(f"{source}: not an accelsim result document")
+        refuse_overwriting_inputs(
+            [source, *_config_inputs(doc)], report_output("--out", target, fmt)
+        )
         try:
-            built = result_report(doc)
+            built = _naming(source, lambda: result_report(doc))
         except (KeyError, TypeError, AttributeError) as exc:
             raise AccelsimError(
                 f"{source}: not an accelsim result document ({type(exc).__name__}: {exc})"
@@ -179,4 +201,60 @@ def report(
         raise AccelsimError(f"{source}: not a result document file or a sweep folder")
     else:
         raise AccelsimError(f"{source}: no such file or folder")
-    write_report(built, out if out is not None else default_out(fmt), fmt, quiet)
+    write_report(built, target, fmt, quiet)
+
+
+def _naming(source: Path, build: Callable[[], Any]) -> Any:
+    """Build a report; an error that does not say which file it is about gets ``source``."""
+    from accelsim.errors import AccelsimError, ConfigError
+
+    try:
+        return build()
+    except ConfigError:
+        raise  # each problem names its own file
+    except AccelsimError as exc:
+        if str(exc).startswith(str(source)):
+            raise
+        raise AccelsimError(f"{source}: {exc}") from None
+
+
+def _config_inputs(doc: dict[str, Any]) -> list[Path]:
+    """The chip and model files a result document's report loads (by the names in its
+    ``config``); a name that does not load is left to the report to complain about."""
+    from accelsim.config.loader import Kind, files_read
+    from accelsim.errors import AccelsimError
+
+    config = doc.get("config")
+    if not isinstance(config, dict):
+        return []
+    wanted: tuple[tuple[str, str, Kind], ...] = (
+        ("pools", "chip", "chip"),
+        ("workloads", "model", "model"),
+    )
+    out: list[Path] = []
+    for section, key, kind in wanted:
+        entries = config.get(section)
+        for entry in entries.values() if isinstance(entries, dict) else ():
+            ref = entry.get(key) if isinstance(entry, dict) else None
+            if isinstance(ref, str):
+                with contextlib.suppress(AccelsimError):
+                    out += files_read(ref, kind, Path.cwd())
+    return out
+
+
+def _study_inputs(folder: Path) -> list[Path]:
+    """The files a sweep folder's report reads: the store (or its ``*.jsonl`` rows) and
+    the base scenario its ``study.json`` names, with everything that pulls in."""
+    from accelsim.config.loader import load_scenario
+    from accelsim.errors import AccelsimError
+    from accelsim.study.store import MANIFEST, store_files
+
+    out = [*store_files(folder), *folder.glob("*.jsonl")]
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        base = manifest.get("scenario") if isinstance(manifest, dict) else None
+        if isinstance(base, str) and base:
+            out += load_scenario(base).sources
+    except (OSError, UnicodeDecodeError, ValueError, AccelsimError):
+        pass  # the report says what is wrong with the folder
+    return out

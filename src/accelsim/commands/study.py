@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from accelsim.commands.common import console, emit_json, stderr, user_errors
+from accelsim.commands.common import (
+    Output,
+    console,
+    emit_json,
+    refuse_overwriting_inputs,
+    stderr,
+    user_errors,
+)
 
 if TYPE_CHECKING:
     from accelsim.study.plan import Plan
@@ -90,6 +97,7 @@ def sweep(
     from accelsim.errors import AccelsimError
     from accelsim.study.executors import run_sweep
     from accelsim.study.plan import make_plan
+    from accelsim.study.store import LOCK, MANIFEST, ROWS
 
     if retry_failed and not resume:
         raise AccelsimError("--retry-failed goes with --resume")
@@ -98,6 +106,7 @@ def sweep(
         raise AccelsimError("--scheduler needs --backend dask")
     plan = make_plan(load_study(study))
     folder = out if out is not None else DEFAULT_OUT / plan.study.name
+    refuse_overwriting_inputs(plan.sources, Output("--out", folder, (MANIFEST, ROWS, LOCK)))
     show_progress = not quiet and sys.stderr.isatty()
 
     progress: Any = None
@@ -197,9 +206,11 @@ def _print_summary(plan: Plan, rows: list[dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------ export
 
 
-def _load_rows(folder: Path) -> list[dict[str, Any]]:
-    from accelsim.study.store import read_store
+def _load_rows(folder: Path, *outputs: Output) -> list[dict[str, Any]]:
+    """A store's rows, once no output would write over the store's own files."""
+    from accelsim.study.store import read_store, store_files
 
+    refuse_overwriting_inputs(store_files(folder), *outputs)
     contents = read_store(folder)
     if contents.torn:
         stderr(
@@ -256,7 +267,9 @@ def export(
             raise AccelsimError(
                 'Parquet export needs pyarrow: pip install -e ".[parquet]" (or use --csv)'
             ) from None
-    columns, records = table_rows(_load_rows(folder))
+    columns, records = table_rows(
+        _load_rows(folder, Output("--csv", csv_out), Output("--parquet", parquet_out))
+    )
     if csv_out is not None:
         import csv
         import io
@@ -336,7 +349,7 @@ def pareto(
     from accelsim.study.analysis import pareto as frontier
     from accelsim.study.views import pareto_view
 
-    rows = _load_rows(folder)
+    rows = _load_rows(folder, Output("--json", json_out))
     result = frontier(
         rows,
         x,
@@ -407,6 +420,7 @@ def capacity(
 
     overrides = list(set_ or [])
     resolved = load_scenario(scenario, overrides)
+    refuse_overwriting_inputs(resolved.sources, Output("--json", json_out))
     sc = resolved.scenario
     name = _pick_workload(workload, sc, pool if min_chips else None)
     wl = sc.workloads[name]
@@ -538,8 +552,9 @@ def _pick_workload(workload: str | None, scenario: Any, pool: str | None) -> str
 # ------------------------------------------------------------------------ compare
 
 
-def _document(ref: str, overrides: list[str]) -> dict[str, Any]:
-    """A result document: read from a .json file, or by running a scenario."""
+def _side(ref: str, overrides: list[str]) -> tuple[Any, tuple[Path, ...]]:
+    """One side of a comparison, and the files read for it: a result document read from
+    a .json file, or a loaded scenario still to run."""
     import json
 
     from accelsim.errors import AccelsimError
@@ -555,10 +570,20 @@ def _document(ref: str, overrides: list[str]) -> dict[str, Any]:
             raise AccelsimError(f"{ref}: cannot read a result document: {exc}") from None
         if not isinstance(doc, dict) or "workloads" not in doc:
             raise AccelsimError(f"{ref}: not an accelsim result document")
-        return doc
-    from accelsim.runner import run_scenario
+        return doc, (Path(ref),)
+    from accelsim.runner import load_checked
 
-    return run_scenario(ref, overrides)
+    resolved = load_checked(ref, overrides)
+    return resolved, resolved.sources
+
+
+def _document(side: Any) -> dict[str, Any]:
+    """A side's result document: as read, or by running its scenario."""
+    if isinstance(side, dict):
+        return side
+    from accelsim.runner import run_resolved
+
+    return run_resolved(side)
 
 
 @user_errors
@@ -584,8 +609,10 @@ def compare(
     from accelsim.study.executors import flatten_metrics
     from accelsim.study.views import compare_view
 
-    doc_a = _document(a, [*(set_ or []), *(set_a or [])])
-    doc_b = _document(b, [*(set_ or []), *(set_b or [])])
+    side_a, read_a = _side(a, [*(set_ or []), *(set_a or [])])
+    side_b, read_b = _side(b, [*(set_ or []), *(set_b or [])])
+    refuse_overwriting_inputs([*read_a, *read_b], Output("--json", json_out))
+    doc_a, doc_b = _document(side_a), _document(side_b)
     rows = compare_metrics(flatten_metrics(doc_a), flatten_metrics(doc_b))
     if metric:
         keep = set(expand_patterns(metric, [r[0] for r in rows]))

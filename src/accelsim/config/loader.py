@@ -109,12 +109,17 @@ def resolve_ref(ref: str, kind: Kind, relative_to: Path | None) -> Path:
     raise KeyError(f"no {kind} named {ref!r} (known: {names})")
 
 
-def load_document(path: Path, kind: Kind, _chain: tuple[Path, ...] = ()) -> Document:
-    """Read a YAML mapping, following ``extends:`` (cycles are errors)."""
+def load_document(
+    path: Path, kind: Kind, _chain: tuple[Path, ...] = (), *, read: list[Path] | None = None
+) -> Document:
+    """Read a YAML mapping, following ``extends:`` (cycles are errors). Every file read is
+    appended to ``read``, if given."""
     resolved = path.resolve()
     if resolved in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, resolved))
         raise ConfigError.single(str(path), f"circular extends: {cycle}", field="extends")
+    if read is not None:
+        read.append(path)
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise ConfigError.single(str(path), "expected a mapping of fields at the top", line=1)
@@ -133,7 +138,7 @@ def load_document(path: Path, kind: Kind, _chain: tuple[Path, ...] = ()) -> Docu
     if parent_path.resolve() in (*_chain, resolved):
         cycle = " -> ".join(p.name for p in (*_chain, resolved, parent_path.resolve()))
         raise ConfigError.single(loc.source, f"circular extends: {cycle}", loc.line, "extends")
-    parent = load_document(parent_path, kind, (*_chain, resolved))
+    parent = load_document(parent_path, kind, (*_chain, resolved), read=read)
     # A child without its own name keeps its file name, never the parent's.
     child_has_name = "name" in doc.data
     merged = merge(parent, doc)
@@ -209,6 +214,18 @@ def _load(ref: str, kind: Kind, model: type[M], relative_to: Path | None) -> M:
     return validate(load_document(path, kind), model)
 
 
+def files_read(ref: str, kind: Kind, relative_to: Path | None = None) -> tuple[Path, ...]:
+    """The file a chip or model reference names and every file it ``extends:``: what
+    loading it reads (call it after a successful load)."""
+    try:
+        path = resolve_ref(ref, kind, relative_to)
+    except KeyError as exc:
+        raise ConfigError.single(ref, str(exc.args[0])) from None
+    read: list[Path] = []
+    load_document(path, kind, read=read)
+    return tuple(read)
+
+
 TRACE_SIZE_COLUMNS = ("items", "prompt_tokens", "output_tokens")
 
 
@@ -236,6 +253,7 @@ class ResolvedScenario:
     models: dict[str, RankingModel | LLMModel]  # by workload name
     traces: dict[str, Trace]  # by workload name, for trace traffic
     locations: dict[Path_, Loc] = field(default_factory=dict)
+    sources: tuple[Path, ...] = ()  # every file read: the scenario, its extends, refs, traces
 
     def problem(self, path: Path_, message: str) -> Problem:
         """A problem located at a scenario field (for checks made after loading)."""
@@ -252,7 +270,8 @@ def load_scenario(
         path = resolve_ref(ref, "scenario", Path.cwd())
     except KeyError as exc:
         raise ConfigError.single(ref, str(exc.args[0])) from None
-    doc = load_document(path, "scenario")
+    read: list[Path] = []
+    doc = load_document(path, "scenario", read=read)
     for assignment in overrides:
         doc = apply_override(doc, assignment)
     scenario = validate(doc, Scenario)
@@ -264,14 +283,14 @@ def load_scenario(
     chips: dict[str, Chip] = {}
     for pool_name, pool in scenario.pools.items():
         chips[pool_name] = _resolve(
-            doc, ("pools", pool_name, "chip"), pool.chip, "chip", Chip, problems
+            doc, ("pools", pool_name, "chip"), pool.chip, "chip", Chip, problems, read
         )
     models: dict[str, RankingModel | LLMModel] = {}
     traces: dict[str, Trace] = {}
     for name, workload in scenario.workloads.items():
         at: Path_ = ("workloads", name, "model")
         model: RankingModel | LLMModel | None = _resolve(
-            doc, at, workload.model, "model", AnyModel, problems
+            doc, at, workload.model, "model", AnyModel, problems, read
         )
         if model is not None:
             models[name] = model
@@ -300,23 +319,30 @@ def load_scenario(
                     Problem(loc.source, loc.line, dotted(trace_field), str(exc.args[0]))
                 )
                 continue
+            read.append(trace_path)
             try:
                 traces[name] = load_trace(trace_path)
             except ConfigError as exc:
                 problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return ResolvedScenario(scenario, str(path), chips, models, traces, dict(doc.locs))
+    return ResolvedScenario(scenario, str(path), chips, models, traces, dict(doc.locs), tuple(read))
 
 
 def _resolve(
-    doc: Document, at: Path_, ref: str, kind: Kind, model: Any, problems: list[Problem]
+    doc: Document,
+    at: Path_,
+    ref: str,
+    kind: Kind,
+    model: Any,
+    problems: list[Problem],
+    read: list[Path],
 ) -> Any:
     loc = doc.loc(at)
     base = Path(loc.source).parent if not loc.source.startswith("--set") else Path.cwd()
     try:
         path = resolve_ref(ref, kind, base)
-        return validate(load_document(path, kind), model)
+        return validate(load_document(path, kind, read=read), model)
     except KeyError as exc:
         problems.append(Problem(loc.source, loc.line, dotted(at), str(exc.args[0])))
     except ConfigError as exc:

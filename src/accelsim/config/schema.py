@@ -20,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
+    StrictInt,
     Tag,
     WithJsonSchema,
     field_validator,
@@ -65,6 +67,18 @@ Fraction = Annotated[float, _parser("fraction"), _json("fraction"), Field(ge=1e-
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 
 
+def _not_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "Input should be a number, not a boolean")
+    return value
+
+
+# Numbers are numbers: YAML's true/yes/no is never read as 1 or 0. A plain number field
+# takes an integer or a float; an integer field (StrictInt) only an integer, not 2.0 or
+# "2"; a flag (StrictBool) only true or false.
+Number = Annotated[float, BeforeValidator(_not_bool)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -82,7 +96,7 @@ class MemoryTier(Strict):
     random_efficiency: Fraction = Field(
         0.5, description="Share of peak that small random gathers reach (lower than streaming)."
     )
-    access_granularity_bytes: int = Field(
+    access_granularity_bytes: StrictInt = Field(
         64, ge=1, le=4096, description="A random access moves at least this many bytes."
     )
     energy_per_byte_j: Annotated[JoulesPerByte, Field(ge=0, le=1e-6)] = 0.0
@@ -139,8 +153,8 @@ class Power(Strict):
 
 
 class Economics(Strict):
-    unit_price_usd: float = Field(ge=0)
-    service_life_years: float = Field(4.0, gt=0)
+    unit_price_usd: Number = Field(ge=0)
+    service_life_years: Number = Field(4.0, gt=0)
 
 
 class Chip(Strict):
@@ -148,7 +162,9 @@ class Chip(Strict):
 
     name: Name
     description: str = ""
-    hypothetical: bool = Field(True, description="True for any profile not measured on hardware.")
+    hypothetical: StrictBool = Field(
+        True, description="True for any profile not measured on hardware."
+    )
     compute: Compute
     memory: ChipMemory
     host_link: Link
@@ -173,12 +189,14 @@ class Chip(Strict):
 
 class EmbeddingTable(Strict):
     name: Name
-    count: int = Field(1, ge=1, le=100_000, description="Identical tables in this group.")
-    rows: int = Field(ge=1, le=10**13)
-    dim: int = Field(ge=1, le=65_536)
-    pooling_factor: float = Field(gt=0, le=100_000, description="Mean lookups per item per table.")
+    count: StrictInt = Field(1, ge=1, le=100_000, description="Identical tables in this group.")
+    rows: StrictInt = Field(ge=1, le=10**13)
+    dim: StrictInt = Field(ge=1, le=65_536)
+    pooling_factor: Number = Field(gt=0, le=100_000, description="Mean lookups per item per table.")
     dtype: DType = "fp16"
-    zipf_alpha: float = Field(1.0, ge=0, le=5, description="Popularity skew of rows; 0 is uniform.")
+    zipf_alpha: Number = Field(
+        1.0, ge=0, le=5, description="Popularity skew of rows; 0 is uniform."
+    )
     hit_rate: Fraction | None = Field(
         None, description="Fixed on-chip cache hit rate; by default derived from zipf_alpha."
     )
@@ -192,8 +210,8 @@ class CrossInteraction(Strict):
     """DCN-v2 style cross layers over the concatenated features."""
 
     kind: Literal["cross"] = "cross"
-    layers: int = Field(ge=1, le=64)
-    rank: int | None = Field(None, ge=1, description="Low-rank factorisation width, if any.")
+    layers: StrictInt = Field(ge=1, le=64)
+    rank: StrictInt | None = Field(None, ge=1, description="Low-rank factorisation width, if any.")
 
 
 class RankingModel(Strict):
@@ -204,11 +222,11 @@ class RankingModel(Strict):
     description: str = ""
     source: str = Field("", description="Where the shapes come from.")
     dtype: DType = Field("bf16", description="Dtype of MLP weights and arithmetic.")
-    dense_features: int = Field(ge=0, le=1_000_000)
-    bottom_mlp: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(min_length=1)
+    dense_features: StrictInt = Field(ge=0, le=1_000_000)
+    bottom_mlp: list[Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = Field(min_length=1)
     embedding_tables: list[EmbeddingTable] = Field(min_length=1)
     interaction: Annotated[DotInteraction | CrossInteraction, Field(discriminator="kind")]
-    top_mlp: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(min_length=1)
+    top_mlp: list[Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _dot_dims(self) -> RankingModel:
@@ -225,10 +243,14 @@ class RankingModel(Strict):
 class MoE(Strict):
     """Mixture of experts replacing each layer's FFN."""
 
-    experts: int = Field(ge=2, le=4096)
-    active_experts: int = Field(ge=1, le=4096, description="Experts each token is routed to.")
-    shared_experts: int = Field(0, ge=0, le=64, description="Experts every token always uses.")
-    expert_ffn_dim: int | None = Field(None, ge=1, description="Default: the model's ffn_dim.")
+    experts: StrictInt = Field(ge=2, le=4096)
+    active_experts: StrictInt = Field(ge=1, le=4096, description="Experts each token is routed to.")
+    shared_experts: StrictInt = Field(
+        0, ge=0, le=64, description="Experts every token always uses."
+    )
+    expert_ffn_dim: StrictInt | None = Field(
+        None, ge=1, description="Default: the model's ffn_dim."
+    )
 
     @model_validator(mode="after")
     def _active_le_experts(self) -> MoE:
@@ -242,8 +264,8 @@ class MoE(Strict):
 class VisionEncoder(Strict):
     """An image encoder whose output tokens join the prompt of a multimodal request."""
 
-    params: float = Field(gt=0, le=1e12)
-    tokens_per_image: int = Field(ge=1, le=100_000)
+    params: Number = Field(gt=0, le=1e12)
+    tokens_per_image: StrictInt = Field(ge=1, le=100_000)
 
 
 class LLMModel(Strict):
@@ -253,15 +275,19 @@ class LLMModel(Strict):
     name: Name
     description: str = ""
     source: str = Field("", description="Where the shapes come from.")
-    layers: int = Field(ge=1, le=1000)
-    d_model: int = Field(ge=1, le=1_000_000)
-    heads: int = Field(ge=1, le=10_000)
-    kv_heads: int = Field(ge=1, le=10_000, description="Key/value heads (GQA); = heads for MHA.")
-    head_dim: int | None = Field(None, ge=1, le=100_000, description="Default: d_model / heads.")
-    ffn_dim: int = Field(ge=1, le=10_000_000)
-    gated_ffn: bool = Field(True, description="SwiGLU-style FFN with three matrices.")
-    vocab: int = Field(ge=1, le=10_000_000)
-    tied_embeddings: bool = False
+    layers: StrictInt = Field(ge=1, le=1000)
+    d_model: StrictInt = Field(ge=1, le=1_000_000)
+    heads: StrictInt = Field(ge=1, le=10_000)
+    kv_heads: StrictInt = Field(
+        ge=1, le=10_000, description="Key/value heads (GQA); = heads for MHA."
+    )
+    head_dim: StrictInt | None = Field(
+        None, ge=1, le=100_000, description="Default: d_model / heads."
+    )
+    ffn_dim: StrictInt = Field(ge=1, le=10_000_000)
+    gated_ffn: StrictBool = Field(True, description="SwiGLU-style FFN with three matrices.")
+    vocab: StrictInt = Field(ge=1, le=10_000_000)
+    tied_embeddings: StrictBool = False
     weight_dtype: DType = "bf16"
     kv_dtype: DType = "bf16"
     moe: MoE | None = None
@@ -304,7 +330,7 @@ class TraceTraffic(Strict):
 
     kind: Literal["trace"] = "trace"
     path: str = Field(min_length=1)
-    time_scale: float = Field(1.0, gt=0, description="Multiply trace times by this factor.")
+    time_scale: Number = Field(1.0, gt=0, description="Multiply trace times by this factor.")
 
 
 class BurstyTraffic(Strict):
@@ -331,7 +357,7 @@ class DiurnalTraffic(Strict):
 
     kind: Literal["diurnal"] = "diurnal"
     rate_per_s: Annotated[RatePerS, Field(gt=0, le=1e9)] = Field(description="Mean rate.")
-    amplitude: float = Field(0.5, ge=0, le=1)
+    amplitude: Number = Field(0.5, ge=0, le=1)
     period_s: Annotated[Seconds, Field(gt=0)] = 86400.0
     phase_s: Annotated[Seconds, Field(ge=0)] = 0.0
 
@@ -343,13 +369,13 @@ Traffic = Annotated[
 
 class FixedSize(Strict):
     kind: Literal["fixed"] = "fixed"
-    value: int = Field(ge=1, le=10**7)
+    value: StrictInt = Field(ge=1, le=10**7)
 
 
 class UniformSize(Strict):
     kind: Literal["uniform"] = "uniform"
-    low: int = Field(ge=1, le=10**7)
-    high: int = Field(ge=1, le=10**7)
+    low: StrictInt = Field(ge=1, le=10**7)
+    high: StrictInt = Field(ge=1, le=10**7)
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformSize:
@@ -360,9 +386,9 @@ class UniformSize(Strict):
 
 class LognormalSize(Strict):
     kind: Literal["lognormal"] = "lognormal"
-    median: float = Field(gt=0, le=10**7)
-    sigma: float = Field(ge=0, le=5)
-    max: int = Field(10**6, ge=1, le=10**7, description="Samples are clipped to [1, max].")
+    median: Number = Field(gt=0, le=10**7)
+    sigma: Number = Field(ge=0, le=5)
+    max: StrictInt = Field(10**6, ge=1, le=10**7, description="Samples are clipped to [1, max].")
 
 
 class ExponentialSize(Strict):
@@ -370,15 +396,15 @@ class ExponentialSize(Strict):
     items this gives exponential service times (the M/M/c case)."""
 
     kind: Literal["exponential"] = "exponential"
-    mean: float = Field(gt=0, le=10**7)
-    max: int = Field(10**7, ge=1, le=10**8, description="Samples are clipped to [1, max].")
+    mean: Number = Field(gt=0, le=10**7)
+    max: StrictInt = Field(10**7, ge=1, le=10**8, description="Samples are clipped to [1, max].")
 
 
 class EmpiricalSize(Strict):
     """Inverse-CDF sampling from (cumulative probability, items) points, linearly interpolated."""
 
     kind: Literal["empirical"] = "empirical"
-    quantiles: list[tuple[float, int]] = Field(min_length=2)
+    quantiles: list[tuple[Number, StrictInt]] = Field(min_length=2)
 
     @model_validator(mode="after")
     def _monotone(self) -> EmpiricalSize:
@@ -405,7 +431,7 @@ SizeDistribution = Annotated[
 
 class LatencyTarget(Strict):
     latency_s: Annotated[Seconds, Field(gt=0)]
-    percentile: float = Field(99.0, gt=0, le=100)
+    percentile: Number = Field(99.0, gt=0, le=100)
 
 
 class RankingWorkload(Strict):
@@ -419,9 +445,9 @@ class RankingWorkload(Strict):
 class ModeMix(Strict):
     """Relative weights of the request modes (normalised to sum to 1)."""
 
-    instant: float = Field(1.0, ge=0)
-    thinking: float = Field(0.0, ge=0)
-    contemplating: float = Field(0.0, ge=0)
+    instant: Number = Field(1.0, ge=0)
+    thinking: Number = Field(0.0, ge=0)
+    contemplating: Number = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _some(self) -> ModeMix:
@@ -440,20 +466,20 @@ class Contemplating(Strict):
     """Fan-out: ``branches`` sub-requests run in parallel, then one aggregation request
     reads the prompt and every branch's output and writes the answer."""
 
-    branches: int = Field(ge=1, le=1024)
+    branches: StrictInt = Field(ge=1, le=1024)
     branch_output_tokens: SizeDistribution
     aggregation_output_tokens: SizeDistribution
 
 
 class Multimodal(Strict):
-    probability: float = Field(ge=0, le=1, description="Share of requests that carry images.")
-    images: int = Field(1, ge=1, le=1000, description="Images per multimodal request.")
+    probability: Number = Field(ge=0, le=1, description="Share of requests that carry images.")
+    images: StrictInt = Field(1, ge=1, le=1000, description="Images per multimodal request.")
 
 
 class TokenLatencyTarget(Strict):
     ttft_s: Annotated[Seconds, Field(gt=0)]
     tpot_s: Annotated[Seconds, Field(gt=0)]
-    percentile: float = Field(99.0, gt=0, le=100)
+    percentile: Number = Field(99.0, gt=0, le=100)
 
 
 class LLMWorkload(Strict):
@@ -488,19 +514,19 @@ class Batching(Strict):
     ``max_batch_queries`` queries, or when its oldest query has waited ``max_wait_s``.
     ``max_batch_queries: 1`` turns batching off."""
 
-    max_batch_items: int = Field(256, ge=1, le=10**8)
-    max_batch_queries: int | None = Field(None, ge=1, le=10**7)
+    max_batch_items: StrictInt = Field(256, ge=1, le=10**8)
+    max_batch_queries: StrictInt | None = Field(None, ge=1, le=10**7)
     max_wait_s: Annotated[Seconds, Field(ge=0, le=3600)] = 1e-3
 
 
 class ContinuousBatching(Strict):
     """Iteration-level batching of an LLM replica."""
 
-    max_batch_sequences: int = Field(256, ge=1, le=100_000)
-    max_batch_tokens: int = Field(
+    max_batch_sequences: StrictInt = Field(256, ge=1, le=100_000)
+    max_batch_tokens: StrictInt = Field(
         8192, ge=1, le=10_000_000, description="Token budget of one iteration (prefill + decode)."
     )
-    chunked_prefill: bool = Field(
+    chunked_prefill: StrictBool = Field(
         True, description="Split long prompts across iterations to fit the token budget."
     )
     kv_policy: Literal["reserve", "preempt"] = Field(
@@ -518,8 +544,8 @@ class ContinuousBatching(Strict):
 
 class Pool(Strict):
     chip: str = Field(min_length=1, description="A shipped chip name or a path to a YAML file.")
-    count: int = Field(ge=1, le=100_000, description="Chips in the pool.")
-    chips_per_replica: int = Field(
+    count: StrictInt = Field(ge=1, le=100_000, description="Chips in the pool.")
+    chips_per_replica: StrictInt = Field(
         1, ge=1, le=1024, description="Tensor-parallel degree of an LLM replica."
     )
     serves: list[Name] = Field(min_length=1)
@@ -572,7 +598,7 @@ class Router(Strict):
 class Facility(Strict):
     """The building around the fleet: cooling overhead, a power budget, electricity price."""
 
-    pue: float = Field(
+    pue: Number = Field(
         1.0, ge=1.0, le=5.0, description="Power usage effectiveness: facility / IT power."
     )
     power_budget_w: Annotated[Watts, Field(gt=0)] | None = Field(
@@ -585,7 +611,7 @@ class Facility(Strict):
             "budget; check: leave chips alone and report whether the peak draw fits."
         ),
     )
-    electricity_usd_per_kwh: float = Field(
+    electricity_usd_per_kwh: Number = Field(
         0.08, ge=0, le=10, description="Price of facility energy (default: 0.08 USD/kWh)."
     )
 
@@ -593,7 +619,7 @@ class Facility(Strict):
 class Simulation(Strict):
     duration_s: Annotated[Seconds, Field(ge=1e-6, le=10**7)] = 60.0
     warmup_s: Annotated[Seconds, Field(ge=0, le=10**7)] = 5.0
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    seed: StrictInt = Field(0, ge=0, le=2**63 - 1)
 
 
 class Scenario(Strict):

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from accelsim.config.loader import load_document, resolve_ref, validate
-from accelsim.config.schema import Name
+from accelsim.config.schema import Name, Number
 from accelsim.config.yamlio import Document
 from accelsim.errors import ConfigError
 
@@ -52,10 +52,10 @@ class Range(_Strict):
     """Where one random axis samples from: ``[low, high]`` (uniform, or log-uniform with
     ``log: true``; whole numbers with ``integer: true``), or one of ``choices``."""
 
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = False
+    low: Number | None = None
+    high: Number | None = None
+    log: StrictBool = False
+    integer: StrictBool = False
     choices: list[Any] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
@@ -76,8 +76,10 @@ class Range(_Strict):
 
 
 class RandomAxes(_Strict):
-    samples: int = Field(ge=1, le=MAX_RUNS, description="How many points to draw.")
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the sampler (not of the runs).")
+    samples: StrictInt = Field(ge=1, le=MAX_RUNS, description="How many points to draw.")
+    seed: StrictInt = Field(
+        0, ge=0, le=2**63 - 1, description="Seed of the sampler (not of the runs)."
+    )
     ranges: dict[FieldPath, Range] = Field(min_length=1)
 
 
@@ -115,10 +117,10 @@ class AxisGroup(_Strict):
 
 
 class Seeds(_Strict):
-    base: int | None = Field(
+    base: StrictInt | None = Field(
         None, ge=0, le=2**62, description="Seed of replicate 0 (default: the base scenario's)."
     )
-    replicates: int = Field(1, ge=1, le=10_000)
+    replicates: StrictInt = Field(1, ge=1, le=10_000)
 
 
 class Study(_Strict):
@@ -159,6 +161,7 @@ class LoadedStudy:
     study: Study
     path: Path
     doc: Document
+    sources: tuple[Path, ...] = ()  # the study file and every file it extends
 
 
 def load_study(ref: str | Path) -> LoadedStudy:
@@ -167,6 +170,7 @@ def load_study(ref: str | Path) -> LoadedStudy:
         path = resolve_ref(str(ref), "study", Path.cwd())
     except KeyError as exc:
         raise ConfigError.single(str(ref), str(exc.args[0])) from None
-    doc = load_document(path, "study")
+    read: list[Path] = []
+    doc = load_document(path, "study", read=read)
     doc.data.setdefault("name", path.stem)
-    return LoadedStudy(validate(doc, Study), path, doc)
+    return LoadedStudy(validate(doc, Study), path, doc, tuple(read))

@@ -30,6 +30,8 @@ def result_view(doc: dict[str, Any]) -> RenderableType:
         for name, w in rows.items():
             for row in kind.terminal_rows(doc, name, w):
                 workloads.add_row(*row)
+        workloads.caption = _backlog_caption(doc, rows)
+        workloads.caption_justify = "left"
         lines.append(workloads)
         title = None
 
@@ -100,6 +102,31 @@ def result_view(doc: dict[str, Any]) -> RenderableType:
     for warning in doc["warnings"]:
         lines.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*lines)
+
+
+BACKLOG_SHARE = 0.01
+"""Above this share, the rate of all completions in the window is shown beside the table."""
+
+
+def _backlog_caption(doc: dict[str, Any], rows: dict[str, Any]) -> str | None:
+    """When a fleet completed notably more in the window than the requests that arrived in
+    it (an overload, or requests slower than the window), say how much: the table's rate
+    counts only the latter."""
+    timeline = doc.get("timeline") or {}
+    served = []
+    for name, w in rows.items():
+        per_s = (timeline.get("workloads") or {}).get(name, {}).get("completed_per_s")
+        if not per_s or not doc["window_s"]["duration"]:
+            continue
+        rate = sum(per_s) * timeline["bin_s"] / doc["window_s"]["duration"]
+        if rate > (1 + BACKLOG_SHARE) * w["throughput_per_s"]:
+            served.append(f"{name} {rate:.5g}/s")
+    if not served:
+        return None
+    return (
+        "done and the rate count the requests that arrived in the window; counting those "
+        "from before it, the fleet completed " + ", ".join(served)
+    )
 
 
 def explain_view(doc: dict[str, Any]) -> RenderableType:

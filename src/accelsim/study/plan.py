@@ -62,6 +62,7 @@ class Plan:
     runs: tuple[Run, ...]
     fingerprint: str  # of the base scenario (with set:) and the set of run ids
     duplicates: int  # runs dropped because another run had the same axis values and seed
+    sources: tuple[Path, ...] = ()  # every file the plan read: study, base scenario, refs
 
     def overrides(self, run: Run) -> list[str]:
         folder = Path(self.source).parent
@@ -286,6 +287,7 @@ def make_plan(loaded: LoadedStudy) -> Plan:
     except ConfigError as exc:
         raise ConfigError(_relocate(exc.problems, where_set, loaded, base_ok=False)) from None
     config = base.scenario.model_dump(mode="python")
+    sources = [*loaded.sources, *base.sources]
 
     problems: list[Problem] = []
     for values, where in _units(study):
@@ -301,7 +303,7 @@ def make_plan(loaded: LoadedStudy) -> Plan:
         if bad_paths:
             continue
         try:
-            load_scenario(scenario, [*base_overrides, *unit])
+            sources += load_scenario(scenario, [*base_overrides, *unit]).sources
         except ConfigError as exc:
             problems.extend(_relocate(exc.problems, unit, loaded, base_ok=True))
     if problems:
@@ -329,6 +331,7 @@ def make_plan(loaded: LoadedStudy) -> Plan:
         runs=tuple(runs),
         fingerprint=fingerprint,
         duplicates=duplicates,
+        sources=tuple(dict.fromkeys(sources)),
     )
 
 

@@ -8,11 +8,17 @@ leaves complete lines plus, at worst, one torn last line without its newline:
 readers ignore it, and a resumed sweep cuts it off before appending. When a
 run id appears more than once (a failed run retried), its last row wins.
 
+Each row carries its study's fingerprint. A row of another study (another
+fingerprint, or a run the manifest does not plan), say appended by hand from
+another folder, makes the store unreadable rather than silently mixed in; so
+does a ``study.json`` that cannot be read.
+
 A row::
 
     {"run_id": "3f2a9c0d1b7e", "status": "ok", "error": null, "wall_s": 0.41,
      "replicate": 0, "seed": 1, "axes": {"pools.rank.chip": "mtia-like-gen2", ...},
-     "metrics": {"workloads.feed.latency_s.p99": 0.00127, ...}, "warnings": []}
+     "metrics": {"workloads.feed.latency_s.p99": 0.00127, ...}, "warnings": [],
+     "fingerprint": "9b1e0c4d2a7f3e85"}
 """
 
 from __future__ import annotations
@@ -45,8 +51,9 @@ class StoreContents:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # by run id, last row wins
     lines: int = 0  # complete, readable lines
     torn: bool = False  # a torn last line was ignored
-    unreadable: int = 0  # complete lines that are not a JSON object with a run id
+    unreadable: int = 0  # complete lines that are not a row (see _is_row)
     good_bytes: int = 0  # bytes up to the end of the last complete line
+    foreign: list[int] = field(default_factory=list)  # line numbers of another study's rows
 
     def ordered(self) -> list[dict[str, Any]]:
         """Rows in plan order (runs the plan does not list, at the end)."""
@@ -55,6 +62,23 @@ class StoreContents:
         known = set(planned)
         out += [row for rid, row in self.rows.items() if rid not in known]
         return out
+
+
+def store_files(folder: Path) -> tuple[Path, ...]:
+    """The files of a store that its readers read."""
+    return (folder / MANIFEST, folder / ROWS)
+
+
+_ROW_FIELDS = {"axes": dict, "metrics": dict, "warnings": list}
+
+
+def _is_row(row: Any) -> bool:
+    """A JSON object with a run id, and fields of the types a row has."""
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("run_id"), str)
+        and all(isinstance(row.get(k, kind()), kind) for k, kind in _ROW_FIELDS.items())
+    )
 
 
 def _read_rows(path: Path, contents: StoreContents) -> None:
@@ -67,7 +91,15 @@ def _read_rows(path: Path, contents: StoreContents) -> None:
     end = data.rfind(b"\n") + 1
     contents.good_bytes = end
     contents.torn = end < len(data)
-    for line in data[:end].splitlines():
+    manifest = contents.manifest or {}
+    fingerprint = manifest.get("fingerprint")
+    planned = manifest.get("runs")
+    planned_ids = (
+        {r.get("run_id") for r in planned if isinstance(r, dict)}
+        if isinstance(planned, list)
+        else None
+    )
+    for number, line in enumerate(data[:end].split(b"\n"), 1):
         if not line.strip():
             continue
         try:
@@ -75,8 +107,15 @@ def _read_rows(path: Path, contents: StoreContents) -> None:
         except ValueError:
             contents.unreadable += 1
             continue
-        if not isinstance(row, dict) or not isinstance(row.get("run_id"), str):
+        if not _is_row(row):
             contents.unreadable += 1
+            continue
+        if fingerprint is None and isinstance(row.get("fingerprint"), str):
+            fingerprint = row["fingerprint"]  # no manifest: the first row's study rules
+        if row.get("fingerprint", fingerprint) != fingerprint or (
+            planned_ids is not None and row["run_id"] not in planned_ids
+        ):
+            contents.foreign.append(number)
             continue
         contents.lines += 1
         contents.rows.pop(row["run_id"], None)  # keep file order of the latest rows
@@ -84,7 +123,8 @@ def _read_rows(path: Path, contents: StoreContents) -> None:
 
 
 def read_store(folder: Path) -> StoreContents:
-    """Everything a store holds; raises AccelsimError if ``folder`` is not a store."""
+    """Everything a store holds; raises AccelsimError if ``folder`` is not a store, if its
+    manifest cannot be read, or if it holds rows of another study."""
     manifest_path, rows_path = folder / MANIFEST, folder / ROWS
     if not manifest_path.is_file() and not rows_path.is_file():
         raise AccelsimError(
@@ -96,11 +136,27 @@ def read_store(folder: Path) -> StoreContents:
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise AccelsimError(f"{manifest_path}: cannot read: {exc}") from None
+            raise AccelsimError(
+                f"{manifest_path}: cannot read this sweep's manifest ({exc}); restore it "
+                "from a copy, or sweep again into another --out"
+            ) from None
         if not isinstance(manifest, dict):
             raise AccelsimError(f"{manifest_path}: not a sweep manifest")
     contents = StoreContents(manifest)
     _read_rows(rows_path, contents)
+    if contents.foreign:
+        lines = contents.foreign
+        where = ("line " if len(lines) == 1 else "lines ") + ", ".join(map(str, lines[:3]))
+        where += f" and {len(lines) - 3} more" if len(lines) > 3 else ""
+        study = (
+            f"study {manifest.get('study')!r} of {manifest_path}"
+            if manifest
+            else "the first row's study"
+        )
+        raise AccelsimError(
+            f"{rows_path}: {len(lines)} row(s) from another study than {study} ({where}); "
+            "keep each study's rows in its own folder: move them out, then try again"
+        )
     return contents
 
 
@@ -138,6 +194,7 @@ class StoreWriter:
         self.folder = folder
         self._fd: int | None = None
         self._lock: int | None = None
+        self._fingerprint = manifest["fingerprint"]
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._take_lock()
@@ -164,9 +221,9 @@ class StoreWriter:
 
     def _prepare(self, manifest: dict[str, Any], resume: bool) -> StoreContents:
         manifest_path = self.folder / MANIFEST
-        try:
-            contents = read_store(self.folder)
-        except AccelsimError:
+        if manifest_path.exists() or (self.folder / ROWS).exists():
+            contents = read_store(self.folder)  # a damaged store is an error, never empty
+        else:
             contents = StoreContents(None)
         if contents.manifest is not None or contents.lines:
             if not resume:
@@ -175,6 +232,11 @@ class StoreWriter:
                     "recorded); pass --resume to continue it, or choose another --out"
                 )
             old = contents.manifest or {}
+            if contents.manifest is not None and not old.get("fingerprint"):
+                raise AccelsimError(
+                    f"{manifest_path}: names no study fingerprint, so it was not written by "
+                    "`accelsim sweep` (or was edited); cannot resume it: choose another --out"
+                )
             if old.get("fingerprint") != manifest["fingerprint"]:
                 raise AccelsimError(
                     f"{self.folder}: holds results of "
@@ -199,7 +261,7 @@ class StoreWriter:
     def append(self, row: dict[str, Any]) -> None:
         """Add one finished run: one write of the whole line, then fsync."""
         assert self._fd is not None, "store is closed"
-        data = encode_row(row)
+        data = encode_row({**row, "fingerprint": self._fingerprint})
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # pragma: no cover - only on a full disk or a signal
