@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from accelsim.config.checks import MAX_ARRIVALS
 from accelsim.config.loader import ResolvedScenario
+from accelsim.config.schema import LatencyTarget, TokenLatencyTarget
 from accelsim.errors import AccelsimError
 
 MAX_CHIPS = 100_000  # the scenario schema's limit on a pool's count
@@ -82,7 +83,7 @@ class Criterion:
         )
 
     @classmethod
-    def sla(cls, workload: str, sla: Any) -> Criterion:
+    def sla(cls, workload: str, sla: LatencyTarget | TokenLatencyTarget) -> Criterion:
         """Every target of the workload's SLA (its fields in seconds: ``latency_s`` for a
         ranking workload, ``ttft_s`` and ``tpot_s`` for an LLM one) at the SLA's
         percentile, judged by the value the run summary observed (``observed_ttft_s``),
