@@ -14,13 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from studykit import assert_ok, err, error_lines, invoke, out, write_world
 
-from accelsim.study.analysis import (
-    Probe,
-    guess_goal,
-    pareto_front,
-    search_max_rate,
-    search_min_count,
-)
+from accelsim.study.analysis import guess_goal, pareto_front
+from accelsim.study.capacity import Probe, search_max_rate, search_min_count
 from accelsim.study.executors import make_row
 from accelsim.study.store import StoreWriter
 
@@ -259,7 +254,7 @@ def threshold(limit: float, calls: list[float]) -> Any:
     def evaluate(x: float) -> Probe:
         calls.append(x)
         ok = x <= limit
-        return Probe(x, 0.0 if ok else 1.0, [], None, 0.0, ok)
+        return Probe(x, ok, (0.0 if ok else 1.0,))
 
     return evaluate
 
@@ -277,22 +272,26 @@ def test_rate_search_brackets_then_bisects(start: float) -> None:
 def test_rate_search_edges() -> None:
     never = search_max_rate(threshold(-1, []), 100.0)
     assert never.best is None and "not sustained" in never.note
+    # Doubling stops at the limit, which is probed: the answer is a lower bound.
     always = search_max_rate(threshold(1e12, []), 100.0, limit=1e4)
-    assert always.best == 6400.0 and always.fails_at is None and "search limit" in always.note
+    assert always.best == 1e4 and always.fails_at is None and always.at_least
+    assert [p.value for p in always.probes][-2:] == [6400.0, 1e4]
     with_bounds = search_max_rate(threshold(1234.5, []), 1.0, low=1000, high=2000, rel_tol=0.01)
     assert with_bounds.probes[0].value == 1000 and with_bounds.probes[1].value == 2000
     assert with_bounds.best is not None and 1222 < with_bounds.best <= 1234.5
     too_low = search_max_rate(threshold(1234.5, []), 1.0, high=1000)
-    assert too_low.best == 1000 and "raise it" in too_low.note
+    assert too_low.best == 1000 and "raise it" in too_low.note and too_low.at_least
+    # A value known to fail is not probed again; stepping down from it is finer.
+    calls: list[float] = []
+    known = search_max_rate(threshold(1000, calls), 1100, failing=1100, step=1.25, rel_tol=0.01)
+    assert calls[0] == 1100 / 1.25 and known.best is not None and 990 < known.best <= 1000
 
 
 @pytest.mark.parametrize("start", [1, 2, 36, 37, 38, 100, 5000])
 def test_count_search_finds_the_smallest_sustaining_count(start: int) -> None:
     def evaluate(n: float) -> Probe:
-        return Probe(n, None, [], None, 0.0, n >= 37)
+        return Probe(n, n >= 37)
 
     result = search_min_count(evaluate, start)
     assert result.best == 37 and result.fails_at == 36
-    assert (
-        search_min_count(lambda n: Probe(n, None, [], None, 0.0, False), 3, limit=64).best is None
-    )
+    assert search_min_count(lambda n: Probe(n, False), 3, limit=64).best is None

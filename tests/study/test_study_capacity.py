@@ -26,7 +26,7 @@ import pytest
 from studykit import assert_ok, err, error_lines, invoke, write_world
 
 from accelsim.model.ranking import RankingCostModel
-from accelsim.study.analysis import probe_runs
+from accelsim.study.capacity import Criterion, ProbeRun, judge, probe_runs
 from helpers import chip, model
 
 SIZE = 800
@@ -67,6 +67,8 @@ def test_capacity_matches_md1_theory_for_a_mean_latency_bound(tmp_path: Path) ->
         SEEDS,
         "--tolerance",
         RESOLUTION,
+        "--confirm",
+        1,  # the bisection against theory, without a confirming run
         "--json",
         "-",
     )
@@ -81,10 +83,10 @@ def test_capacity_matches_md1_theory_for_a_mean_latency_bound(tmp_path: Path) ->
         assert probe["sustained"] == (probe["latency_s"] <= bound), probe
 
     # Sampling error of one seed's mean latency at rate*, on seeds the search did not use.
-    docs = probe_runs(
-        str(scenario), [f"workloads.w.traffic.rate_per_s={theory!r}"], range(1000, 1008)
+    runs = probe_runs(
+        str(scenario), [f"workloads.w.traffic.rate_per_s={theory!r}"], "w", range(1000, 1008)
     )
-    means = [d["workloads"]["w"]["latency_s"]["mean"] for d in docs]
+    means = [r.document["workloads"]["w"]["latency_s"]["mean"] for r in runs]
     assert statistics.mean(means) == pytest.approx(bound, rel=0.03)  # P-K holds here
     stderr_of_average = statistics.stdev(means) / math.sqrt(SEEDS)
     slope = service**2 / (2 * (1 - rho) ** 2)
@@ -148,7 +150,7 @@ def test_capacity_errors(tmp_path: Path) -> None:
     assert line == "error: no workload 'nope' (workloads: w)"
 
 
-def _doc(offered: int, in_flight: int, mean_s: float, duration_s: float = 1.0) -> dict:
+def _doc(offered: int, in_flight: int, mean_s: float, duration_s: float = 1.0) -> ProbeRun:
     workload = {
         "offered": offered,
         "in_flight": in_flight,
@@ -156,13 +158,11 @@ def _doc(offered: int, in_flight: int, mean_s: float, duration_s: float = 1.0) -
         "sla": None,
         "sla_attainment": None,
     }
-    return {"window_s": {"duration": duration_s}, "workloads": {"w": workload}}
+    return ProbeRun({"window_s": {"duration": duration_s}, "workloads": {"w": workload}}, False)
 
 
 def test_a_backlog_is_not_sustained_but_slow_requests_are() -> None:
-    from accelsim.study.analysis import Criterion, judge
-
-    bound = Criterion("w", "mean", 10.0)
+    bound = Criterion.mean("w", 10.0)
     # 1000 queries/s of 1 ms each hold ~1 in flight: 300 left over is a backlog.
     assert not judge(1.0, [_doc(1000, 300, 0.001)], bound).sustained
     assert judge(1.0, [_doc(1000, 3, 0.001)], bound).sustained
@@ -172,7 +172,7 @@ def test_a_backlog_is_not_sustained_but_slow_requests_are() -> None:
     # The statistic is the mean over seeds: one seed over the bound can be carried.
     two = [_doc(1000, 1, 9.0), _doc(1000, 1, 10.5)]
     probe = judge(1.0, two, bound)
-    assert probe.per_seed == [9.0, 10.5] and probe.statistic == 9.75 and probe.sustained
+    assert probe.per_seed == ((9.0, 10.5),) and probe.statistics == (9.75,) and probe.sustained
 
 
 def test_fewest_chips_come_in_whole_replicas() -> None:
@@ -195,3 +195,127 @@ def test_fewest_chips_come_in_whole_replicas() -> None:
     doc = json.loads(result.stdout)
     assert doc["best"] is not None and doc["best"] % 4 == 0
     assert all(p["value"] % 4 == 0 for p in doc["probes"])
+
+
+# ------------------------------------------------------------------ honest answers
+
+
+LLM_SCENARIO = {
+    "name": "capacity-llm",
+    "simulation": {"duration_s": 30, "warmup_s": 5, "seed": 1},
+    "workloads": {
+        "chat": {
+            "kind": "llm",
+            "model": "llm-dense-8b",
+            "traffic": {"kind": "poisson", "rate_per_s": 30},
+            "prompt_tokens": {"kind": "lognormal", "median": 300, "sigma": 0.5, "max": 2000},
+            "output_tokens": {"kind": "lognormal", "median": 60, "sigma": 0.5, "max": 300},
+            "sla": {"ttft_s": 0.5, "tpot_s": 0.03, "percentile": 99},
+        }
+    },
+    "pools": {
+        "gpu": {
+            "chip": "gpu-like-gen2-hbm",
+            "count": 1,
+            "serves": ["chat"],
+            "continuous_batching": {"max_batch_sequences": 16},
+        }
+    },
+}
+
+
+def _holds(scenario: Path, workload: str, rate: float, duration_s: float) -> bool:
+    """Whether a run meets the workload's SLA with no keep-up warning."""
+    result = invoke(
+        "run",
+        scenario,
+        "--set",
+        f"workloads.{workload}.traffic.rate_per_s={rate!r}",
+        "--set",
+        f"simulation.duration_s={duration_s!r}",
+        "-q",
+        "--json",
+        "-",
+    )
+    assert_ok(result)
+    doc = json.loads(result.stdout)
+    return bool(doc["workloads"][workload]["sla"]["met"]) and not doc["warnings"]
+
+
+@pytest.mark.parametrize("kind", ["ranking", "llm"])
+def test_the_answer_holds_ten_times_longer_and_fails_at_115_percent(
+    tmp_path: Path, kind: str
+) -> None:
+    if kind == "ranking":
+        scenario, workload = write_world(tmp_path, duration_s=0.1, sla_s=0.002), "w"
+    else:
+        scenario = tmp_path / "llm.yaml"
+        scenario.write_text(json.dumps(LLM_SCENARIO), encoding="utf-8")
+        workload = "chat"
+    result = invoke("capacity", scenario, "--tolerance", 0.05, "--json", "-")
+    assert_ok(result)
+    doc = json.loads(result.stdout)
+    best, probe_s = doc["best"], doc["probe_duration_s"]
+    assert best is not None and not doc["at_least"]
+    assert doc["confirmed_duration_s"] == pytest.approx(10 * probe_s)
+    if kind == "llm":  # judged by the LLM's own SLA: TTFT and TPOT at its percentile
+        assert doc["criterion"] == {"kind": "sla", "ttft_s": 0.5, "tpot_s": 0.03, "percentile": 99}
+        assert all(p["ttft_s"] is not None and p["tpot_s"] is not None for p in doc["probes"])
+    assert _holds(scenario, workload, best, 10 * probe_s)
+    assert not _holds(scenario, workload, 1.15 * best, 10 * probe_s)
+
+
+def test_probes_too_short_to_see_a_query_are_lengthened(tmp_path: Path) -> None:
+    # 0.1 ms at 2000 /s expects 0.2 queries: each probe runs long enough for 1000.
+    scenario = write_world(tmp_path, duration_s=1e-4, warmup_s=0, sla_s=0.002)
+    result = invoke("capacity", scenario, "--tolerance", 0.1, "--confirm", 1, "--json", "-")
+    assert_ok(result)
+    doc = json.loads(result.stdout)
+    assert doc["best"] is not None and doc["fails_at"] is not None
+    for probe in doc["probes"]:
+        assert probe["duration_s"] == pytest.approx(max(1e-4, 1000 / probe["value"]))
+        assert probe["latency_s"] is not None
+
+
+def test_a_criterion_that_always_holds_stops_at_the_arrival_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A budget of 20,000 arrivals per run caps a 0.05 + 0.4 s probe at 44,444 /s, which
+    # 4 chips sustain within a 1 s bound: the answer is a lower bound, and says so.
+    import accelsim.config.checks
+    import accelsim.study.capacity
+
+    monkeypatch.setattr(accelsim.config.checks, "MAX_ARRIVALS", 20_000)
+    monkeypatch.setattr(accelsim.study.capacity, "MAX_ARRIVALS", 20_000)
+    scenario = write_world(tmp_path, duration_s=0.4, count=4, sla_s=1.0)
+    result = invoke("capacity", scenario, "-q", "--json", str(tmp_path / "cap.json"))
+    assert_ok(result)
+    doc = json.loads((tmp_path / "cap.json").read_text(encoding="utf-8"))
+    ceiling = 20_000 / 0.45
+    assert doc["at_least"] and doc["fails_at"] is None
+    assert doc["best"] == pytest.approx(ceiling)
+    assert all(p["value"] <= doc["best"] for p in doc["probes"])
+    assert result.stdout.startswith(f"sustains at least {doc['best']:,.6g} /s within w p99")
+    assert "arrival budget of 2e+04 arrivals per run" in result.stdout
+
+
+def test_a_growing_backlog_is_not_sustained_even_within_the_sla() -> None:
+    doc = _doc(1000, 3, 0.001)
+    bound = Criterion.mean("w", 10.0)
+    assert judge(1.0, [doc], bound).sustained
+    growing = judge(1.0, [ProbeRun(doc.document, growing=True)], bound)
+    assert not growing.sustained and growing.document(bound)["backlog_growing"]
+
+
+def test_the_search_reports_each_probe_as_it_starts(tmp_path: Path) -> None:
+    from accelsim.config.loader import load_scenario
+    from accelsim.study.capacity import ask, find_capacity
+
+    scenario = write_world(tmp_path, duration_s=0.1, sla_s=0.002)
+    calls: list[tuple[float, float, bool]] = []
+    question = ask(load_scenario(scenario), [], tolerance=0.1)
+    answer = find_capacity(question, on_probe=lambda *call: calls.append(call))
+    probes = answer.result.probes
+    assert [(p.value, p.duration_s) for p in probes] == [(v, d) for v, d, _ in calls]
+    assert [confirming for *_, confirming in calls] == [p.duration_s == 1.0 for p in probes]
+    assert calls[-1][2] and answer.confirmed_duration_s == 1.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -33,7 +35,6 @@ class GoalName(StrEnum):
 
 
 DEFAULT_OUT = Path("results")
-MAX_CHIPS = 100_000  # the scenario schema's limit on a pool's count
 DEFAULT_METRICS = (
     "workloads.*.latency_s.p99",
     "workloads.*.throughput_per_s",
@@ -389,6 +390,14 @@ def capacity(
     tolerance: Annotated[
         float, typer.Option(min=1e-6, max=0.5, help="Stop when the bracket is this narrow.")
     ] = 0.01,
+    confirm: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            max=1000,
+            help="Confirm the answer in a run this many times the probe length (1: don't).",
+        ),
+    ] = 10.0,
     min_chips: Annotated[
         bool,
         typer.Option("--min-chips", help="Search the fewest chips of --pool for --rate instead."),
@@ -405,148 +414,82 @@ def capacity(
     with --min-chips the fewest chips of a pool that sustain a target rate."""
     from accelsim.config.loader import load_scenario
     from accelsim.errors import AccelsimError
-    from accelsim.study.analysis import (
-        Criterion,
-        SearchResult,
-        judge,
-        probe_runs,
-        search_max_rate,
-        search_min_count,
-    )
+    from accelsim.study.capacity import ask, find_capacity
     from accelsim.study.executors import default_workers, open_executor
-    from accelsim.study.plan import assignment
     from accelsim.study.views import capacity_line, capacity_view
     from accelsim.units import UnitError, parse_quantity
 
     overrides = list(set_ or [])
     resolved = load_scenario(scenario, overrides)
     refuse_overwriting_inputs(resolved.sources, Output("--json", json_out))
-    sc = resolved.scenario
-    name = _pick_workload(workload, sc, pool if min_chips else None)
-    wl = sc.workloads[name]
-    if wl.traffic.kind != "poisson":
-        raise AccelsimError(
-            f"workload {name}: capacity search needs poisson traffic (it has {wl.traffic.kind})"
-        )
     try:
         bound = None if max_mean_latency is None else parse_quantity(max_mean_latency, "s")
         target = None if rate is None else parse_quantity(rate, "1/s")
     except UnitError as exc:
         raise AccelsimError(str(exc)) from None
-    if bound is not None:
-        if bound <= 0:
-            raise AccelsimError("--max-mean-latency must be positive")
-        criterion = Criterion(name, "mean", bound)
-    elif getattr(wl.sla, "latency_s", None) is not None:
-        target_s = float(getattr(wl.sla, "latency_s"))  # noqa: B009 - other SLA kinds lack it
-        percentile = float(getattr(wl.sla, "percentile", 99.0))
-        criterion = Criterion(name, "sla", target_s, percentile, percentile / 100)
-    elif wl.sla is not None:
-        raise AccelsimError(
-            f"workload {name}: capacity search judges a query latency SLA, and this one is "
-            "a different kind; give --max-mean-latency"
-        )
-    else:
-        raise AccelsimError(f"workload {name} has no sla; give --max-mean-latency (e.g. '10 ms')")
-    if min_chips:
-        if pool is None or target is None:
-            raise AccelsimError("--min-chips needs --pool P and --rate R")
-        if pool not in sc.pools:
-            raise AccelsimError(f"no pool {pool!r} (pools: {', '.join(sc.pools)})")
-        if name not in sc.pools[pool].serves:
-            raise AccelsimError(f"pool {pool} does not serve workload {name}")
-        if target <= 0:
-            raise AccelsimError("--rate must be positive")
-    elif pool is not None or rate is not None:
-        raise AccelsimError("--pool and --rate go with --min-chips")
-    seed_list = [sc.simulation.seed + k for k in range(seeds)]
-    ref = resolved.source
-    rate_path = f"workloads.{name}.traffic.rate_per_s"
+    question = ask(
+        resolved,
+        overrides,
+        workload=workload,
+        seeds=seeds,
+        max_mean_latency_s=bound,
+        min_chips=min_chips,
+        pool=pool,
+        rate_per_s=target,
+        low=low,
+        high=high,
+        tolerance=tolerance,
+        confirm=confirm,
+    )
     n_workers = min(workers or default_workers(), seeds)
+    with contextlib.ExitStack() as stack:
+        executor = stack.enter_context(open_executor("local", n_workers)) if n_workers > 1 else None
+        on_probe = None
+        if not quiet and sys.stderr.isatty():
+            on_probe = stack.enter_context(_probe_progress(question.search == "min_chips"))
+        answer = find_capacity(question, executor, on_probe)
 
-    import contextlib
-
-    with (
-        open_executor("local", n_workers)
-        if n_workers > 1
-        else contextlib.nullcontext() as pool_exec
-    ):
-
-        def probe_rate(value: float) -> Any:
-            docs = probe_runs(ref, [*overrides, assignment(rate_path, value)], seed_list, pool_exec)
-            return judge(value, docs, criterion)
-
-        # Chips come in whole replicas (an LLM replica may span several chips).
-        per_replica = int(getattr(sc.pools[pool], "chips_per_replica", 1)) if pool else 1
-
-        def probe_chips(replicas: float) -> Any:
-            chips = int(replicas) * per_replica
-            extra = [assignment(rate_path, target), f"pools.{pool}.count={chips}"]
-            return judge(
-                chips, probe_runs(ref, [*overrides, *extra], seed_list, pool_exec), criterion
-            )
-
-        if min_chips:
-            assert pool is not None
-            found = search_min_count(
-                probe_chips,
-                max(1, sc.pools[pool].count // per_replica),
-                limit=MAX_CHIPS // per_replica,
-            )
-            result = SearchResult(
-                None if found.best is None else found.best * per_replica,
-                None if found.fails_at is None else found.fails_at * per_replica,
-                found.probes,
-                found.note,
-            )
-        else:
-            assert wl.traffic.kind == "poisson"
-            result = search_max_rate(
-                probe_rate, wl.traffic.rate_per_s, low=low, high=high, rel_tol=tolerance
-            )
-
-    what, unit = ("chips", "") if min_chips else ("rate", " /s")
-    doc = {
-        "scenario": sc.name,
-        "search": "min_chips" if min_chips else "max_rate",
-        "workload": name,
-        "pool": pool,
-        "target_rate_per_s": target,
-        "criterion": {
-            "kind": criterion.kind,
-            "latency_s": criterion.bound_s,
-            "percentile": criterion.percentile if criterion.kind == "sla" else None,
-        },
-        "seeds": seed_list,
-        "best": result.best,
-        "fails_at": result.fails_at,
-        "note": result.note,
-        "probes": [p.document() for p in result.probes],
-    }
     if json_out is not None:
-        emit_json(doc, json_out)
+        emit_json(answer.document(), json_out)
     if json_out != "-":
         if quiet:
-            print(capacity_line(result, criterion, what=what, unit=unit))
+            print(capacity_line(answer))
         else:
-            console().print(capacity_view(result, criterion, what=what, unit=unit))
+            console().print(capacity_view(answer))
 
 
-def _pick_workload(workload: str | None, scenario: Any, pool: str | None) -> str:
-    from accelsim.errors import AccelsimError
+@contextlib.contextmanager
+def _probe_progress(chips: bool) -> Iterator[Callable[[float, float, bool], None]]:
+    """A progress line on stderr naming the probe that runs, with the time spent."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    names = list(scenario.workloads)
-    if workload is not None:
-        if workload not in scenario.workloads:
-            raise AccelsimError(f"no workload {workload!r} (workloads: {', '.join(names)})")
-        return workload
-    if pool is not None and pool in scenario.pools:
-        names = list(scenario.pools[pool].serves)
-    if len(names) == 1:
-        return str(names[0])
-    raise AccelsimError(
-        f"the scenario has several workloads: pick one with --workload ({', '.join(names)})"
+    from accelsim.study.views import run_length
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
     )
+    task = progress.add_task("capacity", total=None)
+    count = 0
+
+    def on_probe(value: float, duration_s: float, confirming: bool) -> None:
+        nonlocal count
+        count += 1
+        what = f"{value:g} chips" if chips else f"{value:,.6g} /s"
+        why = ", a confirming run" if confirming else ""
+        progress.update(
+            task, description=f"probe {count}: {what} for {run_length(duration_s)}{why}"
+        )
+
+    progress.start()
+    try:
+        yield on_probe
+    finally:
+        progress.stop()
 
 
 # ------------------------------------------------------------------------ compare

@@ -38,6 +38,19 @@ SCHEMA_VERSION = 1
 OVERLOAD_IN_FLIGHT_SHARE = 0.05
 
 
+def backlog_grows(records: RunRecords, workload: str, offered: int) -> bool:
+    """Whether a workload's backlog grows over the window: a fleet that keeps up holds a
+    steady number in flight (give or take Poisson-like noise), one that cannot, a number
+    that grows. The test compares the number in the system at mid-window and at the end;
+    growth past ``OVERLOAD_IN_FLIGHT_SHARE`` of the ``offered`` requests and past the noise
+    counts. The run's "cannot keep up" warning and capacity probes both use it."""
+    w0, w1 = records.warmup_s, records.end_s
+    rec = records.requests(workload)
+    mid, end = in_system_at(rec.arrival_s, rec.finish_s, np.array([w0 + (w1 - w0) / 2, w1]))
+    growth = end - mid
+    return bool(growth > max(OVERLOAD_IN_FLIGHT_SHARE * offered, 4 * math.sqrt(mid + 1) + 5))
+
+
 def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]:
     """The result document of one run (see README, "Result document")."""
     scenario = resolved.scenario
@@ -50,12 +63,7 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
         kind = METRIC_KINDS[wl.kind]
         entry = kind.workload(resolved, name, records.fleets[wl.kind], w0, w1)
         offered, in_flight = entry["offered"], entry["in_flight"]
-        rec = records.requests(name)
-        mid, end = in_system_at(rec.arrival_s, rec.finish_s, np.array([w0 + duration / 2, w1]))
-        # A fleet that keeps up holds a steady number in flight (give or take Poisson-like
-        # noise); one that cannot, a number that grows over the window.
-        growth = end - mid
-        if growth > max(OVERLOAD_IN_FLIGHT_SHARE * offered, 4 * math.sqrt(mid + 1) + 5):
+        if backlog_grows(records, name, offered):
             warnings.append(
                 f"workload {name}: {in_flight} of {offered} {kind.noun} "
                 f"({in_flight / offered:.0%}) "

@@ -2,18 +2,43 @@
 
 ``scenario_problems`` is the whole list a run would refuse, in the order the
 engine finds them, so ``validate --configs`` and ``run`` agree on every file.
+
+An LLM pool must also be able to take the largest request its workload can send
+(:func:`largest_sequences`): a replica rejects a sequence whose prompt and output
+need more KV cache than it has, and with ``chunked_prefill: false`` a prompt longer
+than ``max_batch_tokens`` is only prefilled alone, once everything else on the
+replica has finished. The largest size of a distribution is its bound: ``value``,
+``high``, the last of ``quantiles``, or ``max``; a ``lognormal`` or ``exponential``
+without a ``max`` of its own counts as reaching its one-in-a-million quantile
+(``UNBOUNDED_QUANTILE``), as its default ``max`` (10^6 or 10^7) says nothing about
+the workload. A trace's ``prompt_tokens`` and ``output_tokens`` columns count by
+their largest row.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import NormalDist
 
 from accelsim.config.checks import arrival_budget_problems
 from accelsim.config.loader import ResolvedScenario
-from accelsim.config.schema import LLMModel
+from accelsim.config.schema import (
+    EmpiricalSize,
+    ExponentialSize,
+    FixedSize,
+    LLMModel,
+    LLMWorkload,
+    LognormalSize,
+    SizeDistribution,
+    UniformSize,
+)
 from accelsim.errors import Problem
 from accelsim.model.llm import LLMCostModel
 from accelsim.model.power import clock_policies
+
+UNBOUNDED_QUANTILE = 1 - 1e-6
 
 
 def llm_replica_cost(
@@ -41,22 +66,150 @@ def llm_replica_cost(
     return cost, None
 
 
-def _llm_pool_problem(resolved: ResolvedScenario, pool_name: str) -> Problem | None:
-    model = resolved.models.get(resolved.scenario.pools[pool_name].serves[0])
-    return llm_replica_cost(resolved, pool_name, model)[1] if isinstance(model, LLMModel) else None
+@dataclass(frozen=True)
+class Tokens:
+    """A largest token count and what sets it, for messages ("prompt_tokens.max 16000")."""
+
+    count: int
+    source: str
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(self.count + other.count, f"{self.source} + {other.source}")
 
 
-# Per workload kind: whether a pool of that kind can run what it serves (kinds whose
-# pools always can, such as ranking, have no entry).
-POOL_CHECKS: dict[str, Callable[[ResolvedScenario, str], Problem | None]] = {
-    "llm": _llm_pool_problem,
+def size_bound(dist: SizeDistribution, at: str) -> Tokens:
+    """The largest size a distribution at field ``at`` draws (see the module docstring)."""
+    if isinstance(dist, FixedSize):
+        return Tokens(dist.value, f"{at}.value {dist.value}")
+    if isinstance(dist, UniformSize):
+        return Tokens(dist.high, f"{at}.high {dist.high}")
+    if isinstance(dist, EmpiricalSize):
+        return Tokens(dist.quantiles[-1][1], f"{at}.quantiles {dist.quantiles[-1][1]}")
+    if "max" in dist.model_fields_set:
+        return Tokens(dist.max, f"{at}.max {dist.max}")
+    if isinstance(dist, LognormalSize):
+        tail = dist.median * math.exp(dist.sigma * NormalDist().inv_cdf(UNBOUNDED_QUANTILE))
+    else:
+        assert isinstance(dist, ExponentialSize)
+        tail = -dist.mean * math.log(1 - UNBOUNDED_QUANTILE)
+    count = min(dist.max, max(1, math.ceil(tail)))
+    return Tokens(count, f"{at} {count}, its one-in-a-million quantile as it sets no max")
+
+
+def _column_bound(resolved: ResolvedScenario, name: str, column: str) -> Tokens | None:
+    """The largest value of a trace's size column, if the workload replays a trace with it."""
+    trace = resolved.traces.get(name)
+    values = None if trace is None else trace.sizes.get(column)
+    if trace is None or values is None or not len(values):
+        return None
+    row = int(values.argmax())
+    return Tokens(
+        int(values[row]), f"{column} {int(values[row])} in data row {row + 1} of {trace.source}"
+    )
+
+
+@dataclass(frozen=True)
+class LargestSequence:
+    """The largest sequence of one kind a workload sends: prompt, and tokens generated."""
+
+    what: str
+    prompt: Tokens
+    output: Tokens
+
+
+def largest_sequences(resolved: ResolvedScenario, name: str) -> list[LargestSequence]:
+    """For each kind of sequence an LLM workload sends (its modes with a weight; a
+    contemplating request's branches and aggregation), the largest prompt and output."""
+    wl = resolved.scenario.workloads[name]
+    model = resolved.models[name]
+    assert isinstance(wl, LLMWorkload) and isinstance(model, LLMModel)
+    at = f"workloads.{name}"
+    prompt = _column_bound(resolved, name, "prompt_tokens") or size_bound(
+        wl.prompt_tokens, f"{at}.prompt_tokens"
+    )
+    answer = _column_bound(resolved, name, "output_tokens") or size_bound(
+        wl.output_tokens, f"{at}.output_tokens"
+    )
+    if wl.multimodal is not None and wl.multimodal.probability > 0 and model.vision is not None:
+        images = wl.multimodal.images * model.vision.tokens_per_image
+        prompt = prompt + Tokens(
+            images, f"{wl.multimodal.images} image(s) of {model.vision.tokens_per_image} tokens"
+        )
+    out = []
+    if wl.modes.instant > 0:
+        out.append(LargestSequence("an instant request", prompt, answer))
+    if wl.modes.thinking > 0 and wl.thinking is not None:
+        reasoning = size_bound(wl.thinking.reasoning_tokens, f"{at}.thinking.reasoning_tokens")
+        out.append(LargestSequence("a thinking request", prompt, reasoning + answer))
+    if wl.modes.contemplating > 0 and wl.contemplating is not None:
+        c = wl.contemplating
+        branch = size_bound(c.branch_output_tokens, f"{at}.contemplating.branch_output_tokens")
+        branches = Tokens(c.branches * branch.count, f"{c.branches} branches x {branch.source}")
+        aggregate = size_bound(
+            c.aggregation_output_tokens, f"{at}.contemplating.aggregation_output_tokens"
+        )
+        out.append(LargestSequence("a contemplating branch", prompt, branch))
+        out.append(LargestSequence("a contemplating aggregation", prompt + branches, aggregate))
+    return out
+
+
+def _llm_pool_problems(resolved: ResolvedScenario, pool_name: str) -> list[Problem]:
+    """Whether an LLM pool can run its model, and take the largest request it is sent."""
+    pool = resolved.scenario.pools[pool_name]
+    name = pool.serves[0]
+    model = resolved.models.get(name)
+    if not isinstance(model, LLMModel):
+        return []
+    cost, problem = llm_replica_cost(resolved, pool_name, model)
+    if cost is None:
+        return [problem] if problem is not None else []
+    problems = []
+    sequences = largest_sequences(resolved, name)
+    batching = pool.continuous_batching
+    if not batching.chunked_prefill and sequences:
+        longest = max(sequences, key=lambda s: s.prompt.count)
+        if longest.prompt.count > batching.max_batch_tokens:
+            problems.append(
+                resolved.problem(
+                    ("pools", pool_name, "continuous_batching", "max_batch_tokens"),
+                    f"{batching.max_batch_tokens} tokens is below the prompt of "
+                    f"{longest.what} of workload {name}, up to {longest.prompt.count} tokens "
+                    f"({longest.prompt.source}); with chunked_prefill false such a prompt is "
+                    "only prefilled alone, once everything else on a replica has finished: "
+                    f"set max_batch_tokens to at least {longest.prompt.count}, or "
+                    "chunked_prefill: true",
+                )
+            )
+    capacity = cost.capacity.kv_capacity_tokens
+    if sequences:
+        biggest = max(sequences, key=lambda s: s.prompt.count + s.output.count)
+        need = biggest.prompt + biggest.output
+        if need.count > capacity:
+            problems.append(
+                resolved.problem(
+                    ("pools", pool_name, "chips_per_replica"),
+                    f"a replica of {pool.chips_per_replica} {resolved.chips[pool_name].name} "
+                    f"chip(s) holds {capacity} KV tokens of {model.name}, fewer than "
+                    f"{biggest.what} of workload {name} can need: {need.count} "
+                    f"({need.source}), and a request that cannot fit is rejected: raise "
+                    "chips_per_replica or continuous_batching.kv_memory_fraction, or bound "
+                    "the request",
+                )
+            )
+    return problems
+
+
+# Per workload kind: what stops a pool of that kind from running what it serves (kinds
+# whose pools always can, such as ranking, have no entry).
+POOL_CHECKS: dict[str, Callable[[ResolvedScenario, str], list[Problem]]] = {
+    "llm": _llm_pool_problems,
 }
 
 
 def scenario_problems(resolved: ResolvedScenario) -> list[Problem]:
     """Everything that would stop this scenario from running: an arrival count past the
-    budget (alone, as it is checked first), else power caps at or below idle power and
-    LLM models that do not fit their replicas."""
+    budget (alone, as it is checked first), else power caps at or below idle power, LLM
+    models that do not fit their replicas, and LLM requests a replica cannot take."""
     budget = arrival_budget_problems(resolved)
     if budget:
         return budget
@@ -65,7 +218,6 @@ def scenario_problems(resolved: ResolvedScenario) -> list[Problem]:
     scenario = resolved.scenario
     for pool_name, pool in scenario.pools.items():
         check = POOL_CHECKS.get(scenario.workloads[pool.serves[0]].kind)
-        problem = check(resolved, pool_name) if check else None
-        if problem is not None:
-            problems.append(problem)
+        if check is not None:
+            problems.extend(check(resolved, pool_name))
     return problems

@@ -9,7 +9,8 @@
   line per finished run, fsynced; a torn last line after a kill is ignored);
 * :mod:`~accelsim.study.executors`: the picklable worker function and the executors
   (a local process pool, or Dask through its ``concurrent.futures`` interface);
-* :mod:`~accelsim.study.analysis`: Pareto frontiers, capacity search, comparisons;
+* :mod:`~accelsim.study.analysis`: Pareto frontiers and comparisons;
+* :mod:`~accelsim.study.capacity`: the capacity searches (largest rate, fewest chips);
 * :mod:`~accelsim.study.views`: rich tables for the commands.
 
 Nothing here prints; the commands in :mod:`accelsim.commands.study` do.

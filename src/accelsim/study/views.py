@@ -11,7 +11,8 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from accelsim.study.analysis import Criterion, Group, ParetoResult, SearchResult
+from accelsim.study.analysis import Group, ParetoResult
+from accelsim.study.capacity import CapacityAnswer
 from accelsim.units import format_quantity
 
 
@@ -135,41 +136,65 @@ def pareto_view(result: ParetoResult, *, show_all: bool = False) -> RenderableTy
     return RichGroup(Text(title), table, *(Text(n) for n in notes))
 
 
-def capacity_view(
-    result: SearchResult, criterion: Criterion, *, what: str, unit: str
-) -> RenderableType:
+def run_length(seconds: float) -> str:
+    """A simulated duration for people: milli- to hundreds of seconds with a prefix,
+    longer ones in whole seconds ("2,400 s", not "2.4 ks")."""
+    return format_quantity(seconds, "s", 4) if seconds < 1000 else f"{seconds:,.0f} s"
+
+
+def capacity_view(answer: CapacityAnswer) -> RenderableType:
     """The probes of a search, and its answer."""
+    criterion = answer.question.criterion
+    several = len(answer.question.seeds) > 1
     table = Table(
         title=f"probes ({criterion.describe()})", title_justify="left", header_style="bold"
     )
-    table.add_column(what, justify="right")
-    table.add_column("latency", justify="right")
-    table.add_column("per seed", justify="right")
+    table.add_column("chips" if answer.question.search == "min_chips" else "rate", justify="right")
+    table.add_column("run", justify="right")
+    for bound in criterion.bounds:
+        table.add_column(bound.label, justify="right")
+    if several:
+        table.add_column("per seed", justify="right")
     table.add_column("attained", justify="right")
     table.add_column("in flight", justify="right")
     table.add_column("sustained")
-    for p in result.probes:
-        table.add_row(
-            f"{p.value:,.6g}",
-            fmt(p.statistic, "latency_s"),
-            " ".join(fmt(v, "latency_s") for v in p.per_seed),
+    for p in answer.result.probes:
+        cells = [f"{p.value:,.6g}", "-" if p.duration_s is None else run_length(p.duration_s)]
+        cells += [fmt(v, "latency_s") for v in p.statistics]
+        if several:
+            cells.append(" ".join(fmt(v, "latency_s") for v in p.per_seed[0]))
+        cells += [
             "-" if p.attainment is None else f"{100 * p.attainment:.2f}%",
             f"{100 * p.in_flight_share:.1f}%",
-            "[green]yes[/]" if p.sustained else "[red]no[/]",
-        )
-    return RichGroup(table, Text(capacity_line(result, criterion, what=what, unit=unit)))
+            "[green]yes[/]"
+            if p.sustained
+            else "[red]no[/]" + (" (backlog)" if p.growing or p.backlogged else ""),
+        ]
+        table.add_row(*cells)
+    return RichGroup(table, Text(capacity_line(answer)))
 
 
-def capacity_line(result: SearchResult, criterion: Criterion, *, what: str, unit: str) -> str:
-    if what == "rate":
-        if result.best is None:
-            return f"no rate sustains {criterion.describe()}: {result.note}"
-        tail = f" (not at {result.fails_at:,.6g}{unit})" if result.fails_at else f" ({result.note})"
-        return f"largest rate within {criterion.describe()}: {result.best:,.6g}{unit}" + tail
-    if result.best is None:
-        return f"no chip count sustains {criterion.describe()}: {result.note}"
-    tail = f" ({result.fails_at:g} do not)" if result.fails_at else ""
-    return f"fewest chips for {criterion.describe()}: {result.best:g}" + tail
+def capacity_line(answer: CapacityAnswer) -> str:
+    """The answer in one line: the value, the nearest failure, how long a run held it."""
+    q, r = answer.question, answer.result
+    what = q.criterion.describe()
+    held = (
+        f"; held over {run_length(answer.confirmed_duration_s)} runs"
+        if answer.confirmed_duration_s is not None
+        else ""
+    )
+    if q.search == "max_rate":
+        if r.best is None:
+            return f"no rate sustains {what}: {r.note}"
+        if r.at_least:
+            return f"sustains at least {r.best:,.6g} /s within {what} ({r.note}){held}"
+        failed = f" (not at {r.fails_at:,.6g} /s{held})" if r.fails_at else f" ({r.note}{held})"
+        return f"largest rate within {what}: {r.best:,.6g} /s" + failed
+    if r.best is None:
+        return f"no chip count sustains {what}: {r.note}"
+    failed = f"{r.fails_at:g} do not" if r.fails_at else ""
+    tail = "; ".join(t for t in (failed, held.removeprefix("; ")) if t)
+    return f"fewest chips for {what}: {r.best:g}" + (f" ({tail})" if tail else "")
 
 
 def compare_view(
