@@ -644,27 +644,47 @@ def test_a_trace_with_a_bad_byte_names_its_line(tmp_path: Path) -> None:
 
 
 def test_a_large_trace_streams_in_memory_that_follows_its_rows(tmp_path: Path) -> None:
-    """A 50 MB trace (three times the old 16 MiB cap) of 100,000 rows, each with a wide
-    column the replay ignores: loading and replaying it holds a few MB, not its text."""
+    """A 50 MB trace (three times the old 16 MiB cap) of 50,000 rows, each with a wide
+    column the replay ignores: loading and replaying it holds a few MB, not its text, and
+    only the rows the run replays are kept (all are checked)."""
     import tracemalloc
 
-    from accelsim.config.loader import load_scenario
+    from accelsim.config.loader import load_scenario, load_trace
     from accelsim.engine.simulation import simulate
 
     scenario = _with_traffic(tmp_path, {"kind": "trace", "path": "big.csv"}, 0.4)
-    note = "x" * 500
-    with (tmp_path / "big.csv").open("w", encoding="utf-8") as out:
+    note = "x" * 1000
+    big = tmp_path / "big.csv"
+    with big.open("w", encoding="utf-8") as out:
         out.write("timestamp_s,items,note\n")
-        for i in range(100_000):
-            out.write(f"{0.001 * i:.3f},{1 + i % 16},{note}\n")
-    assert (tmp_path / "big.csv").stat().st_size > 3 * 16 * 2**20
+        for i in range(50_000):
+            out.write(f"{0.002 * i:.3f},{1 + i % 16},{note}\n")
+    assert big.stat().st_size > 3 * 16 * 2**20
     tracemalloc.start()
     try:
+        whole = load_trace(big)
+        whole_peak = tracemalloc.get_traced_memory()[1]
+        del whole
+        tracemalloc.reset_peak()
         resolved = load_scenario(scenario)
         records = simulate(resolved)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert len(resolved.traces["w"].times_s) == 100_000
-    assert len(records.fleets["ranking"].workloads["w"].arrival_s) == 500  # 0.5 s at 1000/s
-    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MiB"
+    assert whole_peak < 4 * 2**20, f"{whole_peak / 2**20:.1f} MiB"  # 0.8 MB of arrays
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MiB"
+    assert len(resolved.traces["w"].times_s) == 250  # 0.5 s at 500/s
+    assert len(records.fleets["ranking"].workloads["w"].arrival_s) == 250
+
+
+def test_trace_rows_past_the_run_are_checked_but_not_kept(tmp_path: Path) -> None:
+    from accelsim.config.loader import load_scenario
+
+    scenario = _with_traffic(tmp_path, {"kind": "trace", "path": "t.csv", "time_scale": 2}, 0.4)
+    rows = "".join(f"{7 + 0.01 * i:.2f},{1 + i % 16}\n" for i in range(100))  # 0 to 1.98 s
+    trace = write(tmp_path / "t.csv", "timestamp_s,items\n" + rows)
+    kept = load_scenario(scenario).traces["w"].times_s
+    assert len(kept) == 25 and kept[0] == 0.0  # shifted to 0; 2 x 0.24 s < 0.5 s end
+    write(trace, "timestamp_s,items\n" + rows + "9,0\n")
+    (line,) = error_lines(invoke("run", scenario, "-q"), trace)
+    assert line.startswith(f"error: {trace}:102: items: must be from 1 to")

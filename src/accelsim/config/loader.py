@@ -216,8 +216,9 @@ TRACE_SIZE_COLUMNS = ("items", "prompt_tokens", "output_tokens")
 
 @dataclass(frozen=True)
 class Trace:
-    """Arrival times (seconds from the trace start) and optional sizes per arrival:
-    ``items`` for ranking queries, ``prompt_tokens`` and ``output_tokens`` for LLM requests."""
+    """Arrival times (seconds from the trace's first row) and optional sizes per arrival:
+    ``items`` for ranking queries, ``prompt_tokens`` and ``output_tokens`` for LLM requests;
+    as loaded for a scenario, only the rows its run replays."""
 
     source: str
     times_s: np.ndarray
@@ -308,7 +309,8 @@ def load_scenario(
                 )
                 continue
             try:
-                traces[name] = load_trace(trace_path)
+                horizon_s = scenario.simulation.warmup_s + scenario.simulation.duration_s
+                traces[name] = load_trace(trace_path, horizon_s, workload.traffic.time_scale)
             except ConfigError as exc:
                 problems.extend(exc.problems)
     if problems:
@@ -335,14 +337,15 @@ TRACE_MAX_SIZE = 2**53  # exact in a float, and far beyond any real query or pro
 TRACE_MAX_LINE_BYTES = 2**20  # one row; a trace has no limit on its number of rows
 
 
-def load_trace(path: Path) -> Trace:
+def load_trace(path: Path, until_s: float = math.inf, time_scale: float = 1.0) -> Trace:
     """Read a trace CSV: a header with ``timestamp_s`` and optional size columns
     (``items``, ``prompt_tokens``, ``output_tokens``); other columns are ignored.
 
-    The file is read a line at a time into compact arrays (8 bytes per row and column
-    kept), so memory follows the rows, not the text. UTF-8 with or without a byte-order
-    mark, and LF or CRLF line ends, are accepted. Times are shifted so that the first row
-    arrives at 0."""
+    Times are shifted so that the first row arrives at 0. The file is read a line at a
+    time; every row is checked, and the rows a run of ``until_s`` seconds replays (those
+    whose shifted time x ``time_scale`` is before it) are kept in compact arrays, 8 bytes
+    per row and column, so memory follows the rows replayed, not the file. UTF-8 with or
+    without a byte-order mark, and LF or CRLF line ends, are accepted."""
     source = str(path)
     try:
         if not path.exists():
@@ -350,7 +353,7 @@ def load_trace(path: Path) -> Trace:
         if not path.is_file():
             raise ConfigError.single(source, "cannot read trace: is not a regular file")
         with path.open("rb") as handle:
-            return _parse_trace(handle, source)
+            return _parse_trace(handle, source, until_s, time_scale)
     except ConfigError:
         raise
     except OSError as exc:
@@ -377,7 +380,7 @@ def _trace_lines(handle: BinaryIO, source: str) -> Iterator[str]:
             ) from None
 
 
-def _parse_trace(handle: BinaryIO, source: str) -> Trace:
+def _parse_trace(handle: BinaryIO, source: str, until_s: float, time_scale: float) -> Trace:
     reader = csv.reader(_trace_lines(handle, source))
     try:
         header = next(reader, None)
@@ -390,7 +393,8 @@ def _parse_trace(handle: BinaryIO, source: str) -> Trace:
         size_cols = {name: columns.index(name) for name in TRACE_SIZE_COLUMNS if name in columns}
         times = array("d")
         sizes = {name: array("q") for name in size_cols}
-        previous = -math.inf
+        previous = first = -math.inf
+        keep = True  # rows are kept up to the first one past the run, then only checked
         for row in reader:
             try:
                 t = float(row[t_col])
@@ -407,8 +411,12 @@ def _parse_trace(handle: BinaryIO, source: str) -> Trace:
                     line=reader.line_num,
                     field="timestamp_s",
                 )
+            if first == -math.inf:
+                first = t
             previous = t
-            times.append(t)
+            keep = keep and (t - first) * time_scale < until_s
+            if keep:
+                times.append(t)
             for name, col in size_cols.items():
                 try:
                     n = int(row[col])
@@ -423,7 +431,8 @@ def _parse_trace(handle: BinaryIO, source: str) -> Trace:
                         line=reader.line_num,
                         field=name,
                     )
-                sizes[name].append(n)
+                if keep:
+                    sizes[name].append(n)
     except csv.Error as exc:
         raise ConfigError.single(source, f"malformed CSV: {exc}", line=reader.line_num) from None
     if not times:
