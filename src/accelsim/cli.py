@@ -91,11 +91,27 @@ def run(
         ReportFormat | None,
         typer.Option("--format", help="The --report format: html (default), png or svg."),
     ] = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--max-memory",
+            help="Refuse a run expected to need more memory than this, e.g. '8 GiB' "
+            "(default: half of this machine's memory).",
+        ),
+    ] = None,
 ) -> None:
     """Simulate a scenario and print its summary (the default scenario if none is given)."""
     from accelsim.commands import report as reporting
     from accelsim.errors import AccelsimError
     from accelsim.runner import load_checked
+    from accelsim.units import UnitError, parse_quantity
+
+    try:
+        max_memory_bytes = None if max_memory is None else parse_quantity(max_memory, "bytes")
+    except UnitError as exc:
+        raise AccelsimError(f"--max-memory: {exc}") from None
+    if max_memory_bytes is not None and max_memory_bytes <= 0:
+        raise AccelsimError(f"--max-memory: {max_memory!r} is not a positive size")
 
     if fmt is not None and report is None:
         raise AccelsimError("--format goes with --report PATH")
@@ -105,7 +121,7 @@ def run(
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"simulation.seed={seed}")
-    resolved = load_checked(scenario, overrides)
+    resolved = load_checked(scenario, overrides, max_memory_bytes)
     refuse_overwriting_inputs(
         resolved.sources,
         Output("--json", json_out),

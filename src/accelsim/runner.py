@@ -11,15 +11,18 @@ from accelsim.errors import ConfigError
 
 
 def load_checked(
-    scenario: str | Path | None = None, overrides: Sequence[str] = ()
+    scenario: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    max_memory_bytes: float | None = None,
 ) -> ResolvedScenario:
-    """Load a scenario and make every check that needs it resolved (arrival budget, power
-    caps above idle power, models that fit their replicas), so a file that loads here
-    runs, and ``validate --configs`` and ``run`` agree on it."""
+    """Load a scenario and make every check that needs it resolved (arrival and memory
+    budgets, power caps above idle power, models that fit their replicas), so a file that
+    loads here runs, and ``validate --configs`` and ``run`` agree on it.
+    ``max_memory_bytes`` replaces the default memory budget (a share of the machine's)."""
     from accelsim.model.checks import scenario_problems
 
     resolved = load_scenario(scenario, list(overrides))
-    problems = scenario_problems(resolved)
+    problems = scenario_problems(resolved, max_memory_bytes)
     if problems:
         raise ConfigError(problems)
     return resolved

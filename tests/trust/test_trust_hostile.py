@@ -555,3 +555,175 @@ def test_a_pool_that_draws_almost_no_power_has_a_finite_summary(
     resolved = load_scenario(scenario)
     doc = summarize(resolved, simulate(resolved))
     json.dumps(doc, allow_nan=False)  # no NaN or infinity anywhere
+
+
+# ----------------------------------------------------------------------------------
+# Work budgets and bounded inputs: a run that would draw or hold too much is refused
+# before it starts; a big file is refused (or streamed) before it costs memory.
+
+
+def _with_traffic(tmp: Path, traffic: dict, duration_s: float = 100.0) -> Path:
+    scenario = write_world(tmp)
+    data = scenario_data()
+    data["simulation"]["duration_s"] = duration_s
+    data["workloads"]["w"]["traffic"] = traffic
+    return write(scenario, data)
+
+
+def _refused_fast(*args: object, names: Path) -> str:
+    """The one error line of a command that must fail in well under a second of CPU."""
+    invoke("hardware", "show", "mtia-like-gen2")  # imports warmed up
+    start = time.process_time()
+    result = invoke(*args, limit_s=20)
+    elapsed = time.process_time() - start
+    (line,) = error_lines(result, names)
+    assert elapsed < 1.0, f"{elapsed:.2f} s of CPU"
+    return line
+
+
+def test_a_bursty_period_bomb_is_refused_before_any_sampling(tmp_path: Path) -> None:
+    # 1 us calm and burst periods over 100 s: 1e8 periods, for a thousand arrivals.
+    bursty = {"kind": "bursty", "rate_per_s": 10, "burst_rate_per_s": 100}
+    scenario = _with_traffic(tmp_path, {**bursty, "calm_s": "1 us", "burst_s": "1 us"})
+    line = _refused_fast("run", scenario, "-q", names=scenario)
+    assert "workloads.w.traffic" in line and "1e+08 calm and burst periods" in line
+    assert "lengthen calm_s and burst_s" in line
+    from accelsim.model.checks import scenario_problems
+
+    (checked,) = check_config_file(scenario, None, None, scenario_problems).errors
+    assert f"error: {checked}" == line  # validate --configs says the same
+
+
+def test_a_run_past_the_memory_budget_is_refused_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 9e7 arrivals (within the draw budget): about 20 GB of records and queued queries.
+    scenario = _with_traffic(tmp_path, {"kind": "poisson", "rate_per_s": "9e5 /s"})
+    line = _refused_fast("run", scenario, "-q", "--max-memory", "4 GiB", names=scenario)
+    assert "workloads.w.traffic" in line and "about 9.01e+07 requests in 100.1 s" in line
+    assert re.search(r"up to about \d+(\.\d+)? GiB of memory", line), line
+    assert "budget of 4 GiB" in line and "shorten the run or lower the rate" in line
+    # Without --max-memory the budget is a share of the machine's memory.
+    from accelsim.config import checks
+
+    monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 8 * 2**30)
+    line = _refused_fast("run", scenario, "-q", names=scenario)
+    assert "budget of 4 GiB (50% of this machine's memory)" in line
+    (line,) = error_lines(invoke("validate", "--configs", scenario), scenario)
+    assert "of memory" in line
+
+
+def test_a_larger_memory_budget_lets_a_big_run_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelsim.config import checks
+    from accelsim.errors import ConfigError
+    from accelsim.runner import load_checked
+
+    monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 16 * 2**30)
+    longer = ["simulation.duration_s=4000"]  # two workloads of 4e7 queries each
+    with pytest.raises(ConfigError, match="more than its budget of 8 GiB"):
+        load_checked("ranking-mtia-vs-gpu", longer)
+    resolved = load_checked("ranking-mtia-vs-gpu", longer, 32 * 2**30)
+    assert resolved.scenario.simulation.duration_s == 4000
+
+
+@pytest.mark.parametrize("value", ["4 W", "0", "-1 GiB", "lots"])
+def test_a_bad_max_memory_is_a_one_line_error(value: str) -> None:
+    (line,) = error_lines(invoke("run", "mtia-like-gen2", "--max-memory", value))
+    assert line.startswith("error: --max-memory: ")
+
+
+def test_a_million_item_yaml_list_is_refused_on_its_bytes(tmp_path: Path) -> None:
+    chip = write(tmp_path / "chip.yaml", "name: x\ndescription:\n" + "- 1\n" * 1_000_000)
+    line = _refused_fast("hardware", "show", chip, names=chip)
+    assert "larger than 1048576 bytes" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("description: [" + "1," * 400_000 + "]\n", "a list of more than 5000 items"),
+        ("".join(f"k{i}: 1\n" for i in range(6000)), "a mapping of more than 5000 keys"),
+        ("".join(f"k{i}: [1, 2, 3, 4, 5, 6, 7, 8]\n" for i in range(4000)), "20000 values"),
+    ],
+    ids=["flow list", "mapping", "many nodes"],
+)
+def test_a_big_yaml_under_the_byte_cap_is_refused_while_composing(
+    tmp_path: Path, text: str, words: str
+) -> None:
+    chip = write(tmp_path / "chip.yaml", "name: x\n" + text)
+    assert chip.stat().st_size < 2**20
+    line = _refused_fast("hardware", "show", chip, names=chip)
+    assert re.match(rf"error: {re.escape(str(chip))}:\d+: ", line), line
+    assert words in line
+
+
+def test_a_trace_with_a_byte_order_mark_and_crlf_line_ends_runs(tmp_path: Path) -> None:
+    from accelsim.config.loader import load_trace
+
+    scenario = _with_traffic(tmp_path, {"kind": "trace", "path": "trace.csv"}, 0.4)
+    rows = "".join(f"{0.001 * i:.3f},{1 + i % 16}\r\n" for i in range(300))
+    trace = write(tmp_path / "trace.csv", "\ufefftimestamp_s,items\r\n".encode() + rows.encode())
+    assert trace.read_bytes().startswith(b"\xef\xbb\xbftimestamp_s")
+    plain = write(tmp_path / "plain.csv", "timestamp_s,items\n" + rows.replace("\r\n", "\n"))
+    a, b = load_trace(trace), load_trace(plain)
+    assert a.times_s.tolist() == b.times_s.tolist() and len(a.times_s) == 300
+    assert a.sizes["items"].tolist() == b.sizes["items"].tolist()
+    assert_ok(invoke("run", scenario, "-q"))
+    # A bad row still names its file and line.
+    write(trace, "\ufefftimestamp_s,items\r\n0,1\r\n0.1,2\r\nsoon,3\r\n".encode())
+    (line,) = error_lines(invoke("run", scenario, "-q"), trace)
+    assert line.startswith(f"error: {trace}:4: timestamp_s: not a number")
+
+
+def test_a_trace_with_a_bad_byte_names_its_line(tmp_path: Path) -> None:
+    scenario = _with_traffic(tmp_path, {"kind": "trace", "path": "trace.csv"}, 0.4)
+    trace = write(tmp_path / "trace.csv", b"timestamp_s\n0\n0.1\n0.2\xff\n")
+    (line,) = error_lines(invoke("run", scenario, "-q"), trace)
+    assert line.startswith(f"error: {trace}:4: not valid UTF-8 (byte 0xff)")
+
+
+def test_a_large_trace_streams_in_memory_that_follows_its_rows(tmp_path: Path) -> None:
+    """A 50 MB trace (three times the old 16 MiB cap) of 50,000 rows, each with a wide
+    column the replay ignores: loading and replaying it holds a few MB, not its text, and
+    only the rows the run replays are kept (all are checked)."""
+    import tracemalloc
+
+    from accelsim.config.loader import load_scenario, load_trace
+    from accelsim.engine.simulation import simulate
+
+    scenario = _with_traffic(tmp_path, {"kind": "trace", "path": "big.csv"}, 0.4)
+    note = "x" * 1000
+    big = tmp_path / "big.csv"
+    with big.open("w", encoding="utf-8") as out:
+        out.write("timestamp_s,items,note\n")
+        for i in range(50_000):
+            out.write(f"{0.002 * i:.3f},{1 + i % 16},{note}\n")
+    assert big.stat().st_size > 3 * 16 * 2**20
+    tracemalloc.start()
+    try:
+        whole = load_trace(big)
+        whole_peak = tracemalloc.get_traced_memory()[1]
+        del whole
+        tracemalloc.reset_peak()
+        resolved = load_scenario(scenario)
+        records = simulate(resolved)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert whole_peak < 4 * 2**20, f"{whole_peak / 2**20:.1f} MiB"  # 0.8 MB of arrays
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MiB"
+    assert len(resolved.traces["w"].times_s) == 250  # 0.5 s at 500/s
+    assert len(records.fleets["ranking"].workloads["w"].arrival_s) == 250
+
+
+def test_trace_rows_past_the_run_are_checked_but_not_kept(tmp_path: Path) -> None:
+    from accelsim.config.loader import load_scenario
+
+    scenario = _with_traffic(tmp_path, {"kind": "trace", "path": "t.csv", "time_scale": 2}, 0.4)
+    rows = "".join(f"{7 + 0.01 * i:.2f},{1 + i % 16}\n" for i in range(100))  # 0 to 1.98 s
+    trace = write(tmp_path / "t.csv", "timestamp_s,items\n" + rows)
+    kept = load_scenario(scenario).traces["w"].times_s
+    assert len(kept) == 25 and kept[0] == 0.0  # shifted to 0; 2 x 0.24 s < 0.5 s end
+    write(trace, "timestamp_s,items\n" + rows + "9,0\n")
+    (line,) = error_lines(invoke("run", scenario, "-q"), trace)
+    assert line.startswith(f"error: {trace}:102: items: must be from 1 to")

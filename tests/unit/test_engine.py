@@ -301,3 +301,36 @@ def test_least_work_favours_the_faster_chips_of_a_mixed_fleet() -> None:
     assert lw["latency_s"]["mean"] < 0.85 * jsq["latency_s"]["mean"]
     assert lw["latency_s"]["p99"] < 0.7 * jsq["latency_s"]["p99"]
     assert lw["offered"] == lw["completed"] + lw["in_flight"]
+
+
+def _bytes_per_record(records: object) -> float:
+    arrays = [v for v in vars(records).values() if isinstance(v, np.ndarray)]
+    return sum(a.nbytes for a in arrays) / len(arrays[0])
+
+
+@pytest.mark.parametrize(
+    "name", ["mixed-fleet-ranking-and-llm", "mdc-teaching", "llm-contemplating"]
+)
+def test_the_memory_estimate_covers_the_records_a_run_keeps(name: str) -> None:
+    """The pre-flight estimate's bytes per record leave room for the copies a run makes
+    of what the engine's typed arrays keep (measured peaks are 1.5 to 4 times those), and
+    its counts of batch and iteration records bound the counts a run makes."""
+    from accelsim.config import checks
+    from accelsim.runner import load_checked
+
+    records = simulate(load_checked(name, ["simulation.duration_s=2"]))
+    ranking, llm = records.fleets.get("ranking"), records.fleets.get("llm")
+    if ranking is not None:
+        queries = sum(len(w.arrival_s) for w in ranking.workloads.values())
+        for workload in ranking.workloads.values():
+            assert 1.5 * _bytes_per_record(workload) < checks.RANKING_QUERY_BYTES
+        assert 4 * _bytes_per_record(ranking.batches) < checks.RANKING_BATCH_BYTES
+        assert len(ranking.batches.start_s) <= queries  # no query here is split
+    if llm is not None:
+        for workload in llm.workloads.values():
+            assert 2 * _bytes_per_record(workload) < checks.LLM_REQUEST_BYTES
+        assert 2 * _bytes_per_record(llm.iterations) < checks.LLM_ITERATION_BYTES
+        sequences = sum(
+            len(w.arrival_s) + int(w.branches_spawned.sum()) for w in llm.workloads.values()
+        )
+        assert len(llm.iterations.start_s) < checks.LLM_ITERATIONS_PER_SEQUENCE * sequences

@@ -10,12 +10,15 @@ relative to the file that names it. A file may start from another with
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+import math
 import os
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -36,7 +39,6 @@ from accelsim.config.yamlio import (
     dotted,
     load_yaml,
     merge,
-    read_text,
 )
 from accelsim.errors import ConfigError, Problem
 
@@ -231,8 +233,9 @@ TRACE_SIZE_COLUMNS = ("items", "prompt_tokens", "output_tokens")
 
 @dataclass(frozen=True)
 class Trace:
-    """Arrival times (seconds from the trace start) and optional sizes per arrival:
-    ``items`` for ranking queries, ``prompt_tokens`` and ``output_tokens`` for LLM requests."""
+    """Arrival times (seconds from the trace's first row) and optional sizes per arrival:
+    ``items`` for ranking queries, ``prompt_tokens`` and ``output_tokens`` for LLM requests;
+    as loaded for a scenario, only the rows its run replays."""
 
     source: str
     times_s: np.ndarray
@@ -241,6 +244,11 @@ class Trace:
     @property
     def items(self) -> np.ndarray | None:
         return self.sizes.get("items")
+
+    @property
+    def nbytes(self) -> int:
+        """Memory its arrays hold."""
+        return int(self.times_s.nbytes + sum(column.nbytes for column in self.sizes.values()))
 
 
 @dataclass(frozen=True)
@@ -321,7 +329,8 @@ def load_scenario(
                 continue
             read.append(trace_path)
             try:
-                traces[name] = load_trace(trace_path)
+                horizon_s = scenario.simulation.warmup_s + scenario.simulation.duration_s
+                traces[name] = load_trace(trace_path, horizon_s, workload.traffic.time_scale)
             except ConfigError as exc:
                 problems.extend(exc.problems)
     if problems:
@@ -350,71 +359,113 @@ def _resolve(
     return None  # only reached when problems is non-empty
 
 
-def load_trace(path: Path) -> Trace:
+TRACE_MAX_SIZE = 2**53  # exact in a float, and far beyond any real query or prompt
+TRACE_MAX_LINE_BYTES = 2**20  # one row; a trace has no limit on its number of rows
+
+
+def load_trace(path: Path, until_s: float = math.inf, time_scale: float = 1.0) -> Trace:
     """Read a trace CSV: a header with ``timestamp_s`` and optional size columns
-    (``items``, ``prompt_tokens``, ``output_tokens``); other columns are ignored."""
+    (``items``, ``prompt_tokens``, ``output_tokens``); other columns are ignored.
+
+    Times are shifted so that the first row arrives at 0. The file is read a line at a
+    time; every row is checked, and the rows a run of ``until_s`` seconds replays (those
+    whose shifted time x ``time_scale`` is before it) are kept in compact arrays, 8 bytes
+    per row and column, so memory follows the rows replayed, not the file. UTF-8 with or
+    without a byte-order mark, and LF or CRLF line ends, are accepted."""
     source = str(path)
     try:
-        text = read_text(path)
-    except ConfigError as exc:
-        raise ConfigError.single(source, f"cannot read trace: {exc.problems[0].message}") from None
-    try:
-        return _parse_trace(text, source)
-    except csv.Error as exc:
-        raise ConfigError.single(source, f"malformed CSV: {exc}") from None
+        if not path.exists():
+            raise ConfigError.single(source, "cannot read trace: file not found")
+        if not path.is_file():
+            raise ConfigError.single(source, "cannot read trace: is not a regular file")
+        with path.open("rb") as handle:
+            return _parse_trace(handle, source, until_s, time_scale)
+    except ConfigError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError.single(source, f"cannot read trace: {reason}") from None
 
 
-TRACE_MAX_SIZE = 2**53  # exact in a float, and far beyond any real query or prompt
-
-
-def _parse_trace(text: str, source: str) -> Trace:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or "timestamp_s" not in [h.strip() for h in header]:
-        raise ConfigError.single(
-            source, "expected a header row with a 'timestamp_s' column", line=1
-        )
-    columns = [h.strip() for h in header]
-    t_col = columns.index("timestamp_s")
-    size_cols = {name: columns.index(name) for name in TRACE_SIZE_COLUMNS if name in columns}
-    times: list[float] = []
-    sizes: dict[str, list[int]] = {name: [] for name in size_cols}
-    previous = -np.inf
-    for line_no, row in enumerate(reader, start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        try:
-            t = float(row[t_col])
-        except (ValueError, IndexError):
+def _trace_lines(handle: BinaryIO, source: str) -> Iterator[str]:
+    """The lines of a trace as text, one at a time, without a leading byte-order mark."""
+    number = 0
+    while raw := handle.readline(TRACE_MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > TRACE_MAX_LINE_BYTES:
             raise ConfigError.single(
-                source, "not a number", line=line_no, field="timestamp_s"
-            ) from None
-        if not np.isfinite(t) or t < previous:
-            raise ConfigError.single(
-                source,
-                "timestamps must be finite and non-decreasing",
-                line=line_no,
-                field="timestamp_s",
+                source, f"a line longer than {TRACE_MAX_LINE_BYTES} bytes", line=number
             )
-        previous = t
-        times.append(t)
-        for name, col in size_cols.items():
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError.single(
+                source, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", line=number
+            ) from None
+
+
+def _parse_trace(handle: BinaryIO, source: str, until_s: float, time_scale: float) -> Trace:
+    reader = csv.reader(_trace_lines(handle, source))
+    try:
+        header = next(reader, None)
+        if header is None or "timestamp_s" not in [h.strip() for h in header]:
+            raise ConfigError.single(
+                source, "expected a header row with a 'timestamp_s' column", line=1
+            )
+        columns = [h.strip() for h in header]
+        t_col = columns.index("timestamp_s")
+        size_cols = {name: columns.index(name) for name in TRACE_SIZE_COLUMNS if name in columns}
+        times = array("d")
+        sizes = {name: array("q") for name in size_cols}
+        previous = first = -math.inf
+        keep = True  # rows are kept up to the first one past the run, then only checked
+        for row in reader:
             try:
-                n = int(row[col])
+                t = float(row[t_col])
             except (ValueError, IndexError):
+                if not any(c.strip() for c in row):
+                    continue  # a blank row
                 raise ConfigError.single(
-                    source, "not an integer", line=line_no, field=name
+                    source, "not a number", line=reader.line_num, field="timestamp_s"
                 ) from None
-            if not 1 <= n <= TRACE_MAX_SIZE:
+            if not math.isfinite(t) or t < previous:
                 raise ConfigError.single(
-                    source, f"must be from 1 to {TRACE_MAX_SIZE}", line=line_no, field=name
+                    source,
+                    "timestamps must be finite and non-decreasing",
+                    line=reader.line_num,
+                    field="timestamp_s",
                 )
-            sizes[name].append(n)
+            if first == -math.inf:
+                first = t
+            previous = t
+            keep = keep and (t - first) * time_scale < until_s
+            if keep:
+                times.append(t)
+            for name, col in size_cols.items():
+                try:
+                    n = int(row[col])
+                except (ValueError, IndexError):
+                    raise ConfigError.single(
+                        source, "not an integer", line=reader.line_num, field=name
+                    ) from None
+                if not 1 <= n <= TRACE_MAX_SIZE:
+                    raise ConfigError.single(
+                        source,
+                        f"must be from 1 to {TRACE_MAX_SIZE}",
+                        line=reader.line_num,
+                        field=name,
+                    )
+                if keep:
+                    sizes[name].append(n)
+    except csv.Error as exc:
+        raise ConfigError.single(source, f"malformed CSV: {exc}", line=reader.line_num) from None
     if not times:
         raise ConfigError.single(source, "trace has no rows")
-    t_arr = np.asarray(times, dtype=np.float64)
+    t_arr = np.frombuffer(times, dtype=np.float64)
     return Trace(
         source,
         t_arr - t_arr[0],
-        {name: np.asarray(values, dtype=np.int64) for name, values in sizes.items()},
+        {name: np.frombuffer(values, dtype=np.int64) for name, values in sizes.items()},
     )

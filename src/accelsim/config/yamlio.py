@@ -5,8 +5,12 @@ path into it, the file and line it was read from. That is what lets a
 validation error deep inside a scenario say ``scenario.yaml:14: pools.gpu.count``.
 
 Only YAML's safe tags are accepted: a ``!!python/object`` tag, or any other
-tag that would construct an object, is an error. Alias expansion is bounded
-so a "billion laughs" document fails fast instead of eating memory.
+tag that would construct an object, is an error. Every size is bounded before
+it costs much: a file's bytes before it is parsed; its nodes, the entries of one
+list or mapping and the depth of nesting while PyYAML composes them (so a file
+holding a million-item list fails at the item past the limit); and the values
+that aliases and merge keys expand to, so a "billion laughs" document fails fast
+instead of eating memory.
 """
 
 from __future__ import annotations
@@ -17,15 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from accelsim.errors import ConfigError
 
 Path_ = tuple[str | int, ...]
 
-MAX_NODES = 200_000
+MAX_FILE_BYTES = 2**20  # a config file, read as bytes before anything is parsed
+MAX_WRITTEN_NODES = 20_000  # nodes as written (aliases included), counted while composing
+MAX_ITEMS = 5_000  # entries of one list or mapping
+MAX_NODES = 200_000  # values once aliases and merge keys are expanded
 MAX_DEPTH = 64
-MAX_FILE_BYTES = 16 * 2**20
 
 _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
@@ -94,10 +101,44 @@ def read_text(path: Path) -> str:
         ) from None
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting while it composes: the node past MAX_WRITTEN_NODES,
+    the entry past MAX_ITEMS in one list or mapping, or a node nested deeper than
+    MAX_DEPTH is an error at its line, before the rest of the document is read."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+        self.nodes = 0
+        self.depth = 0
+
+    def _limit(self, message: str) -> ConfigError:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1
+        return ConfigError.single(self.source, message, line=line)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self.nodes += 1
+        if self.nodes > MAX_WRITTEN_NODES:
+            raise self._limit(f"holds more than {MAX_WRITTEN_NODES} values, too many for a config")
+        if isinstance(parent, SequenceNode) and index >= MAX_ITEMS:
+            raise self._limit(f"a list of more than {MAX_ITEMS} items, too long for a config")
+        if isinstance(parent, MappingNode) and index is None and len(parent.value) >= MAX_ITEMS:
+            raise self._limit(f"a mapping of more than {MAX_ITEMS} keys, too long for a config")
+        if self.check_event(AliasEvent):
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self._limit(f"nested deeper than {MAX_DEPTH} levels")
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        return node
+
+
 def parse_yaml(text: str, source: str) -> Document:
     """Parse YAML text into a :class:`Document`; every failure is a ConfigError."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _BoundedLoader(text, source)
     except yaml.reader.ReaderError as exc:
         raise _reader_error(exc, text, source) from None
     try:

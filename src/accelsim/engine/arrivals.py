@@ -3,6 +3,10 @@
 Each workload draws from its own stream, derived from the scenario seed and
 the workload's *name*, so adding a workload to a scenario does not change the
 arrivals of the others.
+
+Every generator counts what it draws (arrivals, and the periods of bursty traffic)
+against a budget, and sizes its blocks so that it never allocates past it: a scenario
+the pre-flight checks let through cannot run away here either.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import zlib
 
 import numpy as np
 
+from accelsim.config.checks import MAX_ARRIVALS
 from accelsim.config.loader import Trace
 from accelsim.config.schema import (
     BurstyTraffic,
@@ -25,6 +30,19 @@ from accelsim.config.schema import (
     TraceTraffic,
     UniformSize,
 )
+from accelsim.errors import AccelsimError
+
+PERIOD_BLOCK = 1 << 14  # bursty periods drawn at a time
+
+
+class ArrivalBudgetError(AccelsimError):
+    """A traffic generator reached its budget of draws before the end of the run."""
+
+    def __init__(self, budget: int, end_s: float) -> None:
+        super().__init__(
+            f"the traffic needs more than {budget:.3g} draws (arrivals, and the periods of "
+            f"bursty traffic) before {end_s:g} s: shorten the run or lower the rate"
+        )
 
 
 def workload_rng(seed: int, workload: str) -> np.random.Generator:
@@ -51,44 +69,74 @@ def sample_sizes(dist: SizeDistribution, n: int, rng: np.random.Generator) -> np
     raise TypeError(f"unknown size distribution {dist!r}")
 
 
-def poisson_times(rate_per_s: float, end_s: float, rng: np.random.Generator) -> np.ndarray:
-    """Arrival times of a Poisson process on [0, end_s), drawn in blocks of gaps."""
+def poisson_times(
+    rate_per_s: float, end_s: float, rng: np.random.Generator, budget: int | None = None
+) -> np.ndarray:
+    """Arrival times of a Poisson process on [0, end_s), drawn in blocks of gaps; no more
+    than ``budget`` arrivals (default MAX_ARRIVALS; raises :class:`ArrivalBudgetError`)."""
+    budget = MAX_ARRIVALS if budget is None else budget
     expected = rate_per_s * end_s
-    block = int(expected + 6 * math.sqrt(expected) + 64)
+    block = int(min(expected + 6 * math.sqrt(expected) + 64, budget + 1))
     chunks: list[np.ndarray] = []
     last = 0.0
+    drawn = 0
     while True:
         times = last + np.cumsum(rng.exponential(1.0 / rate_per_s, size=block))
+        drawn += block
         chunks.append(times)
         last = float(times[-1])
         if last >= end_s:
             break
-        block = max(64, block // 4)
+        if drawn > budget:
+            raise ArrivalBudgetError(budget, end_s)
+        block = min(max(64, block // 4), budget + 1 - drawn)
     out = np.concatenate(chunks)
     return out[out < end_s]
 
 
-def bursty_times(traffic: BurstyTraffic, end_s: float, rng: np.random.Generator) -> np.ndarray:
+def bursty_times(
+    traffic: BurstyTraffic, end_s: float, rng: np.random.Generator, budget: int | None = None
+) -> np.ndarray:
     """A two-state MMPP on [0, end_s): alternating calm and burst periods of exponential
-    length, Poisson within each (starting calm)."""
+    length, Poisson within each (starting calm).
+
+    Periods are drawn PERIOD_BLOCK at a time, in this order: their lengths (standard
+    exponentials times each state's mean), the number of arrivals in each (Poisson, given
+    its length, the last one cut at ``end_s``), then every arrival's place in its period
+    (uniform). Periods and arrivals together count against ``budget`` (as above)."""
+    budget = MAX_ARRIVALS if budget is None else budget
+    means = np.array([traffic.calm_s, traffic.burst_s])
+    rates = np.array([traffic.rate_per_s, traffic.burst_rate_per_s])
     chunks: list[np.ndarray] = []
-    t, burst = 0.0, False
+    t, state, drawn = 0.0, 0, 0
     while t < end_s:
-        mean = traffic.burst_s if burst else traffic.calm_s
-        length = float(rng.exponential(mean))
-        stop = min(t + length, end_s)
-        rate = traffic.burst_rate_per_s if burst else traffic.rate_per_s
-        count = int(rng.poisson(rate * (stop - t)))
+        k = min(PERIOD_BLOCK, budget - drawn)
+        if k <= 0:
+            raise ArrivalBudgetError(budget, end_s)
+        states = (state + np.arange(k)) % 2
+        stops = t + np.cumsum(rng.standard_exponential(k) * means[states])
+        n = min(k, int(np.searchsorted(stops, end_s, side="left")) + 1)  # periods used
+        starts = np.concatenate(([t], stops[: n - 1]))
+        lengths = np.minimum(stops[:n], end_s) - starts
+        counts = rng.poisson(rates[states[:n]] * lengths)
+        arrivals = int(counts.sum())
+        drawn += n + arrivals
+        if drawn > budget:
+            raise ArrivalBudgetError(budget, end_s)
         # Given their count, Poisson arrivals in an interval are uniform in it.
-        chunks.append(np.sort(rng.uniform(t, stop, size=count)))
-        t, burst = stop, not burst
+        place = rng.random(arrivals)
+        chunks.append(np.sort(np.repeat(starts, counts) + place * np.repeat(lengths, counts)))
+        t, state = float(stops[n - 1]), (state + n) % 2
     return np.concatenate(chunks) if chunks else np.zeros(0)
 
 
-def diurnal_times(traffic: DiurnalTraffic, end_s: float, rng: np.random.Generator) -> np.ndarray:
-    """A sine-modulated Poisson process on [0, end_s), by thinning one at the peak rate."""
+def diurnal_times(
+    traffic: DiurnalTraffic, end_s: float, rng: np.random.Generator, budget: int | None = None
+) -> np.ndarray:
+    """A sine-modulated Poisson process on [0, end_s), by thinning one at the peak rate
+    (whose candidates count against ``budget``)."""
     peak = traffic.rate_per_s * (1.0 + traffic.amplitude)
-    candidates = poisson_times(peak, end_s, rng)
+    candidates = poisson_times(peak, end_s, rng, budget)
     rate = traffic.rate_per_s * (
         1.0
         + traffic.amplitude

@@ -14,6 +14,7 @@ import simpy
 
 from accelsim.config.checks import arrival_budget_problems
 from accelsim.config.loader import ResolvedScenario
+from accelsim.engine.arrivals import ArrivalBudgetError
 from accelsim.engine.fleet import Fleet, FleetContext
 from accelsim.engine.llm import LLMFleet
 from accelsim.engine.ranking import RankingFleet
@@ -57,7 +58,10 @@ class Simulation:
             if not workloads:
                 continue
             pools = [p for p, pool in scenario.pools.items() if pool.serves[0] in workloads]
-            self.fleets[kind] = fleet(ctx, workloads, pools)
+            try:
+                self.fleets[kind] = fleet(ctx, workloads, pools)
+            except ArrivalBudgetError as exc:  # a draw past the budget the checks expected
+                raise ConfigError([resolved.problem(("workloads",), str(exc))]) from None
         if problems:
             raise ConfigError(problems)
 

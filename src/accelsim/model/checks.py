@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from accelsim.config.checks import arrival_budget_problems
+from accelsim.config.checks import arrival_budget_problems, memory_budget_problems
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import (
     EmpiricalSize,
@@ -206,11 +206,15 @@ POOL_CHECKS: dict[str, Callable[[ResolvedScenario, str], list[Problem]]] = {
 }
 
 
-def scenario_problems(resolved: ResolvedScenario) -> list[Problem]:
-    """Everything that would stop this scenario from running: an arrival count past the
-    budget (alone, as it is checked first), else power caps at or below idle power, LLM
-    models that do not fit their replicas, and LLM requests a replica cannot take."""
-    budget = arrival_budget_problems(resolved)
+def scenario_problems(
+    resolved: ResolvedScenario, max_memory_bytes: float | None = None
+) -> list[Problem]:
+    """Everything that would stop this scenario from running: traffic that would draw
+    more than the arrival budget, else a run expected to need more memory than
+    ``max_memory_bytes`` (default: a share of the machine's), either alone as they are
+    checked first; else power caps at or below idle power, LLM models that do not fit
+    their replicas, and LLM requests a replica cannot take."""
+    budget = arrival_budget_problems(resolved) or memory_budget_problems(resolved, max_memory_bytes)
     if budget:
         return budget
     problems: list[Problem] = []
