@@ -264,7 +264,7 @@ def lru_hit_rates(
     approximation for LRU cache performance", ITC 2012. Tables not ``eligible`` (a given
     hit rate) take no part and get (0, 0).
     """
-    groups = []
+    groups: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []
     for t, rb, ok in zip(tables, row_bytes, eligible, strict=True):
         if ok:
             p, counts = zipf_rank_groups(t.rows, t.zipf_alpha)
