@@ -62,12 +62,14 @@ def test_batching_off_gives_one_query_per_batch() -> None:
 
 @pytest.mark.parametrize("overlap", [True, False])
 def test_large_queries_are_split_and_finish_with_their_last_piece(overlap: bool) -> None:
-    cm = RankingCostModel(model(), chip())
+    the_chip = chip(host_link={"bandwidth_bytes_per_s": 16e6, "dma": overlap})
+    cm = RankingCostModel(model(), the_chip)
     res = resolved(
         rate_per_s=1.0,
         sizes={"kind": "fixed", "value": 1000},
-        batching={"max_batch_items": 256, "max_wait_s": 0, "overlap_input": overlap},
+        batching={"max_batch_items": 256, "max_wait_s": 0},
         duration_s=30,
+        the_chip=the_chip,
     )
     records = simulate(res)
     assert set(records.fleets["ranking"].batches.items.tolist()) <= {256, 232}

@@ -74,14 +74,14 @@ def test_steady_batch_time_is_the_larger_stage_with_dma_and_the_sum_without() ->
 # ------------------------------------------------------------------ overlap, engine
 
 
-def _saturated(host_bw: float, overlap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _saturated(host_bw: float, dma: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Batch (start, end) of one chip fed far faster than it can serve, 256 items a batch."""
-    the_chip = chip(host_link={"bandwidth_bytes_per_s": host_bw})
+    the_chip = chip(host_link={"bandwidth_bytes_per_s": host_bw, "dma": dma})
     per_batch = RankingCostModel(model(), the_chip).batch(256).time_s
     res = resolved(
         rate_per_s=4 / per_batch,
         sizes={"kind": "fixed", "value": 256},
-        batching={"max_batch_items": 256, "max_wait_s": 0, "overlap_input": overlap},
+        batching={"max_batch_items": 256, "max_wait_s": 0},
         duration_s=400 * per_batch,
         warmup_s=0.0,
         the_chip=the_chip,
@@ -108,8 +108,8 @@ def test_back_to_back_batches_leave_every_max_of_copy_and_rest(
     assert np.all(start[1:] >= end[:-1] - 1e-15)
 
 
-def test_without_overlap_back_to_back_batches_leave_every_copy_plus_rest() -> None:
-    _, end = _saturated(16e6, overlap=False)
+def test_without_dma_back_to_back_batches_leave_every_copy_plus_rest() -> None:
+    _, end = _saturated(16e6, dma=False)
     assert np.allclose(np.diff(end)[10:-10], 256 * 16 / 12.8e6 + rest_s(256), rtol=1e-6)
 
 
@@ -127,22 +127,6 @@ def test_an_isolated_batch_pays_copy_then_rest() -> None:
     done = ~np.isnan(wl.finish_s)
     latency = wl.finish_s[done] - wl.arrival_s[done]
     assert np.median(latency) == pytest.approx(0.002 + 100 * 16 / 12.8e6 + rest_s(100), rel=1e-6)
-
-
-def test_a_chip_without_dma_ignores_the_overlap_option() -> None:
-    no_dma = chip(host_link={"bandwidth_bytes_per_s": 16e6, "dma": False})
-    per_batch = RankingCostModel(model(), no_dma).batch(256).time_s
-    res = resolved(
-        rate_per_s=4 / per_batch,
-        sizes={"kind": "fixed", "value": 256},
-        batching={"max_batch_items": 256, "max_wait_s": 0, "overlap_input": True},
-        duration_s=400 * per_batch,
-        warmup_s=0.0,
-        the_chip=no_dma,
-    )
-    b = simulate(res).fleets["ranking"].batches
-    _, end = _saturated(16e6, overlap=False)
-    assert np.array_equal(b.end_s, end)
 
 
 # ------------------------------------------------------------------ row cache

@@ -122,10 +122,11 @@ class HostLink(Link):
         True,
         description=(
             "The chip has a DMA (copy) engine that moves a batch's input from host memory "
-            "while the compute units work on the previous batch, so a double-buffered "
-            "server overlaps the two. Default true: a PCIe accelerator masters its own "
-            "transfers (GPUs' asynchronous copy engines, for one); set false for a device "
-            "whose cores must do the copy themselves."
+            "while the compute units work on the previous batch, and ranking serving "
+            "double-buffers inputs to overlap the two. Default true: a PCIe accelerator "
+            "masters its own transfers (GPUs' asynchronous copy engines, for one); set "
+            "false for a device whose cores must do the copy themselves, or to model a "
+            "server that does not overlap copies with compute."
         ),
     )
 
@@ -529,13 +530,6 @@ class Batching(Strict):
     max_batch_items: int = Field(256, ge=1, le=10**8)
     max_batch_queries: int | None = Field(None, ge=1, le=10**7)
     max_wait_s: Annotated[Seconds, Field(ge=0, le=3600)] = 1e-3
-    overlap_input: bool = Field(
-        True,
-        description=(
-            "Double-buffer inputs: copy the next batch's input over the host link while the "
-            "chip computes the current one (only on chips whose host_link has a DMA engine)."
-        ),
-    )
 
 
 class ContinuousBatching(Strict):

@@ -15,8 +15,8 @@ oldest query has waited ``max_wait_s``, the chip takes up to those limits from
 the head of that queue (the oldest ready queue first). A query larger than a batch is
 split; it completes when its last piece does.
 
-Double-buffered input (chips whose host link has a DMA engine, with the pool's
-``batching.overlap_input`` on): a batch's input copy and its compute are two
+Double-buffered input (chips whose host link has a DMA engine, ``host_link.dma``):
+a batch's input copy and its compute are two
 stages. A chip takes its next batch as soon as this one starts computing (its
 copy is done and the previous batch's buffer is free), so the next copy runs
 during this compute; a batch computes once its copy is done and the previous
@@ -107,7 +107,7 @@ class _Station:
         self.pool = pool
         self.n_devices = len(devices)
         self.idle = list(reversed(devices))
-        self.overlap = batching.overlap_input and all(c.overlaps_input for c in costs.values())
+        self.overlap = all(c.overlaps_input for c in costs.values())
         self.pending: dict[int, float] = {}  # device -> when it can take a batch (overlap)
         self.first_ready = float("inf")  # the earliest of those times
         self.last_batch: dict[int, _Finish] = {}  # each device's latest batch (overlap)
