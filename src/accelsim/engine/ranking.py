@@ -157,7 +157,11 @@ class _Station:
         now = self.fleet.env.now
         pending = self.pending
         if pending and now >= self.first_ready:
-            self.take_up(now)
+            if len(pending) == 1:  # a one-device station: its device is the first ready
+                self.idle.append(pending.popitem()[0])
+                self.first_ready = float("inf")
+            else:
+                self.take_up(now)
         if self.single is not None:
             self._dispatch_single(now)
             if pending and not self.idle and self.single[1]:
@@ -190,10 +194,6 @@ class _Station:
         """Devices whose double-buffered input slot has come free by ``now`` join the idle
         ones; called only when ``now`` has reached ``first_ready``."""
         pending = self.pending
-        if len(pending) == 1:  # the one-device station: its device is the first ready
-            self.idle.append(pending.popitem()[0])
-            self.first_ready = float("inf")
-            return
         for device in [d for d, ready in pending.items() if ready <= now]:
             del pending[device]
             self.idle.append(device)
