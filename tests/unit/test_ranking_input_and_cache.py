@@ -205,6 +205,10 @@ def test_hardware_cache_lowers_the_sram_share_of_a_plan() -> None:
         assert soft.sram_share + soft.dram_share + soft.host_share == pytest.approx(1.0)
         assert hard.sram_share + hard.dram_share + hard.host_share == pytest.approx(1.0)
     assert any("LRU" in note for note in hardware.plan.notes)
+    # A cache larger than the tables: every lookup hits, none is left to DRAM or host.
+    whole = RankingCostModel(the_model, _chip_with_sram(64 * 2**20, "hardware"))
+    for table in whole.plan.tables:
+        assert (table.sram_share, table.dram_share, table.host_share) == (1.0, 0.0, 0.0)
     assert hardware.batch(64).time_s > software.batch(64).time_s
 
 

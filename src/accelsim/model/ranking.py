@@ -308,7 +308,8 @@ def lru_hit_rates(
             continue
         p, counts, r, _ = g
         held = -np.expm1(-r * t_char)
-        out.append((float(np.dot(p * counts, held)), float(np.dot(counts, held))))
+        # min: rounding must not push a share past 1 (and the host share below 0).
+        out.append((min(1.0, float(np.dot(p * counts, held))), float(np.dot(counts, held))))
     return out
 
 
