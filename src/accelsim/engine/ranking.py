@@ -110,7 +110,9 @@ class _Station:
         self.overlap = all(c.overlaps_input for c in costs.values())
         self.pending: dict[int, float] = {}  # device -> when it can take a batch (overlap)
         self.first_ready = float("inf")  # the earliest of those times
-        self.last_batch: dict[int, _Finish] = {}  # each device's latest batch (overlap)
+        # Each device's latest batch's compute end and finish (overlap): none yet.
+        self.last_end: dict[int, float] = dict.fromkeys(devices, 0.0)
+        self.last_batch: dict[int, _Finish] = {}
         self.max_items = batching.max_batch_items
         self.max_queries = batching.max_batch_queries or batching.max_batch_items
         self.max_wait = batching.max_wait_s
@@ -162,9 +164,10 @@ class _Station:
                 self.first_ready = float("inf")
             else:
                 self.take_up(now)
-        if self.single is not None:
+        single = self.single
+        if single is not None:
             self._dispatch_single(now)
-            if pending and not self.idle and self.single[1]:
+            if pending and not self.idle and single[1]:
                 self._wake_when_startable(now)
         else:
             self._dispatch_many(now)
@@ -285,12 +288,11 @@ class _Station:
         if self.overlap:
             # Copy now; compute once the copy is done and the previous batch has finished.
             copy_end = now + copy_s
-            previous = self.last_batch.get(device)
-            previous_end = previous.end_s if previous is not None else 0.0
+            previous_end = self.last_end[device]
             if previous_end > copy_end:
                 # Waits for the previous batch: the device takes its next batch then.
                 end = previous_end + (time_s - copy_s)
-                previous.release = True  # type: ignore[union-attr]
+                self.last_batch[device].release = True
                 held_from = previous_end
             else:
                 end = copy_end + (time_s - copy_s)
@@ -298,14 +300,15 @@ class _Station:
                 if copy_end < self.first_ready:
                     self.first_ready = copy_end
                 held_from = now if now > previous_end else previous_end
-            finish = _Finish(self, state, device, members, work, end, False)
+            finish = _Finish(self, state, device, members, work, False)
             self.last_batch[device] = finish
+            self.last_end[device] = end
             delay = end - now
         else:
             held_from = now
             end = now + time_s
             delay = time_s
-            finish = _Finish(self, state, device, members, work, end, True)
+            finish = _Finish(self, state, device, members, work, True)
         batches = self.fleet.batches
         batches.workload.append(w)
         batches.station.append(self.index)
@@ -341,7 +344,7 @@ class _Finish:
     """What happens when a batch ends: its queries may complete, its chip frees up
     (with double buffering, only if the chip's next batch has not already been taken)."""
 
-    __slots__ = ("device", "end_s", "members", "release", "state", "station", "work_s")
+    __slots__ = ("device", "members", "release", "state", "station", "work_s")
 
     def __init__(
         self,
@@ -350,7 +353,6 @@ class _Finish:
         device: int,
         members: list[_Query],
         work_s: float,
-        end_s: float,
         release: bool,
     ) -> None:
         self.station = station
@@ -358,7 +360,6 @@ class _Finish:
         self.device = device
         self.members = members
         self.work_s = work_s
-        self.end_s = end_s  # when the batch's compute ends
         self.release = release  # the chip takes its next batch when this one ends
 
     def __call__(self, _event: Any) -> None:
