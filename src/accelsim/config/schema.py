@@ -105,12 +105,44 @@ class MemoryTier(Strict):
 class ChipMemory(Strict):
     sram: MemoryTier | None = Field(None, description="On-chip SRAM usable by software, if any.")
     dram: MemoryTier
+    row_cache: Literal["software", "hardware"] = Field(
+        "software",
+        description=(
+            "How embedding rows are cached in SRAM. software: a scratchpad the serving stack "
+            "fills with the hottest rows (the optimal static cache under Zipf popularity); "
+            "hardware: an LRU cache that keeps whatever was looked up recently (hit rate from "
+            "Che's approximation over the Zipf popularity). Default software: accelerators "
+            "expose their SRAM as a software-managed scratchpad."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _cache_needs_sram(self) -> ChipMemory:
+        if self.row_cache == "hardware" and self.sram is None:
+            raise ValueError("row_cache: hardware needs an sram tier to cache rows in")
+        return self
 
 
 class Link(Strict):
     bandwidth_bytes_per_s: Annotated[BytesPerS, Field(ge=1.0, le=1e16)]
     latency_s: Annotated[Seconds, Field(ge=0, le=1.0)] = 0.0
     energy_per_byte_j: Annotated[JoulesPerByte, Field(ge=0, le=1e-6)] = 0.0
+
+
+class HostLink(Link):
+    """The link to the host that carries each batch's input (PCIe on an accelerator card)."""
+
+    dma: StrictBool = Field(
+        True,
+        description=(
+            "The chip has a DMA (copy) engine that moves a batch's input from host memory "
+            "while the compute units work on the previous batch, and ranking serving "
+            "double-buffers inputs to overlap the two. Default true: a PCIe accelerator "
+            "masters its own transfers (GPUs' asynchronous copy engines, for one); set "
+            "false for a device whose cores must do the copy themselves, or to model a "
+            "server that does not overlap copies with compute."
+        ),
+    )
 
 
 class Compute(Strict):
@@ -167,7 +199,7 @@ class Chip(Strict):
     )
     compute: Compute
     memory: ChipMemory
-    host_link: Link
+    host_link: HostLink
     chip_to_chip: Link | None = None
     power: Power
     economics: Economics | None = None
@@ -223,6 +255,13 @@ class RankingModel(Strict):
     source: str = Field("", description="Where the shapes come from.")
     dtype: DType = Field("bf16", description="Dtype of MLP weights and arithmetic.")
     dense_features: StrictInt = Field(ge=0, le=1_000_000)
+    id_dtype: Literal["int32", "int64"] = Field(
+        "int64",
+        description=(
+            "Integer type of the embedding lookup ids each item sends over the host link "
+            "(the MLPerf DLRM-v2 reference reads int32 ids; int64 is TorchRec's default)."
+        ),
+    )
     bottom_mlp: list[Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = Field(min_length=1)
     embedding_tables: list[EmbeddingTable] = Field(min_length=1)
     interaction: Annotated[DotInteraction | CrossInteraction, Field(discriminator="kind")]

@@ -14,6 +14,19 @@ holds ``max_batch_items`` items (or ``max_batch_queries`` queries), or its
 oldest query has waited ``max_wait_s``, the chip takes up to those limits from
 the head of that queue (the oldest ready queue first). A query larger than a batch is
 split; it completes when its last piece does.
+
+Double-buffered input (chips whose host link has a DMA engine, ``host_link.dma``):
+a batch's input copy and its compute are two
+stages. A chip takes its next batch as soon as this one starts computing (its
+copy is done and the previous batch's buffer is free), so the next copy runs
+during this compute; a batch computes once its copy is done and the previous
+batch has finished. Back to back, batches then leave every max(copy, rest)
+seconds; a batch that finds the chip idle still takes copy + rest. A chip ready
+for work is not announced by an event of its own: it waits in ``pending`` and
+is taken up by the next dispatch, which schedules a wake-up only when work is
+already waiting for it. Each batch is recorded from when it has the chip to
+itself (its start, or the end of the previous batch's compute if later) to
+the end of its compute, so a chip's batches never overlap in the records.
 """
 
 from __future__ import annotations
@@ -94,6 +107,12 @@ class _Station:
         self.pool = pool
         self.n_devices = len(devices)
         self.idle = list(reversed(devices))
+        self.overlap = all(c.overlaps_input for c in costs.values())
+        self.pending: dict[int, float] = {}  # device -> when it can take a batch (overlap)
+        self.first_ready = float("inf")  # the earliest of those times
+        # Each device's latest batch's compute end and finish (overlap): none yet.
+        self.last_end: dict[int, float] = dict.fromkeys(devices, 0.0)
+        self.last_batch: dict[int, _Finish] = {}
         self.max_items = batching.max_batch_items
         self.max_queries = batching.max_batch_queries or batching.max_batch_items
         self.max_wait = batching.max_wait_s
@@ -108,8 +127,11 @@ class _Station:
         self.timer_at = float("inf")
         self.clock = clock
         self.idle_w = idle_w
-        # Batch time, energy and clock by size, per workload: the cost model's memo, flattened.
-        self.time_by_size: dict[int, dict[int, tuple[float, float, float]]] = {w: {} for w in costs}
+        # Batch time, energy, clock and input copy time by size, per workload: the cost
+        # model's memo, flattened.
+        self.time_by_size: dict[int, dict[int, tuple[float, float, float, float]]] = {
+            w: {} for w in costs
+        }
 
     def backlog_s(self, w: int, items: int) -> float:
         """Estimated seconds per chip until a new query of ``items`` would finish here:
@@ -130,14 +152,57 @@ class _Station:
         self.outstanding += 1
         if self.track_work:
             self.work_s += query.remaining * self.item_cost_s(w)
-        if self.idle:
+        if self.idle or self.pending:
             self.dispatch()
 
     def dispatch(self) -> None:
         now = self.fleet.env.now
-        if self.single is not None:
+        pending = self.pending
+        if pending and now >= self.first_ready:
+            if len(pending) == 1:  # a one-device station: its device is the first ready
+                self.idle.append(pending.popitem()[0])
+                self.first_ready = float("inf")
+            else:
+                self.take_up(now)
+        single = self.single
+        if single is not None:
             self._dispatch_single(now)
-            return
+            if pending and not self.idle and single[1]:
+                self._wake_when_startable(now)
+        else:
+            self._dispatch_many(now)
+            if pending and not self.idle:
+                self._wake_when_startable(now)
+
+    def _wake_when_startable(self, now: float) -> None:
+        """With every device busy copying, wake at the first moment a device is free and a
+        batch may close (a full queue, or its head's wait deadline): one event that stands
+        for both the device's wake-up and the batching timer."""
+        ready = self.first_ready
+        when = float("inf")
+        for w, queue in self.queues.items():
+            if queue:
+                if self.queued_items[w] >= self.max_items or len(queue) >= self.max_queries:
+                    at = ready
+                else:
+                    deadline = queue[0].arrival_s + self.max_wait
+                    at = deadline if deadline > ready else ready
+                if at < when:
+                    when = at
+        if when < self.timer_at:
+            self.timer_at = when
+            call_at(self.fleet.env, when - now, _Wake(self, when))
+
+    def take_up(self, now: float) -> None:
+        """Devices whose double-buffered input slot has come free by ``now`` join the idle
+        ones; called only when ``now`` has reached ``first_ready``."""
+        pending = self.pending
+        for device in [d for d, ready in pending.items() if ready <= now]:
+            del pending[device]
+            self.idle.append(device)
+        self.first_ready = min(pending.values()) if pending else float("inf")
+
+    def _dispatch_many(self, now: float) -> None:
         queues = self.queues
         while self.idle:
             best = -1
@@ -212,27 +277,74 @@ class _Station:
         device = self.idle.pop()
         cached = self.time_by_size[w].get(taken)
         if cached is None:
-            cost = clocked(self.costs[w].batch(taken), self.idle_w, self.clock)
-            cached = (cost.time_s, cost.dynamic_energy_j, cost.clock_ratio)
+            model = self.costs[w]
+            cost = clocked(model.batch(taken), self.idle_w, self.clock)
+            # The copy moves bytes only, so the clock leaves its time alone.
+            copy_s = model.input_copy_s(taken)
+            cached = (cost.time_s, cost.dynamic_energy_j, cost.clock_ratio, copy_s)
             self.time_by_size[w][taken] = cached
-        time_s, energy_j, ratio = cached
+        time_s, energy_j, ratio, copy_s = cached
+        work = taken * self.item_cost_s(w) if self.track_work else 0.0
+        if self.overlap:
+            # Copy now; compute once the copy is done and the previous batch has finished.
+            copy_end = now + copy_s
+            previous_end = self.last_end[device]
+            if previous_end > copy_end:
+                # Waits for the previous batch: the device takes its next batch then.
+                end = previous_end + (time_s - copy_s)
+                self.last_batch[device].release = True
+                held_from = previous_end
+            else:
+                end = copy_end + (time_s - copy_s)
+                self.pending[device] = copy_end
+                if copy_end < self.first_ready:
+                    self.first_ready = copy_end
+                held_from = now if now > previous_end else previous_end
+            finish = _Finish(self, state, device, members, work, False)
+            self.last_batch[device] = finish
+            self.last_end[device] = end
+            delay = end - now
+        else:
+            held_from = now
+            end = now + time_s
+            delay = time_s
+            finish = _Finish(self, state, device, members, work, True)
         batches = self.fleet.batches
         batches.workload.append(w)
         batches.station.append(self.index)
         batches.device.append(device)
-        batches.start.append(now)
-        batches.end.append(now + time_s)
+        batches.start.append(held_from)
+        batches.end.append(end)
         batches.items.append(taken)
         batches.energy.append(energy_j)
         batches.clock.append(ratio)
-        work = taken * self.item_cost_s(w) if self.track_work else 0.0
-        call_at(self.fleet.env, time_s, _Finish(self, state, device, members, work))
+        call_at(self.fleet.env, delay, finish)
+
+
+class _Wake:
+    """The station's timer when every device is busy with double-buffered input: a
+    device's input slot comes free and a waiting batch may close."""
+
+    __slots__ = ("at", "station")
+
+    def __init__(self, station: _Station, at: float) -> None:
+        self.station = station
+        self.at = at
+
+    def __call__(self, _event: Any) -> None:
+        station = self.station
+        station.timer_at = float("inf")
+        if station.pending and self.at >= station.first_ready:
+            # The event's clock may fall an ulp short of ``at``: release by the stored time.
+            station.take_up(self.at)
+        station.dispatch()
 
 
 class _Finish:
-    """What happens when a batch ends: its queries may complete, its chip frees up."""
+    """What happens when a batch ends: its queries may complete, its chip frees up
+    (with double buffering, only if the chip's next batch has not already been taken)."""
 
-    __slots__ = ("device", "members", "state", "station", "work_s")
+    __slots__ = ("device", "members", "release", "state", "station", "work_s")
 
     def __init__(
         self,
@@ -241,12 +353,14 @@ class _Finish:
         device: int,
         members: list[_Query],
         work_s: float,
+        release: bool,
     ) -> None:
         self.station = station
         self.state = state
         self.device = device
         self.members = members
         self.work_s = work_s
+        self.release = release  # the chip takes its next batch when this one ends
 
     def __call__(self, _event: Any) -> None:
         station, state = self.station, self.state
@@ -259,8 +373,9 @@ class _Finish:
                 station.outstanding -= 1
         if self.work_s:
             station.work_s = max(0.0, station.work_s - self.work_s)
-        station.idle.append(self.device)
-        station.dispatch()
+        if self.release:
+            station.idle.append(self.device)
+            station.dispatch()
 
 
 class RankingFleet:

@@ -5,15 +5,30 @@ Where things live is planned once per (model, chip) in a :class:`RankingPlan`:
 * MLP and cross-layer weights sit in SRAM when they fit in its usable share,
   else in DRAM; they are read once per batch.
 * Embedding rows are placed by popularity: under a Zipf(alpha) popularity per
-  table, the SRAM left after weights holds the rows with the most lookups per
-  byte across all tables (see :func:`hottest_rows`), device DRAM the next
-  hottest, and whatever DRAM cannot hold is gathered from host memory over the
-  host link. The share of lookups each tier serves is the share of popularity
-  mass of the rows it holds.
+  table, device DRAM holds the rows with the most lookups per byte across all
+  tables (see :func:`hottest_rows`) and whatever DRAM cannot hold is gathered
+  from host memory over the host link. The SRAM left after weights caches rows
+  in one of two ways (the chip's ``memory.row_cache``):
 
-A batch of B items then becomes ops: the input transfer over the host link,
-one fused gather-and-pool op over all tables, the bottom MLP layers, the feature
-interaction (dot products or DCN-style cross layers) and the top MLP layers.
+  - ``software``: the serving stack pins the hottest rows, the optimal static
+    cache under independent Zipf lookups; the share of lookups it serves is the
+    popularity mass of the rows it holds;
+  - ``hardware``: an LRU cache. Its hit rate comes from Che's approximation
+    (Che, Tung and Wang, IEEE JSAC 2002; shown accurate for LRU under
+    independent requests by Fricker, Robert and Roberts, ITC 2012, see
+    :func:`lru_hit_rates`): a row stays cached for a characteristic time T of
+    lookups, set so the expected cached bytes fill the cache, and a lookup hits
+    when its row was looked up within the last T.
+
+A batch of B items then becomes ops: the input transfer over the host link
+(dense features, one id of the model's ``id_dtype`` per lookup, the scores
+back), one fused gather-and-pool op over all tables, the bottom MLP layers, the
+feature interaction (dot products or DCN-style cross layers) and the top MLP
+layers. The ops run back to back, so an isolated batch takes their sum. A chip
+whose host link has a DMA engine can copy the next batch's input while it
+computes this one (double buffering, run by the engine): then back-to-back
+batches each hold the chip for max(input copy, the rest), see
+:meth:`RankingCostModel.steady_batch_s`.
 """
 
 from __future__ import annotations
@@ -36,8 +51,9 @@ from accelsim.model.roofline import (
 )
 
 DENSE_FEATURE_BYTES = 4  # one fp32 per dense feature
-SPARSE_ID_BYTES = 8  # one int64 per embedding lookup id
+ID_BYTES: dict[str, int] = {"int32": 4, "int64": 8}  # one id per embedding lookup
 SCORE_BYTES = 4  # one fp32 score back per item
+INPUT_OP = "input_transfer"  # the name of a batch's host-to-chip input copy, its first op
 
 
 def zipf_harmonic(n: float, alpha: float) -> float:
@@ -204,6 +220,99 @@ def hottest_rows(
     return rows
 
 
+# Che's approximation is evaluated on every rank up to this one, then on geometric groups
+# of ranks (each a factor _RANK_GROUP_RATIO wider than the last) represented by their
+# middle rank: popularity varies by under 2% inside a group, so a 40M-row table costs
+# about 1,600 terms instead of 40M (hit rates move by under 1e-5 against every rank).
+_EXACT_RANKS = 1024
+_RANK_GROUP_RATIO = 1.02
+_LRU_BISECTION_STEPS = 48
+
+
+def zipf_rank_groups(
+    rows: int, alpha: float, exact_ranks: int = _EXACT_RANKS
+) -> tuple[np.ndarray, np.ndarray]:
+    """A Zipf(alpha) table of ``rows`` rows as groups of ranks: (popularity of one row of
+    the group, rows in the group). Ranks up to ``exact_ranks`` are groups of one; the
+    popularities are normalised so the groups' lookup shares sum to 1."""
+    m = min(rows, exact_ranks)
+    ranks = np.arange(1, m + 1, dtype=np.float64)
+    counts = np.ones(m)
+    if rows > m:
+        steps = math.ceil(math.log((rows + 1) / (m + 1)) / math.log(_RANK_GROUP_RATIO))
+        inner = np.floor((m + 1) * _RANK_GROUP_RATIO ** np.arange(1, steps))
+        edges = np.unique(np.concatenate([[m + 1], inner[inner < rows + 1], [rows + 1]]))
+        ranks = np.concatenate([ranks, (edges[:-1] + edges[1:] - 1) / 2])
+        counts = np.concatenate([counts, np.diff(edges)])
+    weight = ranks**-alpha
+    return weight / float(np.sum(weight * counts)), counts
+
+
+def lru_hit_rates(
+    tables: list[EmbeddingTable], row_bytes: list[int], capacity_bytes: float, eligible: list[bool]
+) -> list[tuple[float, float]]:
+    """(hit rate, expected rows cached per table) of each table group under one LRU cache
+    of ``capacity_bytes`` shared by all eligible tables, by Che's approximation.
+
+    Lookups are independent draws (the independent reference model): row i of a table
+    with pooling factor P is looked up at rate P p_i per item. Under LRU a row stays
+    cached for a characteristic time T after its last lookup; T solves
+    sum_i bytes_i (1 - exp(-rate_i T)) = capacity (expected cached bytes fill the cache),
+    and a table's hit rate is sum_i p_i (1 - exp(-rate_i T)). Che, Tung and Wang,
+    "Hierarchical Web caching systems: modeling, design and experimental results",
+    IEEE JSAC 20(7), 2002; Fricker, Robert and Roberts, "A versatile and accurate
+    approximation for LRU cache performance", ITC 2012. Tables not ``eligible`` (a given
+    hit rate) take no part and get (0, 0).
+    """
+    groups: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = []
+    for t, rb, ok in zip(tables, row_bytes, eligible, strict=True):
+        if ok:
+            p, counts = zipf_rank_groups(t.rows, t.zipf_alpha)
+            groups.append((p, counts, t.pooling_factor * p, t.count * rb * counts))
+        else:
+            groups.append(None)
+    live = [g for g in groups if g is not None]
+    total = sum(float(np.sum(g[3])) for g in live)
+    if capacity_bytes <= 0 or not live:
+        return [(0.0, 0.0)] * len(tables)
+    if total <= capacity_bytes:
+        return [
+            (1.0, float(t.rows)) if ok else (0.0, 0.0)
+            for t, ok in zip(tables, eligible, strict=True)
+        ]
+    rate = np.concatenate([g[2] for g in live])
+    size = np.concatenate([g[3] for g in live])
+
+    def cached_bytes(log_t: float) -> float:
+        return float(np.dot(size, -np.expm1(-rate * math.exp(log_t))))
+
+    # Bracket T: at T = 1 / max rate every row is cached with probability under 0.64,
+    # and cached bytes grow without bound towards the total as T grows.
+    lo = -math.log(float(rate.max())) - 1.0
+    while cached_bytes(lo) > capacity_bytes:
+        lo -= 8.0
+    hi = lo + 8.0
+    while cached_bytes(hi) < capacity_bytes:
+        hi += 8.0
+    for _ in range(_LRU_BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        if cached_bytes(mid) > capacity_bytes:
+            hi = mid
+        else:
+            lo = mid
+    t_char = math.exp((lo + hi) / 2)
+    out = []
+    for g in groups:
+        if g is None:
+            out.append((0.0, 0.0))
+            continue
+        p, counts, r, _ = g
+        held = -np.expm1(-r * t_char)
+        # min: rounding must not push a share past 1 (and the host share below 0).
+        out.append((min(1.0, float(np.dot(p * counts, held))), float(np.dot(counts, held))))
+    return out
+
+
 def plan(model: RankingModel, chip: Chip) -> RankingPlan:
     """Decide where weights and embedding rows live on ``chip``."""
     wbytes = DTYPE_BYTES[model.dtype]
@@ -233,17 +342,28 @@ def plan(model: RankingModel, chip: Chip) -> RankingPlan:
     cacheable = [t.hit_rate is None for t in groups]
     if sram is None and not all(cacheable):
         notes.append("hit_rate is ignored: this chip has no SRAM to cache rows in")
-    sram_rows_all = hottest_rows(groups, row_bytes, max(0.0, cache_bytes), cacheable)
+    hardware_cache = sram is not None and chip.memory.row_cache == "hardware"
+    if hardware_cache:
+        lru = lru_hit_rates(groups, row_bytes, max(0.0, cache_bytes), cacheable)
+        sram_rows_all = [rows for _, rows in lru]
+        notes.append("SRAM is a hardware LRU cache: row hit rates from Che's approximation")
+    else:
+        sram_rows_all = hottest_rows(groups, row_bytes, max(0.0, cache_bytes), cacheable)
     dram_rows_all = hottest_rows(groups, row_bytes, max(0.0, dram_free), [True] * len(groups))
 
     tables = []
-    for t, rb, sram_rows, dram_rows in zip(
-        groups, row_bytes, sram_rows_all, dram_rows_all, strict=True
+    for i, (t, rb, sram_rows, dram_rows) in enumerate(
+        zip(groups, row_bytes, sram_rows_all, dram_rows_all, strict=True)
     ):
         dram_rows = max(sram_rows, dram_rows)
         in_dram = zipf_top_share(dram_rows, t.rows, t.zipf_alpha)
         if sram is None:
             in_sram = 0.0  # no on-chip cache: a given hit_rate has nothing to apply to
+        elif t.hit_rate is None and hardware_cache:
+            # LRU hits on rows that live in host memory are rare (they are the coldest);
+            # counting every hit against DRAM keeps the shares a partition of lookups.
+            in_sram = lru[i][0]
+            in_dram = max(in_dram, in_sram)
         elif t.hit_rate is None:
             in_sram = zipf_top_share(sram_rows, t.rows, t.zipf_alpha)  # <= in_dram
         else:
@@ -295,7 +415,7 @@ def ranking_ops(
 
     ops: list[Op] = [
         Op(
-            name="input_transfer",
+            name=INPUT_OP,
             kind="transfer",
             engine="vector",
             dtype=dt,
@@ -307,7 +427,7 @@ def ranking_ops(
                     b
                     * (
                         model.dense_features * DENSE_FEATURE_BYTES
-                        + lookups_per_item * SPARSE_ID_BYTES
+                        + lookups_per_item * ID_BYTES[model.id_dtype]
                         + SCORE_BYTES
                     ),
                 ),
@@ -386,7 +506,12 @@ def _gemms(
 
 
 class RankingCostModel:
-    """Batch costs of one ranking model on one chip, memoised by batch size."""
+    """Batch costs of one ranking model on one chip, memoised by batch size.
+
+    :meth:`batch` is one batch alone (its ops back to back: an isolated batch's
+    latency); :meth:`steady_batch_s` is the time each of a stream of back-to-back
+    batches holds the chip, shorter when the input copy overlaps compute.
+    """
 
     def __init__(self, model: RankingModel, chip: Chip) -> None:
         self.model = model
@@ -405,3 +530,23 @@ class RankingCostModel:
             )
             self._cache[items] = cost
         return cost
+
+    @property
+    def overlaps_input(self) -> bool:
+        """Whether the chip can copy a batch's input while it computes the previous one."""
+        return self.chip.host_link.dma
+
+    def input_copy_s(self, items: int) -> float:
+        """Time of a batch's input copy over the host link (its first op)."""
+        first = self.batch(items).ops[0]
+        assert first.op.name == INPUT_OP
+        return first.time_s
+
+    def steady_batch_s(self, items: int) -> float:
+        """Time per batch of back-to-back batches of ``items``: with double buffering the
+        next input copy runs during this batch's compute, so max(copy, rest); else the sum."""
+        total = self.batch(items).time_s
+        if not self.overlaps_input:
+            return total
+        copy = self.input_copy_s(items)
+        return max(copy, total - copy)

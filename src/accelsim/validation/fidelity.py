@@ -15,8 +15,10 @@ step alone on one replica at the nominal clock (no queueing, no power cap):
   context_tokens).time_s``: one iteration in which each of ``batch`` sequences
   emits one token while attending to ``context_tokens`` KV tokens of its own
   (``context_tokens`` is per sequence; the engine's iteration reads their sum).
-* ``batch_s``: ``RankingCostModel(model, chip).batch(batch).time_s``: one
-  ranking batch of ``batch`` items on one chip.
+* ``batch_s``: ``RankingCostModel(model, chip).steady_batch_s(batch)``: the
+  time per batch of ``batch`` items when batches run back to back on one chip
+  (the input copy of the next batch overlaps this one's compute on a chip with
+  a DMA engine), as a throughput measurement sees it.
 
 The signed error of a row is ``accelsim / measured - 1``: negative when
 accelsim is faster (more optimistic) than the measurement. The table
@@ -220,7 +222,7 @@ def accelsim_s(m: Measurement) -> float:
     """accelsim's figure for one measurement, in seconds (see the module docstring)."""
     if m.metric == "batch_s":
         assert isinstance(m.model, RankingModel)
-        return RankingCostModel(m.model, m.chip).batch(m.batch).time_s
+        return RankingCostModel(m.model, m.chip).steady_batch_s(m.batch)
     assert isinstance(m.model, LLMModel)
     cost = LLMCostModel(m.model, m.chip, m.tp)
     if m.metric == "ttft_s":
