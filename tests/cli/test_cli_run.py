@@ -280,7 +280,7 @@ def test_the_table_says_what_an_overloaded_fleet_completed() -> None:
     """QPS counts the queries that arrived in the window; under overload the fleet also
     serves the warm-up's backlog, and a line under the table gives that rate."""
     args = (*SHORT, "--set", "simulation.warmup_s=1")
-    overload = ("--set", "workloads.feed_gpu.traffic.rate_per_s=40000")
+    overload = ("--set", "workloads.feed_gpu.traffic.rate_per_s=80000")
     result = invoke("run", *args, *overload, "--json", "-")
     assert_ok(result)
     doc = json.loads(result.stdout)
