@@ -358,9 +358,10 @@ class LLMReplica:
         j = np.arange(steps) * (1.0 / (steps - 1))
         c0, c1 = np.array(first.compute) / ratio, np.array(last.compute) / ratio
         m0, m1 = np.array(first.memory), np.array(last.memory)
-        per_op = np.maximum(
-            c0[:, None] + (c1 - c0)[:, None] * j, m0[:, None] + (m1 - m0)[:, None] * j
-        )
+        compute = c0[:, None] + (c1 - c0)[:, None] * j
+        memory = m0[:, None] + (m1 - m0)[:, None] * j
+        # Each op as the roofline combines it: the longer plus the unhidden shorter share.
+        per_op = np.maximum(compute, memory) + (1.0 - first.overlap) * np.minimum(compute, memory)
         times = per_op.sum(axis=0) + first.overhead
         e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
         energies = e0 + (e1 - e0) * j
