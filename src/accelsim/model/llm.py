@@ -668,6 +668,60 @@ def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
     )
 
 
+class _FastGroup(NamedTuple):
+    """The kernels launched when one counter is nonzero, with their energies summed into
+    one figure per counter wherever they are linear. A *simple* kernel's FLOPs and bytes
+    are linear in one counter (compute and memory time are two products); a *linear*
+    one's FLOPs in one counter and bytes in another, with a GEMM's shape efficiency
+    memoised by its counter's value; the *general* rest has curves or summed counters."""
+
+    runs_if: int
+    simple: tuple[tuple[int, float, float], ...]  # (counter, compute s, memory s) per unit
+    linear: tuple[tuple[int, float, _SlowDown | None, int, float], ...]
+    energy: tuple[tuple[int, float, float], ...]  # (counter, compute J, fixed J) per unit
+    launch_s: float
+    fixed_s: float
+    general: tuple[_FastKernel, ...]
+
+
+def _groups(fast: tuple[_FastKernel, ...]) -> tuple[_FastGroup, ...]:
+    """The kernels by the counter that launches them (see :class:`_FastGroup`)."""
+    out = []
+    for runs_if in dict.fromkeys(k.runs_if for k in fast):
+        simple: list[tuple[int, float, float]] = []
+        linear: list[tuple[int, float, _SlowDown | None, int, float]] = []
+        energy: dict[int, list[float]] = {}
+        general: list[_FastKernel] = []
+        launch_s = fixed_s = 0.0
+        for k in (k for k in fast if k.runs_if == runs_if):
+            launch_s += k.launch_s
+            fixed_s += k.fixed_s
+            counters = {m.of for m in k.moves}
+            if any(m.curve is not None or m.also_of for m in k.moves) or len(counters) > 1:
+                general.append(k._replace(launch_s=0.0, fixed_s=0.0))
+                continue
+            moves_of = counters.pop() if counters else k.flops_of
+            memory_s = sum(m.memory_s_per_unit for m in k.moves)
+            if k.slow_down is None and moves_of == k.flops_of:
+                simple.append((k.flops_of, k.compute_s_per_unit, memory_s))
+            else:
+                linear.append((k.flops_of, k.compute_s_per_unit, k.slow_down, moves_of, memory_s))
+            energy.setdefault(k.flops_of, [0.0, 0.0])[0] += k.compute_j_per_unit
+            energy.setdefault(moves_of, [0.0, 0.0])[1] += sum(m.energy_j_per_unit for m in k.moves)
+        out.append(
+            _FastGroup(
+                runs_if,
+                tuple(simple),
+                tuple(linear),
+                tuple((of, c, f) for of, (c, f) in energy.items()),
+                launch_s,
+                fixed_s,
+                tuple(general),
+            )
+        )
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class ReplicaCapacity:
     chips: int
@@ -698,7 +752,7 @@ class LLMCostModel:
         self.shape = shape(model)
         self.capacity = replica_capacity(self.shape, chip, chips, serving.kv_memory_fraction)
         self.kernels = kernels(model, self.shape, chip, chips, self.capacity.weights_tier)
-        self._fast = tuple(_fast(kernel, self.rates) for kernel in self.kernels)
+        self._groups = _groups(tuple(_fast(kernel, self.rates) for kernel in self.kernels))
         self._host_s = serving.iteration_overhead_s
         self._graph = serving.graph_decode
 
@@ -726,27 +780,40 @@ class LLMCostModel:
         overhead = self._host_s
         e_compute = 0.0
         e_fixed = 0.0
-        for runs_if, flops_of, f, e_f, moves, o, fixed, slow in self._fast:
+        for runs_if, simple, linear, energy, launch_s, fixed_s, general in self._groups:
             if not n[runs_if]:
                 continue
-            x = n[flops_of]
-            compute.append(f * x if slow is None else f * x * slow[x])
-            e_compute += e_f * x
-            t = 0.0
-            for of, also_of, m, e_b, curve in moves:
-                y = n[of]
-                for i in also_of:
-                    y += n[i]
-                if curve is None:
-                    t += m * y
-                    e_fixed += e_b * y
-                else:
-                    t_y, e_y = curve[y]
-                    t += t_y
-                    e_fixed += e_y
-            memory.append(t)
-            launches += o
-            overhead += fixed
+            launches += launch_s
+            overhead += fixed_s
+            for of, c, m in simple:
+                x = n[of]
+                compute.append(c * x)
+                memory.append(m * x)
+            for of, c, slow, moves_of, m in linear:
+                x = n[of]
+                compute.append(c * x if slow is None else c * x * slow[x])
+                memory.append(m * n[moves_of])
+            for of, e_c, e_b in energy:
+                x = n[of]
+                e_compute += e_c * x
+                e_fixed += e_b * x
+            for _, flops_of, f, e_f, moves, _, _, slow in general:
+                x = n[flops_of]
+                compute.append(f * x if slow is None else f * x * slow[x])
+                e_compute += e_f * x
+                t = 0.0
+                for of, also_of, m, e_b, curve in moves:
+                    y = n[of]
+                    for i in also_of:
+                        y += n[i]
+                    if curve is None:
+                        t += m * y
+                        e_fixed += e_b * y
+                    else:
+                        t_y, e_y = curve[y]
+                        t += t_y
+                        e_fixed += e_y
+                memory.append(t)
         if self._graph and it.decode_only:
             launches = self.rates.kernel_overhead_s
         return Terms(compute, memory, overhead + launches, e_compute, e_fixed, self.rates.overlap)

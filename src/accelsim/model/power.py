@@ -99,12 +99,10 @@ class Terms:
         )
 
     def time(self, ratio: float) -> float:
-        total = self.overhead
-        hidden = 1.0 - self.overlap
-        for c, m in zip(self.compute, self.memory, strict=True):
-            c /= ratio
-            total += c + hidden * m if c > m else m + hidden * c
-        return total
+        # Per op max(c, m) + (1 - overlap) min(c, m) = c + m - overlap x min(c, m).
+        compute = self.compute if ratio == 1.0 else [c / ratio for c in self.compute]
+        shorter = sum(map(min, compute, self.memory))
+        return self.overhead + sum(compute) + sum(self.memory) - self.overlap * shorter
 
     def dynamic(self, ratio: float) -> float:
         return self.compute_energy * ratio * ratio + self.fixed_energy
