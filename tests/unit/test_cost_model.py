@@ -222,3 +222,22 @@ def test_uniform_popularity_caches_in_proportion_to_rows() -> None:
     # Every row is as hot as any other: the cache holds half the table, serving half the lookups.
     usable = 4e6 - p.weight_bytes
     assert p.tables[0].sram_share == pytest.approx(usable / 8e6, rel=1e-5)
+
+
+def test_gemm_shape_efficiency_is_tile_and_wave_quantisation() -> None:
+    compute = {**chip().compute.model_dump(), "matrix_units": 108}
+    rates = ChipRates(chip(compute=compute))
+    # One row computes a 16-row tile (1/16); 12288 columns are 96 tiles of 128 on 108 units.
+    assert rates.shape_efficiency(1, 12288, 4096) == pytest.approx(1 / 16 * 96 / 108)
+    # 32 tiles fill a third of the units: K (4096 deep) is split in 3, 96 of 108 busy.
+    assert rates.shape_efficiency(128, 4096, 4096) == pytest.approx(96 / 108)
+    # 16 x 172 = 2752 tiles run in 26 waves of 108 (2808 slots).
+    assert rates.shape_efficiency(2048, 22016, 4096) == pytest.approx(2752 / 2808)
+    # 100 rows and columns fill 100 x 100 of one 128 x 128 tile; K = 64 is too shallow to
+    # split, so one unit of 108 works.
+    assert rates.shape_efficiency(100, 100, 64) == pytest.approx(100 * 100 / 128**2 / 108)
+    # An op with that shape runs at the large-GEMM rate (50 TFLOP/s) times it.
+    op = Op("g", "gemm", "matrix", "bf16", 2 * 128 * 4096 * 4096, (), gemm=(128, 4096, 4096))
+    assert op_cost(rates, op).compute_time_s == pytest.approx(op.flops / (50e12 * 96 / 108))
+    # With one unit (the default) only tile quantisation is left.
+    assert ChipRates(chip()).shape_efficiency(128, 4096, 4096) == 1.0
