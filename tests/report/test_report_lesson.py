@@ -166,11 +166,11 @@ def test_what_the_reading_says_of_a_bigger_batch_is_what_the_cost_model_does(
 
 def test_the_batch_an_llm_decode_needs_to_reach_the_ridge() -> None:
     doc = doc_of("gpu-like-gen2-hbm", "llm-dense-8b", 32)
-    text = sentence_of(doc, "Decode: ", "gemm.body")
+    text = sentence_of(doc, "Decode: ", "gemm.up_gate")
     needed = float(re.search(r"reaches the ridge at about (\d+) sequences", text).group(1))
-    # The cost model at that batch puts gemm.body right at the DRAM ridge point.
+    # The cost model at that batch puts the body's GEMMs right at the DRAM ridge point.
     at = doc_of("gpu-like-gen2-hbm", "llm-dense-8b", round(needed))
-    body = next(op for op in at["decode"]["ops"] if op["name"] == "gemm.body")
+    body = next(op for op in at["decode"]["ops"] if op["name"] == "gemm.up_gate")
     assert body["arithmetic_intensity"] == pytest.approx(
         at["ridge_point_flops_per_byte"]["dram"], rel=0.1
     )
@@ -261,14 +261,17 @@ def test_the_power_a_memory_bound_decode_cannot_go_below() -> None:
         capped = doc_of("gpu-like-gen2-hbm", "llm-dense-8b", 32, power_cap_w=cap)
         return float(capped["decode"]["totals"]["capped"]["slowdown"])
 
-    assert slowdown(1.15 * floor) < 1.02
+    # Barely: half of the compute time stays exposed beside memory (overlap 0.5), so a
+    # lower clock stretches a memory-bound step a little at any cap.
+    assert slowdown(1.15 * floor) < 1.05
     assert slowdown(0.95 * floor) > 1.1
 
 
 def test_an_llm_prefill_lm_head_is_read_as_weights_not_activations() -> None:
     """In prefill, lm_head computes the logits of the last prompt token only: its bytes are
     weights, and more prompts per step (not a longer one) would share them."""
-    doc = doc_of("gpu-like-gen2-hbm", "llm-dense-8b", 3, prompt_tokens=1041)
+    # A prompt short enough that lm_head takes over 1% of the prefill (the lesson's cut).
+    doc = doc_of("gpu-like-gen2-hbm", "llm-dense-8b", 3, prompt_tokens=500)
     text = sentence_of(doc, "Prefill: ", "lm_head")
     assert "bound by DRAM bandwidth" in text
     assert "a bigger batch would: the bytes are weights" in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -80,25 +81,70 @@ def test_reference_chips_load_with_the_chip_loader() -> None:
 # ------------------------------------------------------------- figures by hand
 
 
-def stream(bytes_: float, bandwidth: float, efficiency: float = 0.8) -> float:
-    return bytes_ / (bandwidth * efficiency)
+# The reference A100 by hand: 312 TFLOP/s x 0.75 for large GEMMs, x 0.55 for fused
+# prefill attention; FP32 vector 19.5 TFLOP/s x 0.7; 2,039 GB/s x 0.8; NVLink 300 GB/s x
+# 0.8 one way, 1 us per ring step; 5 us per launch; 108 SMs; compute and memory overlap 0.5.
+GEMM, FLASH, VECTOR, BW, LINK = 312e12 * 0.75, 312e12 * 0.55, 19.5e12 * 0.7, 2039e9 * 0.8, 240e9
+LAUNCH, SMS = 5e-6, 108
+
+
+def busy(compute: float, memory: float) -> float:
+    """The longer of the two, plus the half of the shorter that is not hidden."""
+    return max(compute, memory) + 0.5 * min(compute, memory)
+
+
+def tiles(m: float, n: float, k: float) -> float:
+    """Share of the large-GEMM rate: a tile of 128 columns and of the next power of two
+    rows (16 to 128); tiles in waves over 108 SMs, K split to fill a single partial one."""
+    rows = min(128, max(16, 2 ** math.ceil(math.log2(m))))
+    tm, tn = math.ceil(m / rows), math.ceil(n / 128)
+    count = tm * tn
+    if count < SMS:
+        count *= max(1, min(SMS // count, int(k // 256)))
+    return m * n / (tm * rows * tn * 128) * count / (math.ceil(count / SMS) * SMS)
+
+
+def gemm(m: float, n: float, k: float, flops: float, weight_bytes: float) -> float:
+    return busy(flops / (GEMM * tiles(m, n, k)), weight_bytes / BW)
+
+
+def elementwise(elements: float, flops: float, bytes_: float) -> float:
+    return busy(elements * flops / VECTOR, elements * bytes_ / BW)
 
 
 def test_a_decode_row_is_the_roofline_by_hand(shipped: tuple[Measurement, ...]) -> None:
     """lmd05: Llama-2-7B fp16 on one A100, one sequence at 192 tokens of context."""
     m = by_id(shipped, "lmd05")
     assert (m.batch, m.context_tokens, m.tp) == (1, 192, 1)
-    d, ffn, layers, vocab = 4096, 11008, 32, 32000
-    body_params = layers * (4 * d * d + 3 * d * ffn)  # MHA: q, k, v, o are all d x d
+    d, ffn, layers, vocab, context = 4096, 11008, 32, 32000, 192
+    assert tiles(1, 3 * d, d) == pytest.approx(1 / 16 * 96 / 108)  # 16 rows; 96 tiles
+    assert tiles(1, d, d) == pytest.approx(1 / 16 * 96 / 108)  # 32 tiles, K split in 3
+    assert tiles(1, 2 * ffn, d) == pytest.approx(1 / 16 * 172 / 216)  # 172 tiles: 2 waves
+    assert tiles(1, vocab, d) == pytest.approx(1 / 16 * 250 / 324)  # 250 tiles: 3 waves
     kv_per_token = 2 * layers * d * 2  # K and V, fp16
-    bw, overhead = 2039e9, 5e-6
-    body = max(2 * body_params / (312e12 * 0.75), stream(2 * body_params, bw))
-    attention = stream((192 + 1) * kv_per_token, bw)  # read the context, write one token
-    head = stream(2 * d * vocab, bw)
-    launches = 4 * layers + layers + 1  # 4 GEMMs per layer, attention per layer, lm_head
-    expected = body + attention + head + launches * overhead
+
+    def body(n: float, k: float) -> float:  # a GEMM per layer, one token
+        return layers * gemm(1, n, k, 2 * n * k, 2 * n * k)
+
+    kernels = [
+        layers * 2 * elementwise(d, 4, 4),  # RMSNorm x 2: read and write fp16, 4 FLOPs
+        body(3 * d, d),  # q, k, v projections (MHA)
+        layers * elementwise(2 * d, 3, 4),  # rotary on q and k
+        busy(layers * 2 * d / VECTOR, 2 * kv_per_token / BW),  # K, V read and cached
+        busy(4 * layers * d * context / VECTOR, context * kv_per_token / BW),  # attention
+        body(d, d),  # output projection
+        layers * 2 * elementwise(d, 1, 6),  # residual adds: two reads, one write
+        body(2 * ffn, d),  # up and gate
+        layers * elementwise(ffn, 5, 6),  # SiLU(gate) x up
+        body(d, ffn),  # down
+        elementwise(d, 4, 4),  # final norm
+        gemm(1, vocab, d, 2 * d * vocab, 2 * d * vocab),  # LM head
+        elementwise(vocab, 5, 4),  # sampling over fp32 logits
+    ]
+    launches = 12 * layers + 3
+    expected = sum(kernels) + launches * LAUNCH
     assert fidelity.accelsim_s(m) == pytest.approx(expected, rel=1e-9)
-    assert expected == pytest.approx(8.968e-3, rel=1e-3)
+    assert expected == pytest.approx(10.64e-3, rel=1e-3)
 
 
 def test_a_tensor_parallel_prefill_row_is_the_roofline_by_hand(
@@ -107,20 +153,36 @@ def test_a_tensor_parallel_prefill_row_is_the_roofline_by_hand(
     """trt08: Llama-2-70B fp16 on 4 A100s, a 2048-token prompt alone (TTFT)."""
     m = by_id(shipped, "trt08")
     assert (m.tp, m.prompt_tokens) == (4, 2048)
-    d, ffn, layers, vocab, kv_dim, tokens, k = 8192, 28672, 80, 32000, 1024, 2048, 4
-    body_params = layers * (2 * d * d + 2 * d * kv_dim + 3 * d * ffn)
+    d, ffn, layers, vocab, kv_dim, t, k = 8192, 28672, 80, 32000, 1024, 2048, 4
     kv_per_token = 2 * layers * kv_dim * 2
-    peak, bw, link, overhead = 312e12 * 0.75, 2039e9, 300e9 * 0.8, 5e-6
-    body = max(2 * body_params * tokens / k / peak, stream(2 * body_params / k, bw))
-    pairs = tokens * (tokens + 1) / 2  # causal
-    attention = max(4 * layers * d * pairs / k / peak, stream(2 * tokens * kv_per_token / k, bw))
-    head = max(2 * d * vocab / k / peak, stream(2 * d * vocab / k, bw))
+
+    def body(n: float, depth: float) -> float:  # n and depth on one chip
+        return layers * gemm(t, n, depth, 2 * t * n * depth, 2 * n * depth)
+
+    pairs = t * (t + 1) / 2  # causal
     reduces, steps = 2 * layers, 2 * (k - 1)  # two ring all-reduces per layer
-    moved = reduces * steps / k * tokens * d * 2
-    allreduce = max(reduces * tokens * d * (k - 1) / k / (19.5e12 * 0.7), moved / link)
-    allreduce += reduces * steps * 1e-6  # link latency per ring step
-    launches = 4 * layers + layers + 1
-    expected = body + attention + head + allreduce + launches * overhead
+    kernels = [
+        layers * 2 * elementwise(t * d, 4, 4),  # norms on the whole hidden state
+        body((d + 2 * kv_dim) / k, d),
+        layers * elementwise(t * (d + kv_dim) / k, 3, 4),  # rotary
+        busy(layers * 2 * kv_dim * t / k / VECTOR, 2 * t * kv_per_token / k / BW),  # KV cached
+        busy(4 * layers * d * pairs / k / FLASH, t * kv_per_token / k / BW),  # flash attention
+        body(d, d / k),
+        layers * 2 * elementwise(t * d, 1, 6),
+        body(2 * ffn / k, d),
+        layers * elementwise(t * ffn / k, 5, 6),
+        body(d, ffn / k),
+        busy(
+            reduces * t * d * (k - 1) / k / VECTOR,  # adding the other chips' shares
+            reduces * steps / k * t * d * 2 / LINK,  # fp16 over the ring
+        )
+        + reduces * steps * 1e-6,
+        elementwise(d, 4, 4),
+        gemm(1, vocab / k, d, 2 * d * vocab / k, 2 * d * vocab / k),
+        elementwise(vocab, 5, 4),
+    ]
+    launches = 12 * layers + reduces + 3
+    expected = sum(kernels) + launches * LAUNCH
     assert fidelity.accelsim_s(m) == pytest.approx(expected, rel=1e-9)
 
 
@@ -130,21 +192,36 @@ def test_a_mixture_of_experts_row_reads_only_the_experts_it_touches(
     """gpf03: Mixtral-8x7B bf16 on 2 A100s, batch 1: one token reads 2 of 8 experts."""
     m = by_id(shipped, "gpf03")
     assert (m.batch, m.tp, m.context_tokens) == (1, 2, 105)
-    d, ffn, layers, vocab, kv_dim, k = 4096, 14336, 32, 32000, 1024, 2
-    attention_params = 2 * d * d + 2 * d * kv_dim
-    active = layers * (attention_params + 2 * 3 * d * ffn + 8 * d)  # router: d x 8
-    bw = 2039e9
-    body = max(2 * active / k / (312e12 * 0.75), stream(2 * active / k, bw))
+    d, ffn, layers, vocab, kv_dim, k, context = 4096, 14336, 32, 32000, 1024, 2, 105
     kv_per_token = 2 * layers * kv_dim * 2
-    attention = stream((105 + 1) * kv_per_token / k, bw)
-    head = stream(2 * d * vocab / k, bw)
+
+    def body(n: float, depth: float, matrices: float = 1) -> float:
+        flops = 2 * n * depth * matrices  # one token through `matrices` such matrices
+        return layers * gemm(1, n, depth, flops, flops)
+
     reduces, steps = 2 * layers, 2 * (k - 1)
-    allreduce = max(
-        reduces * d * (k - 1) / k / (19.5e12 * 0.7), stream(reduces * steps / k * d * 2, 300e9)
-    )
-    allreduce += reduces * steps * 1e-6
-    launches = 4 * layers + layers + 1
-    expected = body + attention + head + allreduce + launches * 5e-6
+    kernels = [
+        layers * 2 * elementwise(d, 4, 4),
+        body((d + 2 * kv_dim) / k, d),
+        layers * elementwise((d + kv_dim) / k, 3, 4),
+        busy(layers * 2 * kv_dim / k / VECTOR, 2 * kv_per_token / k / BW),
+        busy(4 * layers * d * context / k / VECTOR, context * kv_per_token / k / BW),
+        body(d, d / k),
+        layers * 2 * elementwise(d, 1, 6),
+        # The router (d x 8 per layer, split like the rest), then the 2 experts the token
+        # touches: 1 token each.
+        layers * gemm(1, 8, d, 2 * d * 8 / k, 2 * d * 8 / k),
+        body(2 * ffn / k, d, matrices=2),
+        layers * elementwise(2 * ffn / k, 5, 6),
+        body(d, ffn / k, matrices=2),
+        busy(reduces * d * (k - 1) / k / VECTOR, reduces * steps / k * d * 2 / LINK)
+        + reduces * steps * 1e-6,
+        elementwise(d, 4, 4),
+        gemm(1, vocab / k, d, 2 * d * vocab / k, 2 * d * vocab / k),
+        elementwise(vocab, 5, 4),
+    ]
+    launches = 13 * layers + reduces + 3  # the router is one more kernel per layer
+    expected = sum(kernels) + launches * LAUNCH
     assert fidelity.accelsim_s(m) == pytest.approx(expected, rel=1e-9)
 
 
@@ -244,7 +321,7 @@ def test_todays_errors_hold_the_stated_bounds() -> None:
     # The bounds are today's figures rounded up a little, not a blank cheque.
     assert MAX_MEDIAN_ABS_ERROR - table.holdout.median_abs_error < 0.05
     assert MAX_WORST_ABS_ERROR - table.overall.worst_abs_error < 0.05
-    # The ideal roofline is optimistic: most rows are faster than measured.
+    # Still a little optimistic: most rows are faster than measured.
     assert table.overall.median_error < 0
 
 

@@ -176,6 +176,7 @@ def test_roofline_checks_fail_when_efficiency_is_ignored(monkeypatch: pytest.Mon
             original(tier).random_bytes_per_s,
             tier.access_granularity_bytes,
             tier.energy_per_byte_j,
+            tier.bandwidth_bytes_per_s,
         ),
     )
     results = run_checks(
@@ -199,6 +200,7 @@ def test_llm_decode_check_fails_when_dram_efficiency_is_ignored(
             original(tier).random_bytes_per_s,
             tier.access_granularity_bytes,
             tier.energy_per_byte_j,
+            tier.bandwidth_bytes_per_s,
         ),
     )
     (result,) = run_checks(SMALL, [validation.check_llm_batch1_decode])

@@ -3,7 +3,8 @@
 Test chip: bf16 matrix 100 TFLOP/s x 0.5 efficiency = 50 TFLOP/s; vector 10 x 0.5 = 5 TFLOP/s;
 SRAM 1 TB/s (stream x1.0, random x0.5, 32 B granules, 1 pJ/B); DRAM 100 GB/s (stream x0.8 =
 80 GB/s, random x0.4 = 40 GB/s, 64 B granules, 20 pJ/B); host link 16 MB/s x 0.8 = 12.8 MB/s;
-no kernel overhead; idle 10 W; 0.5 pJ per bf16 FLOP.
+no kernel overhead; idle 10 W; 0.5 pJ per bf16 FLOP; compute/memory overlap 0.5 (an op takes
+the longer of the two plus half the shorter); one matrix unit (no wave quantisation).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def test_random_gathers_use_the_lower_random_efficiency() -> None:
     assert op_cost(ChipRates(chip()), op).time_s == pytest.approx(1e9 / 40e9)
 
 
-def test_op_time_is_max_of_compute_and_summed_memory_plus_overhead() -> None:
+def test_op_time_is_the_longer_of_compute_and_summed_memory_plus_half_the_shorter() -> None:
     rates = ChipRates(chip(compute={**chip().compute.model_dump(), "kernel_overhead_s": 5e-6}))
     op = Op(
         "m",
@@ -53,11 +54,17 @@ def test_op_time_is_max_of_compute_and_summed_memory_plus_overhead() -> None:
     cost = op_cost(rates, op)
     assert cost.compute_time_s == pytest.approx(0.02)
     assert cost.memory_time_s == pytest.approx({"sram": 0.01, "dram": 0.01})
-    assert cost.time_s == pytest.approx(0.02 + 5e-6)
+    # max(20, 10 + 10) ms + (1 - 0.5) x 20 ms, + 5 us of launch.
+    assert cost.time_s == pytest.approx(0.02 + 0.5 * 0.02 + 5e-6)
     assert cost.bound == "compute"
     bigger = Op("m", "gemm", "matrix", "bf16", 1e12, (Traffic("dram", "stream", 2e9),))
     cost = op_cost(rates, bigger)
-    assert cost.time_s == pytest.approx(0.025 + 5e-6)
+    # 25 ms of DRAM + half of the 20 ms of compute.
+    assert cost.time_s == pytest.approx(0.025 + 0.5 * 0.02 + 5e-6)
+    # No overlap at all: the sum; full overlap: the ideal roofline's max.
+    for overlap, expected in ((0.0, 0.045), (1.0, 0.025)):
+        compute = {**chip().compute.model_dump(), "memory_overlap": overlap}
+        assert op_cost(ChipRates(chip(compute=compute)), bigger).time_s == pytest.approx(expected)
     assert cost.bound == "dram"
 
 
@@ -84,7 +91,7 @@ def test_batch_cost_sums_ops_and_adds_idle_energy() -> None:
         Op("b", "transfer", "vector", "bf16", 0.0, (Traffic("dram", "stream", 1e9),)),
     ]
     cost = batch_cost(rates, ops, items=1)
-    assert cost.time_s == pytest.approx(0.02 + 0.0125)
+    assert cost.time_s == pytest.approx(0.02 + 0.0125)  # each op does one kind of work
     assert cost.dynamic_energy_j == pytest.approx(0.5 + 0.02)
     assert cost.static_energy_j == pytest.approx(10.0 * 0.0325)
     assert cost.avg_power_w == pytest.approx((0.52 + 0.325) / 0.0325)
@@ -103,16 +110,19 @@ def test_tiny_ranking_batch_matches_hand_computation() -> None:
         "interaction.dot",
         "top_mlp.0",
     ]
+    # Each op: its memory time plus half its (shorter) compute time.
     # 10 items x (1 dense fp32 + 1 int64 id + 1 fp32 score) = 160 B over 12.8 MB/s.
     assert times["input_transfer"] == pytest.approx(160 / 12.8e6)
-    # 10 lookups of an 8 B row, each a 32 B SRAM granule at 0.5 TB/s, + 80 B written.
-    assert times["embedding_bags"] == pytest.approx(320 / 5e11 + 80 / 1e12)
-    # 1->4 GEMM: weights 8 B + activations 10 x 5 x 2 B from SRAM.
-    assert times["bottom_mlp.0"] == pytest.approx(108 / 1e12)
-    # Dot of F=2 vectors of dim 4: reads 10 x (2x4 + 1) x 2 B.
-    assert times["interaction.dot"] == pytest.approx(180 / 1e12)
-    # Top 5->1 GEMM: 10 B of weights and 10 x 6 x 2 B of activations.
-    assert times["top_mlp.0"] == pytest.approx(130 / 1e12)
+    # 10 lookups of an 8 B row, each a 32 B SRAM granule at 0.5 TB/s, + 80 B written;
+    # pooling adds 10 x 4 = 40 FLOPs at 5 TFLOP/s on the vector unit.
+    assert times["embedding_bags"] == pytest.approx(320 / 5e11 + 80 / 1e12 + 0.5 * 40 / 5e12)
+    # 1->4 GEMM: weights 8 B + activations 10 x 5 x 2 B from SRAM; 2 x 10 x 4 FLOPs at
+    # 50 TFLOP/s.
+    assert times["bottom_mlp.0"] == pytest.approx(108 / 1e12 + 0.5 * 80 / 50e12)
+    # Dot of F=2 vectors of dim 4: reads 10 x (2x4 + 1) x 2 B; 10 x 2 x 2 x 2 x 4 = 320 FLOPs.
+    assert times["interaction.dot"] == pytest.approx(180 / 1e12 + 0.5 * 320 / 50e12)
+    # Top 5->1 GEMM: 10 B of weights and 10 x 6 x 2 B of activations; 2 x 10 x 5 FLOPs.
+    assert times["top_mlp.0"] == pytest.approx(130 / 1e12 + 0.5 * 100 / 50e12)
     assert cost.time_s == pytest.approx(sum(times.values()))
     assert cm.plan.weights_tier == "sram"
     assert cm.plan.weight_bytes == 18
@@ -212,3 +222,22 @@ def test_uniform_popularity_caches_in_proportion_to_rows() -> None:
     # Every row is as hot as any other: the cache holds half the table, serving half the lookups.
     usable = 4e6 - p.weight_bytes
     assert p.tables[0].sram_share == pytest.approx(usable / 8e6, rel=1e-5)
+
+
+def test_gemm_shape_efficiency_is_tile_and_wave_quantisation() -> None:
+    compute = {**chip().compute.model_dump(), "matrix_units": 108}
+    rates = ChipRates(chip(compute=compute))
+    # One row computes a 16-row tile (1/16); 12288 columns are 96 tiles of 128 on 108 units.
+    assert rates.shape_efficiency(1, 12288, 4096) == pytest.approx(1 / 16 * 96 / 108)
+    # 32 tiles fill a third of the units: K (4096 deep) is split in 3, 96 of 108 busy.
+    assert rates.shape_efficiency(128, 4096, 4096) == pytest.approx(96 / 108)
+    # 16 x 172 = 2752 tiles run in 26 waves of 108 (2808 slots).
+    assert rates.shape_efficiency(2048, 22016, 4096) == pytest.approx(2752 / 2808)
+    # 100 rows and columns fill 100 x 100 of one 128 x 128 tile; K = 64 is too shallow to
+    # split, so one unit of 108 works.
+    assert rates.shape_efficiency(100, 100, 64) == pytest.approx(100 * 100 / 128**2 / 108)
+    # An op with that shape runs at the large-GEMM rate (50 TFLOP/s) times it.
+    op = Op("g", "gemm", "matrix", "bf16", 2 * 128 * 4096 * 4096, (), gemm=(128, 4096, 4096))
+    assert op_cost(rates, op).compute_time_s == pytest.approx(op.flops / (50e12 * 96 / 108))
+    # With one unit (the default) only tile quantisation is left.
+    assert ChipRates(chip()).shape_efficiency(128, 4096, 4096) == 1.0

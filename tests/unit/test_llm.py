@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
+from accelsim.config.schema import ContinuousBatching
 from accelsim.engine.simulation import simulate
 from accelsim.metrics.summary import summarize
-from accelsim.model.llm import LLMCostModel, experts_touched, prefill_pairs, shape
+from accelsim.model.llm import Iteration, LLMCostModel, experts_touched, prefill_pairs, shape
+from accelsim.model.power import Terms
 from accelsim.units import parse_quantity
 from helpers import CHIP, chip, llm, llm_resolved
 
@@ -38,36 +40,56 @@ def test_shape_counts_params_and_kv() -> None:
     assert s.active_params_per_token == 2 * (ATTN + FFN)
 
 
+GEMMS = ("gemm.qkv", "gemm.o", "gemm.up_gate", "gemm.down")
+
+
 def test_batch1_decode_reads_every_weight_once_from_dram() -> None:
     cost = LLMCostModel(llm(), no_sram_chip(), 1).decode_step(1, 100)
     ops = {c.op.name: c for c in cost.ops}
     body_bytes = 2 * (ATTN + FFN) * 2
-    assert ops["gemm.body"].time_s == pytest.approx(body_bytes / 80e9)
-    assert ops["gemm.body"].bound == "dram"
-    # KV of 100 context tokens read, one token's KV written.
-    assert ops["attention"].time_s == pytest.approx(101 * KV_PER_TOKEN / 80e9)
-    assert ops["lm_head"].time_s == pytest.approx(1000 * 256 * 2 / 80e9)
-    assert cost.time_s == pytest.approx((body_bytes + 101 * KV_PER_TOKEN + 512_000) / 80e9)
+    assert sum(ops[g].memory_time_s["dram"] for g in GEMMS) == pytest.approx(body_bytes / 80e9)
+    assert all(ops[g].bound == "dram" for g in GEMMS)
+    # Decode attention reads the KV of 100 context tokens (paged: at the stream rate unless
+    # the tier says otherwise); kv_write reads the token's K and V (2 layers x 2 x 128 x
+    # 2 B) and writes them to the cache.
+    assert ops["attention.decode"].memory_time_s["dram"] == pytest.approx(100 * KV_PER_TOKEN / 80e9)
+    assert ops["kv_write"].op.bytes == pytest.approx(2 * KV_PER_TOKEN)
+    assert ops["lm_head"].memory_time_s["dram"] == pytest.approx(1000 * 256 * 2 / 80e9)
+    assert cost.time_s == pytest.approx(sum(c.time_s for c in cost.ops))
+
+
+def test_the_norms_move_the_hidden_state_through_dram_on_the_vector_unit() -> None:
+    ops = {c.op.name: c for c in LLMCostModel(llm(), no_sram_chip(), 1).prefill(10).ops}
+    norm = ops["norm"]
+    # Two RMSNorms per layer x 2 layers over 10 tokens x 256, read and written in bf16
+    # (on every chip of a tensor-parallel replica): 4 x 2560 elements x 4 B, 4 FLOPs each.
+    assert norm.op.engine == "vector"
+    assert norm.op.bytes == pytest.approx(4 * 2560 * 4)
+    assert norm.op.flops == pytest.approx(4 * 2560 * 4)
+    assert norm.op.launches == 4
+    # 40,960 B at 80 GB/s = 512 ns; 40,960 FLOPs at 5 TFLOP/s = 8.192 ns, half unhidden.
+    assert norm.time_s == pytest.approx(512e-9 + 0.5 * 8.192e-9)
 
 
 def test_prefill_is_compute_bound_with_2_flops_per_param_per_token() -> None:
     cm = LLMCostModel(llm(), no_sram_chip(), 1)
     cost = cm.prefill(4096)
     ops = {c.op.name: c for c in cost.ops}
-    assert ops["gemm.body"].op.flops == pytest.approx(2 * 2 * (ATTN + FFN) * 4096)
-    assert ops["gemm.body"].bound == "compute"
+    flops = sum(ops[g].op.flops for g in GEMMS)
+    assert flops == pytest.approx(2 * 2 * (ATTN + FFN) * 4096)
+    assert all(ops[g].bound == "compute" for g in GEMMS)
     # Causal attention: 4 x layers x q_dim FLOPs per (query, key) pair.
     pairs = prefill_pairs(4096, 0)
     assert pairs == 4096 * (4097 / 2)
-    assert ops["attention"].op.flops == pytest.approx(4 * 2 * 256 * pairs)
+    assert ops["attention.prefill"].op.flops == pytest.approx(4 * 2 * 256 * pairs)
 
 
 def test_decode_is_memory_bound_until_the_batch_nears_the_ridge_point() -> None:
     cm = LLMCostModel(llm(), no_sram_chip(), 1)
     ridge = cm.rates.ridge_point("bf16", "dram")  # 50e12 / 80e9 = 625 FLOP/B
     assert ridge == pytest.approx(625)
-    small = {c.op.name: c for c in cm.decode_step(8, 10).ops}["gemm.body"]
-    large = {c.op.name: c for c in cm.decode_step(2048, 10).ops}["gemm.body"]
+    small = {c.op.name: c for c in cm.decode_step(8, 10).ops}["gemm.up_gate"]
+    large = {c.op.name: c for c in cm.decode_step(2048, 10).ops}["gemm.up_gate"]
     assert small.bound == "dram" and small.arithmetic_intensity < ridge
     assert large.bound == "compute" and large.arithmetic_intensity > ridge
 
@@ -89,14 +111,53 @@ def test_tensor_parallel_splits_work_and_adds_two_allreduces_per_layer() -> None
     c = no_sram_chip(chip_to_chip=link)
     one = {o.op.name: o for o in LLMCostModel(llm(), c, 1).decode_step(4, 100).ops}
     four = {o.op.name: o for o in LLMCostModel(llm(), c, 4).decode_step(4, 100).ops}
-    assert four["gemm.body"].op.bytes == pytest.approx(one["gemm.body"].op.bytes / 4)
-    assert four["gemm.body"].op.flops == pytest.approx(one["gemm.body"].op.flops / 4)
+    for g in GEMMS:
+        assert four[g].op.bytes == pytest.approx(one[g].op.bytes / 4)
+        assert four[g].op.flops == pytest.approx(one[g].op.flops / 4)
     ar = four["allreduce"]
     # 2 per layer x 2 layers; a ring all-reduce moves 2(k-1)/k of 4 tokens x 256 x 2 B.
     assert ar.op.bytes == pytest.approx(4 * 2 * (3 / 4) * 4 * 256 * 2)
+    assert ar.op.launches == 4
     assert ar.overhead_s == pytest.approx(4 * 2 * 3 * 2e-6)
-    assert ar.time_s == pytest.approx(ar.op.bytes / 8e9 + ar.overhead_s)
+    # Adding 3 of 4 chips' shares: 4 x 256 x 3 x 4 tokens / 4 chips FLOPs at 5 TFLOP/s.
+    reduce_s = 4 * 256 * 3 * 4 / 4 / 5e12
+    assert ar.time_s == pytest.approx(ar.op.bytes / 8e9 + 0.5 * reduce_s + ar.overhead_s)
     assert "allreduce" not in one
+
+
+def test_8bit_weights_all_reduce_16bit_activations_and_pay_for_quantising() -> None:
+    link = {"bandwidth_bytes_per_s": 10e9, "latency_s": 0.0, "energy_per_byte_j": 0.0}
+    c = no_sram_chip(chip_to_chip=link)
+    bf16 = {o.op.name: o for o in LLMCostModel(llm(), c, 4).decode_step(4, 100).ops}
+    fp8_model = llm(weight_dtype="fp8", kv_dtype="fp8")
+    fp8 = {o.op.name: o for o in LLMCostModel(fp8_model, c, 4).decode_step(4, 100).ops}
+    assert fp8["allreduce"].op.bytes == bf16["allreduce"].op.bytes  # bf16 either way
+    assert fp8["gemm.qkv"].op.bytes == pytest.approx(bf16["gemm.qkv"].op.bytes / 2)
+    assert "quantize" not in bf16
+    # Every GEMM input quantised: 4 tokens x 2 layers x (256 + 256 / 4 + 256 + 512 / 4)
+    # elements, each read in bf16 and written in 8 bits.
+    assert fp8["quantize"].op.bytes == pytest.approx(4 * 2 * (256 + 64 + 256 + 128) * 3)
+    assert fp8["quantize"].op.launches == 8
+
+
+def test_graph_captured_decode_pays_one_launch_and_the_host_overhead() -> None:
+    c = no_sram_chip(compute={**CHIP["compute"], "kernel_overhead_s": 1e-5})
+    plain = LLMCostModel(llm(), c, 1)
+    graph = LLMCostModel(
+        llm(), c, 1, ContinuousBatching(graph_decode=True, iteration_overhead_s=3e-4)
+    )
+    launches = sum(o.op.launches for o in plain.decode_step(4, 100).ops)
+    # 2 layers x 12 kernels (2 norms, qkv, rotary, kv write, attention, o, 2 residual
+    # adds, up/gate, activation, down), then the final norm, the LM head and sampling.
+    assert launches == 2 * 12 + 3
+    step = plain.decode_step(4, 100).time_s
+    replay = graph.decode_step(4, 100).time_s
+    assert replay == pytest.approx(step - 27 * 1e-5 + 1e-5 + 3e-4)
+    # A prefill is not replayed from a graph: it pays every launch and the host overhead.
+    assert graph.prefill(16).time_s == pytest.approx(plain.prefill(16).time_s + 3e-4)
+    # The fast path agrees.
+    it = Iteration(decode_sequences=4, decode_context_tokens=400, logits=4)
+    assert graph.terms(it).time(1.0) == pytest.approx(Terms.of(graph.iteration(it)).time(1.0))
 
 
 def test_shipped_8b_batch1_tpot_matches_weights_over_bandwidth() -> None:
@@ -109,7 +170,8 @@ def test_shipped_8b_batch1_tpot_matches_weights_over_bandwidth() -> None:
     weight_bytes = 2 * (m["layers"] * per_layer + m["vocab"] * d)  # LM head, not embedding
     dram = c["memory"]["dram"]
     bw = parse_quantity(dram["bandwidth_bytes_per_s"], "bytes/s") * dram["stream_efficiency"]
-    overhead = parse_quantity(c["compute"]["kernel_overhead_s"], "s") * (5 * m["layers"] + 1)
+    # 12 kernels per layer, then the final norm, the LM head and sampling.
+    overhead = parse_quantity(c["compute"]["kernel_overhead_s"], "s") * (12 * m["layers"] + 3)
     expected = weight_bytes / bw + overhead
 
     from accelsim.config.loader import load_chip, load_model

@@ -99,6 +99,14 @@ class MemoryTier(Strict):
     access_granularity_bytes: StrictInt = Field(
         64, ge=1, le=4096, description="A random access moves at least this many bytes."
     )
+    paged_efficiency: Fraction | None = Field(
+        None,
+        description=(
+            "Share of peak that reading a paged KV cache reaches (decode attention); default "
+            "0.8 x stream_efficiency: the vLLM paper (Kwon et al., SOSP 2023, section 7.1) "
+            "measured its paged-attention kernel 20-26% slower than a contiguous-KV kernel."
+        ),
+    )
     energy_per_byte_j: Annotated[JoulesPerByte, Field(ge=0, le=1e-6)] = 0.0
 
 
@@ -154,6 +162,43 @@ class Compute(Strict):
     )
     gemm_efficiency: Fraction = Field(
         0.75, description="Share of matrix peak a large GEMM reaches."
+    )
+    gemm_efficiency_by_dtype: dict[DType, Fraction] = Field(
+        default_factory=dict,
+        description="Share of matrix peak a large GEMM reaches, per dtype (else gemm_efficiency).",
+    )
+    attention_efficiency: Fraction = Field(
+        0.55,
+        description=(
+            "Share of matrix peak a fused (flash-style) prefill attention kernel reaches: "
+            "FlashAttention-2 forward, causal, head dim 128, reaches 50-73% of an A100's "
+            "peak (Dao, 2023); 0.55 is its causal figure at 2k tokens."
+        ),
+    )
+    matrix_units: int = Field(
+        1,
+        ge=1,
+        le=100_000,
+        description=(
+            "Matrix engines that each compute one output tile at a time (SMs on a GPU); GEMM "
+            "tiles run in waves over them. 1: no wave quantisation."
+        ),
+    )
+    matrix_tile: tuple[
+        Annotated[int, Field(ge=1, le=65536)], Annotated[int, Field(ge=1, le=65536)]
+    ] = Field(
+        (128, 128),
+        description=(
+            "Output tile (rows, columns) of one matrix engine's pass: 128 x 128 is the "
+            "default tile of cuBLAS/CUTLASS tensor-core GEMMs and a TPU MXU's array."
+        ),
+    )
+    memory_overlap: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.5,
+        description=(
+            "Share of the shorter of an op's compute and memory time hidden under the longer: "
+            "t = max(c, m) + (1 - overlap) x min(c, m). 1 is the ideal roofline, 0 no overlap."
+        ),
     )
     vector_efficiency: Fraction = Field(0.7, description="Share of vector peak reached.")
     kernel_overhead_s: Annotated[Seconds, Field(ge=0, le=1.0)] = Field(
@@ -578,6 +623,17 @@ class ContinuousBatching(Strict):
     )
     kv_memory_fraction: Fraction = Field(
         0.9, description="Share of DRAM usable for weights and KV cache."
+    )
+    iteration_overhead_s: Annotated[Seconds, Field(ge=0, le=10.0)] = Field(
+        0.0,
+        description="Host time per iteration (scheduling, batch assembly, sampling bookkeeping).",
+    )
+    graph_decode: bool = Field(
+        False,
+        description=(
+            "Decode-only iterations replay a captured graph (CUDA graphs): one launch per "
+            "iteration instead of one per kernel."
+        ),
     )
 
 

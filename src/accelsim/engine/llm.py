@@ -354,14 +354,23 @@ class LLMReplica:
             if any(c.clock_ratio != 1.0 or c.stall_s > 0 for c in ends):
                 return None
             ratio = 1.0
-        # Every term is linear in the context, which grows by `batch` tokens a step.
+        # Every term is linear in the context, which grows by `batch` tokens a step; most
+        # ops do not depend on it. Each op as the roofline combines compute c and memory
+        # m: max(c, m) + (1 - overlap) min(c, m) = c + m - overlap x min(c, m).
         j = np.arange(steps) * (1.0 / (steps - 1))
-        c0, c1 = np.array(first.compute) / ratio, np.array(last.compute) / ratio
-        m0, m1 = np.array(first.memory), np.array(last.memory)
-        per_op = np.maximum(
-            c0[:, None] + (c1 - c0)[:, None] * j, m0[:, None] + (m1 - m0)[:, None] * j
-        )
-        times = per_op.sum(axis=0) + first.overhead
+        overlap = first.overlap
+        constant = first.overhead
+        times = np.zeros(steps)
+        for c0, c1, m0, m1 in zip(
+            first.compute, last.compute, first.memory, last.memory, strict=True
+        ):
+            c0, c1 = c0 / ratio, c1 / ratio
+            if c0 == c1 and m0 == m1:
+                constant += c0 + m0 - overlap * (c0 if c0 < m0 else m0)
+                continue
+            c, m = c0 + (c1 - c0) * j, m0 + (m1 - m0) * j
+            times += c + m - overlap * np.minimum(c, m)
+        times += constant
         e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
         energies = e0 + (e1 - e0) * j
         return times, energies, ratio

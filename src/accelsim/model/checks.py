@@ -53,7 +53,7 @@ def llm_replica_cost(
         return None, resolved.problem(
             at, f"{chip.name} has no chip_to_chip link for tensor parallelism"
         )
-    cost = LLMCostModel(model, chip, k, pool.continuous_batching.kv_memory_fraction)
+    cost = LLMCostModel(model, chip, k, pool.continuous_batching)
     if cost.capacity.kv_capacity_tokens < 1:
         need = cost.capacity.min_chips
         return None, resolved.problem(

@@ -3,21 +3,35 @@
 One *iteration* of continuous batching runs, for every sequence in the batch,
 either a chunk of its prompt (prefill) or one new token (decode). Its cost on
 a replica of ``k`` chips (k-way tensor parallelism: every chip holds 1/k of
-every weight matrix and of every sequence's KV cache) is the cost of these
-kernels on one chip, in launch order:
+every weight matrix and of every sequence's KV cache) is the cost of the
+kernels a serving stack launches, on one chip, in launch order:
 
 * ``vision_encoder`` (multimodal prompts): 2 x encoder params FLOPs per image
   token, encoder weights read once.
-* ``gemm.body``: the transformer's matmuls for every token processed,
-  2 x active params FLOPs per token; weights read once per iteration (for a
-  mixture of experts, only the experts the batch's tokens touch).
-* ``attention``: query-key and attention-value products, 4 x layers x
-  (heads x head_dim) FLOPs per (query, key) pair; every sequence's KV cache is
-  read, and each new token's KV written.
-* ``lm_head``: logits for each sequence that emits a token, 2 x d_model x vocab.
-* ``allreduce`` (k > 1): two ring all-reduces of the activations per layer over
-  the chip-to-chip link: 2(k-1)/k of the bytes cross each chip's link, with
-  2(k-1) link latencies per all-reduce.
+* per layer (each kernel launched once per layer, the norms and adds twice):
+  ``norm`` (input and post-attention RMSNorm), ``quantize`` (8-bit weights:
+  each GEMM's input scaled to 8 bits), ``gemm.qkv``, ``rotary``,
+  ``kv_write`` (each new token's K and V into the cache), ``attention.prefill``
+  (one fused, flash-style kernel on the matrix engine: 4 x layers x
+  (heads x head_dim) FLOPs per causal (query, key) pair, the KV it attends to
+  read once) and ``attention.decode`` (the vector unit, reading every decoding
+  sequence's paged KV cache), ``gemm.o``, ``residual`` (two adds),
+  ``gemm.router`` (a mixture of experts), ``gemm.up_gate``, ``activation``
+  (SiLU x up), ``gemm.down``, and ``allreduce`` (k > 1: two ring all-reduces
+  of the activations, in the activation dtype, over the chip-to-chip link:
+  2(k-1)/k of the bytes cross each chip's link, with 2(k-1) link latencies
+  each);
+* then ``norm.final``, ``lm_head`` (logits for each sequence that emits a
+  token) and ``sampling`` over the vocabulary.
+
+GEMMs do 2 FLOPs per weight and token and read their weights once per
+iteration (for a mixture of experts, the experts the batch's tokens touch);
+each declares its shape (M x N x K on one chip), which sets its efficiency
+(:meth:`ChipRates.shape_efficiency`: tile and wave quantisation). Element-wise
+kernels read and write their activations in DRAM on the vector unit. Every
+kernel pays the chip's launch overhead; a serving stack's host time per
+iteration and graph-captured decode (one launch for a decode-only iteration)
+come from the pool's continuous-batching settings.
 
 Decode reads all weights for a handful of tokens, so it sits far left of the
 ridge point (memory-bound) until the batch grows to hundreds of sequences;
@@ -26,14 +40,15 @@ prefill processes hundreds of tokens per weight read, so it is compute-bound.
 Each kernel is declared once, in :func:`kernels`, as a :class:`Kernel`: its
 FLOPs and its bytes per memory tier and access pattern on one chip, each a
 :class:`Linear` amount of one of the iteration's *counters* (:data:`COUNTERS`:
-tokens, (query, key) pairs, KV tokens read, logits, image tokens, or 1 per
-iteration), except the expert weights a mixture of experts reads, a
-:class:`Curve` of the tokens. Two evaluations share that declaration:
-:meth:`LLMCostModel.ops` turns it into roofline :class:`Op` objects (for
-``explain`` and :meth:`LLMCostModel.iteration`), and :meth:`LLMCostModel.terms`,
-the engine's path, multiplies the counters by times and energies per unit
-worked out once per replica (curves memoised by counter value). Adding a
-kernel is adding one entry to :func:`kernels`.
+tokens, prefill tokens and (query, key) pairs, KV read, decoding sequences,
+logits, image tokens, or 1 per iteration), except the expert weights a mixture
+of experts reads, a :class:`Curve` of the tokens. Two evaluations share that
+declaration: :meth:`LLMCostModel.ops` turns it into roofline :class:`Op`
+objects (for ``explain`` and :meth:`LLMCostModel.iteration`), and
+:meth:`LLMCostModel.terms`, the engine's path, multiplies the counters by times
+and energies per unit worked out once per replica (curves and GEMM shape
+efficiencies memoised by counter value). Adding a kernel is adding one entry
+to :func:`kernels`.
 """
 
 from __future__ import annotations
@@ -43,7 +58,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from accelsim.config.schema import DTYPE_BYTES, Chip, LLMModel
+from accelsim.config.schema import DTYPE_BYTES, Chip, ContinuousBatching, LLMModel
 from accelsim.model.power import Terms
 from accelsim.model.roofline import (
     SRAM_ACTIVATION_RESERVE,
@@ -56,8 +71,6 @@ from accelsim.model.roofline import (
     Traffic,
     batch_cost,
 )
-
-GEMM_LAUNCHES_PER_LAYER = 4  # qkv projection, output projection, FFN up(+gate), FFN down
 
 
 @dataclass(frozen=True)
@@ -164,17 +177,30 @@ def shape(model: LLMModel) -> LLMShape:
         vision_params=model.vision.params if model.vision else 0.0,
         weight_bytes_per_param=DTYPE_BYTES[model.weight_dtype],
         kv_bytes_per_token=2.0 * model.layers * kv_dim * DTYPE_BYTES[model.kv_dtype],
-        act_bytes=DTYPE_BYTES[model.weight_dtype],
+        act_bytes=DTYPE_BYTES[activation_dtype(model.weight_dtype)],
     )
 
 
 # What an iteration's kernels scale with, as :meth:`Iteration.counters` gives them.
-Counter = Literal["iteration", "tokens", "pairs", "kv_read_tokens", "logits", "image_tokens"]
+Counter = Literal[
+    "iteration",
+    "tokens",
+    "prefill_tokens",
+    "prefill_pairs",
+    "prefill_kv_tokens",
+    "decode_sequences",
+    "decode_kv_tokens",
+    "logits",
+    "image_tokens",
+]
 COUNTERS: tuple[Counter, ...] = (
     "iteration",  # 1: work done once per iteration (reading weights)
     "tokens",  # tokens processed: the prefill tokens and one per decoding sequence
-    "pairs",  # causal (query, key) pairs attended
-    "kv_read_tokens",  # KV read: prefill chunks, the context before them, decode context
+    "prefill_tokens",  # prompt tokens processed
+    "prefill_pairs",  # causal (query, key) pairs of the prefill chunks
+    "prefill_kv_tokens",  # KV the prefill chunks attend to: earlier context and the chunks
+    "decode_sequences",  # sequences that decode a token
+    "decode_kv_tokens",  # KV the decoding sequences read (one (query, key) pair per token)
     "logits",  # sequences that emit a token
     "image_tokens",  # vision-encoder tokens
 )
@@ -198,7 +224,22 @@ class Iteration(NamedTuple):
     def counters(self) -> tuple[float, ...]:
         """The iteration's counters, in :data:`COUNTERS` order."""
         prefill, pairs, prior, decode, context, logits, images = self  # the fields, in order
-        return (1, prefill + decode, pairs + context, prior + prefill + context, logits, images)
+        return (
+            1,
+            prefill + decode,
+            prefill,
+            pairs,
+            prior + prefill,
+            decode,
+            context,
+            logits,
+            images,
+        )
+
+    @property
+    def decode_only(self) -> bool:
+        """True for an iteration that only decodes (a captured graph can replay it)."""
+        return not (self.prefill_tokens or self.image_tokens) and self.decode_sequences > 0
 
 
 def prefill_pairs(new_tokens: int, context_tokens: int) -> float:
@@ -245,12 +286,26 @@ class Moves:
 
 
 @dataclass(frozen=True, slots=True)
+class Gemm:
+    """The shape of a kernel's GEMMs on one chip: ``n`` output columns and depth ``k``;
+    the rows M are the value of the kernel's FLOP counter, or ``rows`` of it (the mean
+    tokens per expert of a mixture of experts)."""
+
+    n: float
+    k: float
+    rows: Callable[[float], float] | None = None
+
+    def m(self, value: float) -> float:
+        return value if self.rows is None else self.rows(value)
+
+
+@dataclass(frozen=True, slots=True)
 class Kernel:
     """One kernel of an iteration on one chip of the replica: its FLOPs, and the bytes it
     moves, in terms of the iteration's counters."""
 
     name: str
-    kind: str  # gemm, attention, collective
+    kind: str  # gemm, attention, collective, elementwise
     engine: Engine
     dtype: str
     runs_if: Counter  # launched only in iterations where this counter is nonzero
@@ -258,9 +313,14 @@ class Kernel:
     moves: tuple[Moves, ...]
     launches: int = 1
     fixed_latency_s: float = 0.0
+    gemm: Gemm | None = None
 
-    def op(self, counters: tuple[float, ...]) -> Op:
-        """The kernel in an iteration with these counters, as a roofline op."""
+    def op(self, counters: tuple[float, ...], graph: bool = False) -> Op:
+        """The kernel in an iteration with these counters, as a roofline op (``graph``:
+        replayed from a captured graph, so it pays no launch of its own)."""
+        gemm = None
+        if self.gemm is not None:
+            gemm = (self.gemm.m(counters[_INDEX[self.flops.of]]), self.gemm.n, self.gemm.k)
         return Op(
             self.name,
             self.kind,
@@ -269,8 +329,28 @@ class Kernel:
             self.flops.at(counters),
             tuple(Traffic(m.tier, m.pattern, m.bytes.at(counters)) for m in self.moves),
             fixed_latency_s=self.fixed_latency_s,
-            launches=self.launches,
+            launches=0 if graph else self.launches,
+            gemm=gemm,
         )
+
+
+# Element-wise kernels: FLOPs per element, counted as a vector unit executes them.
+NORM_FLOPS = 4.0  # RMSNorm: square, accumulate, scale by the reciprocal root, weight
+ROTARY_FLOPS = 3.0  # a rotation of each (even, odd) pair: two multiplies and an add per element
+RESIDUAL_FLOPS = 1.0  # one add
+SILU_MUL_FLOPS = 5.0  # x / (1 + exp(-x)) (negate, exp, add, divide) times the up projection
+GELU_FLOPS = 8.0  # tanh approximation: about eight operations per element
+QUANTIZE_FLOPS = 2.0  # 8-bit weights: scale and convert each GEMM input element
+SAMPLING_FLOPS = 5.0  # per vocabulary entry: max, exp, sum, divide, compare (top-p/top-k)
+LOGIT_BYTES = 4  # logits are sampled in fp32
+
+
+def activation_dtype(weight_dtype: str) -> str:
+    """The dtype activations (and tensor-parallel collectives) run in: the weights' for a
+    16- or 32-bit model; bf16 for 8-bit weights, which serving stacks dequantise into
+    (TensorRT-LLM's and vLLM's fp8 and int8 paths keep activations and all-reduces in
+    16 bits)."""
+    return weight_dtype if DTYPE_BYTES[weight_dtype] >= 2 else "bf16"
 
 
 def kernels(
@@ -279,10 +359,56 @@ def kernels(
     """The kernels of an iteration on one chip of a ``chips``-way tensor-parallel replica
     whose weights sit in ``weights``, in launch order (see the module docstring)."""
     k = float(chips)
+    L = s.layers
     wdt = model.weight_dtype
+    adt = activation_dtype(wdt)
     wb = s.weight_bytes_per_param
+    ab = s.act_bytes
     kv = s.kv_bytes_per_token
+    d = s.d_model
     out: list[Kernel] = []
+
+    def elementwise(
+        name: str,
+        elements: float,  # per unit of the counter, summed over the replica's chips
+        flops: float,
+        bytes_per_element: float,
+        of: Counter = "tokens",
+        launches: int = L,
+        over: float = 1.0,
+    ) -> Kernel:
+        return Kernel(
+            name,
+            "elementwise",
+            "vector",
+            adt,
+            runs_if=of,
+            flops=Linear(elements * flops, of, over),
+            moves=(Moves("dram", "stream", Linear(elements * bytes_per_element, of, over)),),
+            launches=launches,
+        )
+
+    def gemm(
+        name: str,
+        params: float,  # per layer, whole replica
+        n: float,  # output columns on one chip
+        depth: float,
+        weight_bytes: Linear | Curve | None = None,
+        rows: Callable[[float], float] | None = None,
+    ) -> Kernel:
+        moved = weight_bytes or Linear(L * params * wb, "iteration", k)
+        return Kernel(
+            name,
+            "gemm",
+            "matrix",
+            wdt,
+            runs_if="tokens",
+            flops=Linear(2.0 * L * params, "tokens", k),
+            moves=(Moves(weights, "stream", moved),),
+            launches=L,
+            gemm=Gemm(n, depth, rows),
+        )
+
     if s.vision_params:
         out.append(
             Kernel(
@@ -296,60 +422,143 @@ def kernels(
                 launches=s.layers,
             )
         )
-    body_weights = Curve(lambda tokens: s.body_weight_bytes(tokens) / k, "tokens")
-    out += [
+    qkv = s.q_dim + 2 * s.kv_dim
+    if s.experts:
+        ffn_per_token = (s.active_experts + s.shared_experts) * s.expert_params
+        ffn_dim = s.expert_params / (3 if model.gated_ffn else 2) / d
+    else:
+        ffn_per_token = s.ffn_params_per_layer
+        ffn_dim = float(model.ffn_dim)
+    ffn_out = ffn_per_token / (3 if model.gated_ffn else 2) / d  # FFN width a token passes
+    # Norms (input and post-attention, both per layer) and the residual adds run on every
+    # chip on the whole hidden state; the rest is split by tensor parallelism.
+    out.append(elementwise("norm", 2 * L * d, NORM_FLOPS, 2 * ab, launches=2 * L))
+    if DTYPE_BYTES[wdt] == 1:
+        inputs = 2 * d + s.q_dim / k + ffn_out / k  # qkv, up(+gate) on d; o, down sharded
+        out.append(elementwise("quantize", L * inputs, QUANTIZE_FLOPS, ab + 1, launches=4 * L))
+    out.append(gemm("gemm.qkv", d * qkv, qkv / k, d))
+    out.append(elementwise("rotary", L * (s.q_dim + s.kv_dim), ROTARY_FLOPS, 2 * ab, over=k))
+    out.append(
         Kernel(
-            "gemm.body",
-            "gemm",
-            "matrix",
-            wdt,
-            runs_if="tokens",
-            flops=Linear(2.0 * s.active_params_per_token, "tokens", k),
-            moves=(Moves(weights, "stream", body_weights),),
-            launches=GEMM_LAUNCHES_PER_LAYER * s.layers,
-        ),
-        Kernel(
-            "attention",
-            "attention",
-            "matrix",
+            "kv_write",
+            "elementwise",
+            "vector",
             model.kv_dtype,
             runs_if="tokens",
-            flops=Linear(4.0 * s.layers * s.q_dim, "pairs", k),
-            moves=(
-                Moves("dram", "stream", Linear(kv, "kv_read_tokens", k)),
-                Moves("dram", "stream", Linear(kv, "tokens", k)),  # each new token's KV written
-            ),
-            launches=s.layers,
+            flops=Linear(L * 2 * s.kv_dim, "tokens", k),  # a scale or copy per element
+            moves=(Moves("dram", "stream", Linear(kv + L * 2 * s.kv_dim * ab, "tokens", k)),),
+            launches=L,
+        )
+    )
+    out += [
+        Kernel(
+            "attention.prefill",
+            "attention",
+            "matrix",
+            adt,
+            runs_if="prefill_tokens",
+            flops=Linear(4.0 * L * s.q_dim, "prefill_pairs", k),
+            moves=(Moves("dram", "stream", Linear(kv, "prefill_kv_tokens", k)),),
+            launches=L,
         ),
+        Kernel(
+            "attention.decode",
+            "attention",
+            "vector",
+            adt,
+            runs_if="decode_sequences",
+            flops=Linear(4.0 * L * s.q_dim, "decode_kv_tokens", k),
+            moves=(Moves("dram", "paged", Linear(kv, "decode_kv_tokens", k)),),
+            launches=L,
+        ),
+        gemm("gemm.o", s.q_dim * d, d, s.q_dim / k),
+    ]
+    out.append(elementwise("residual", 2 * L * d, RESIDUAL_FLOPS, 3 * ab, launches=2 * L))
+    gated = 2 if model.gated_ffn else 1
+    if s.experts:
+        out.append(gemm("gemm.router", s.router_params_per_layer, s.experts, d))
+        e, a, shared = s.experts, s.active_experts, s.shared_experts
+        up_share = gated / (gated + 1)
+
+        def expert_weights(share: float) -> Curve:
+            return Curve(
+                lambda t: (
+                    L * (experts_touched(e, a, t) + shared) * s.expert_params * share * wb / k
+                ),
+                "tokens",
+            )
+
+        def per_expert(t: float) -> float:
+            """Mean tokens each touched expert's GEMM multiplies."""
+            return t * (a + shared) / (experts_touched(e, a, t) + shared)
+
+        out.append(
+            gemm(
+                "gemm.up_gate",
+                ffn_per_token * up_share,
+                gated * ffn_dim / k,
+                d,
+                expert_weights(up_share),
+                per_expert,
+            )
+        )
+        act_elements = L * ffn_out
+    else:
+        out.append(
+            gemm("gemm.up_gate", ffn_per_token * gated / (gated + 1), gated * ffn_dim / k, d)
+        )
+        act_elements = L * ffn_dim
+    if model.gated_ffn:
+        out.append(elementwise("activation", act_elements, SILU_MUL_FLOPS, 3 * ab, over=k))
+    else:
+        out.append(elementwise("activation", act_elements, GELU_FLOPS, 2 * ab, over=k))
+    if s.experts:
+        down_share = 1 / (gated + 1)
+        out.append(
+            gemm(
+                "gemm.down",
+                ffn_per_token * down_share,
+                d,
+                ffn_dim / k,
+                expert_weights(down_share),
+                per_expert,
+            )
+        )
+    else:
+        out.append(gemm("gemm.down", ffn_per_token / (gated + 1), d, ffn_dim / k))
+    if chips > 1:
+        link = chip.chip_to_chip
+        if link is None:
+            raise ValueError(f"chip {chip.name} has no chip_to_chip link for tensor parallelism")
+        reduces, steps = 2 * L, 2 * (chips - 1)
+        moved = reduces * steps / k * d * ab  # per chip and token, in the activation dtype
+        out.append(
+            Kernel(
+                "allreduce",
+                "collective",
+                "vector",
+                adt,
+                runs_if="tokens",
+                flops=Linear(reduces * d * (chips - 1), "tokens", k),
+                moves=(Moves("link", "stream", Linear(moved, "tokens")),),
+                launches=reduces,
+                fixed_latency_s=reduces * steps * link.latency_s,
+            )
+        )
+    out += [
+        elementwise("norm.final", d, NORM_FLOPS, 2 * ab, of="logits", launches=1),
         Kernel(
             "lm_head",
             "gemm",
             "matrix",
             wdt,
             runs_if="logits",
-            flops=Linear(2.0 * s.d_model * s.vocab, "logits", k),
-            moves=(Moves(weights, "stream", Linear(s.d_model * s.vocab * wb, "iteration", k)),),
+            flops=Linear(2.0 * d * s.vocab, "logits", k),
+            moves=(Moves(weights, "stream", Linear(d * s.vocab * wb, "iteration", k)),),
+            gemm=Gemm(s.vocab / k, d),
         ),
+        elementwise("sampling", s.vocab, SAMPLING_FLOPS, LOGIT_BYTES, of="logits", launches=1),
     ]
-    if chips > 1:
-        link = chip.chip_to_chip
-        if link is None:
-            raise ValueError(f"chip {chip.name} has no chip_to_chip link for tensor parallelism")
-        reduces, steps = 2 * s.layers, 2 * (chips - 1)
-        moved = reduces * steps / k * s.d_model * s.act_bytes  # per chip and token
-        out.append(
-            Kernel(
-                "allreduce",
-                "collective",
-                "vector",
-                wdt,
-                runs_if="tokens",
-                flops=Linear(reduces * s.d_model * (chips - 1), "tokens", k),
-                moves=(Moves("link", "stream", Linear(moved, "tokens")),),
-                launches=0,
-                fixed_latency_s=reduces * steps * link.latency_s,
-            )
-        )
     return tuple(out)
 
 
@@ -373,6 +582,23 @@ class _CurveTerms(dict[float, tuple[float, float]]):
         return terms
 
 
+class _SlowDown(dict[float, float]):
+    """1 / shape efficiency of a kernel's GEMMs, memoised by the value of its counter."""
+
+    __slots__ = ("gemm", "rates")
+
+    def __init__(self, gemm: Gemm, rates: ChipRates) -> None:
+        super().__init__()
+        self.gemm = gemm
+        self.rates = rates
+
+    def __missing__(self, value: float) -> float:
+        g = self.gemm
+        slow = 1.0 / self.rates.shape_efficiency(g.m(value), g.n, g.k)
+        self[value] = slow
+        return slow
+
+
 class _FastMoves(NamedTuple):
     of: int  # counter index
     also_of: tuple[int, ...]  # further counters whose bytes were merged into this entry
@@ -384,10 +610,12 @@ class _FastMoves(NamedTuple):
 class _FastKernel(NamedTuple):
     runs_if: int
     flops_of: int
-    compute_s_per_unit: float  # at the nominal clock
+    compute_s_per_unit: float  # at the nominal clock, for a GEMM of full efficiency
     compute_j_per_unit: float
     moves: tuple[_FastMoves, ...]
-    overhead_s: float
+    launch_s: float
+    fixed_s: float
+    slow_down: _SlowDown | None  # a GEMM's shape
 
 
 def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
@@ -395,10 +623,8 @@ def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
     clock. Linear moves on one tier and pattern at the same bytes per unit become one
     entry over the sum of their counters: ``c * (a + b)`` costs one product fewer than
     ``c * a + c * b``, and the sum is exact in integer counters."""
-    if kernel.engine == "vector":
-        flops_per_s = rates.vector_flops_per_s
-    else:
-        flops_per_s = rates.matrix_flops_per_s(kernel.dtype)
+    shapeless = Op(kernel.name, kernel.kind, kernel.engine, kernel.dtype, 0.0, ())
+    flops_per_s = rates.flops_per_s(shapeless)
     flops = kernel.flops.per_unit_per_chip
     merged: list[tuple[Moves, list[int]]] = []
     by_rate: dict[tuple[str, str, float], list[int]] = {}
@@ -414,7 +640,7 @@ def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
     moves: list[_FastMoves] = []
     for move, counters in merged:
         tier = rates.tiers[move.tier]
-        bw = tier.stream_bytes_per_s if move.pattern == "stream" else tier.random_bytes_per_s
+        bw = tier.bytes_per_s(move.pattern)
         if isinstance(move.bytes, Curve):
             curve = _CurveTerms(move.bytes.amount, bw, tier.energy_per_byte_j)
             moves.append(_FastMoves(counters[0], (), 0.0, 0.0, curve))
@@ -429,14 +655,71 @@ def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
                     None,
                 )
             )
+    shaped = kernel.gemm is not None and rates.matrix_dtype(kernel.dtype) is not None
     return _FastKernel(
         _INDEX[kernel.runs_if],
         _INDEX[kernel.flops.of],
         flops / flops_per_s,
         flops * rates.energy_per_flop_j(kernel.engine, kernel.dtype),
         tuple(moves),
-        rates.kernel_overhead_s * kernel.launches + kernel.fixed_latency_s,
+        rates.kernel_overhead_s * kernel.launches,
+        kernel.fixed_latency_s,
+        _SlowDown(kernel.gemm, rates) if shaped and kernel.gemm is not None else None,
     )
+
+
+class _FastGroup(NamedTuple):
+    """The kernels launched when one counter is nonzero, with their energies summed into
+    one figure per counter wherever they are linear. A *simple* kernel's FLOPs and bytes
+    are linear in one counter (compute and memory time are two products); a *linear*
+    one's FLOPs in one counter and bytes in another, with a GEMM's shape efficiency
+    memoised by its counter's value; the *general* rest has curves or summed counters."""
+
+    runs_if: int
+    simple: tuple[tuple[int, float, float], ...]  # (counter, compute s, memory s) per unit
+    linear: tuple[tuple[int, float, _SlowDown | None, int, float], ...]
+    energy: tuple[tuple[int, float, float], ...]  # (counter, compute J, fixed J) per unit
+    launch_s: float
+    fixed_s: float
+    general: tuple[_FastKernel, ...]
+
+
+def _groups(fast: tuple[_FastKernel, ...]) -> tuple[_FastGroup, ...]:
+    """The kernels by the counter that launches them (see :class:`_FastGroup`)."""
+    out = []
+    for runs_if in dict.fromkeys(k.runs_if for k in fast):
+        simple: list[tuple[int, float, float]] = []
+        linear: list[tuple[int, float, _SlowDown | None, int, float]] = []
+        energy: dict[int, list[float]] = {}
+        general: list[_FastKernel] = []
+        launch_s = fixed_s = 0.0
+        for k in (k for k in fast if k.runs_if == runs_if):
+            launch_s += k.launch_s
+            fixed_s += k.fixed_s
+            counters = {m.of for m in k.moves}
+            if any(m.curve is not None or m.also_of for m in k.moves) or len(counters) > 1:
+                general.append(k._replace(launch_s=0.0, fixed_s=0.0))
+                continue
+            moves_of = counters.pop() if counters else k.flops_of
+            memory_s = sum(m.memory_s_per_unit for m in k.moves)
+            if k.slow_down is None and moves_of == k.flops_of:
+                simple.append((k.flops_of, k.compute_s_per_unit, memory_s))
+            else:
+                linear.append((k.flops_of, k.compute_s_per_unit, k.slow_down, moves_of, memory_s))
+            energy.setdefault(k.flops_of, [0.0, 0.0])[0] += k.compute_j_per_unit
+            energy.setdefault(moves_of, [0.0, 0.0])[1] += sum(m.energy_j_per_unit for m in k.moves)
+        out.append(
+            _FastGroup(
+                runs_if,
+                tuple(simple),
+                tuple(linear),
+                tuple((of, c, f) for of, (c, f) in energy.items()),
+                launch_s,
+                fixed_s,
+                tuple(general),
+            )
+        )
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -449,56 +732,91 @@ class ReplicaCapacity:
 
 
 class LLMCostModel:
-    """Iteration costs of one LLM on a replica of ``chips`` identical chips."""
+    """Iteration costs of one LLM on a replica of ``chips`` identical chips, served with
+    the continuous-batching settings ``serving`` (its host overhead per iteration,
+    graph-captured decode, and the share of DRAM for weights and KV)."""
 
     def __init__(
-        self, model: LLMModel, chip: Chip, chips: int = 1, kv_memory_fraction: float = 0.9
+        self,
+        model: LLMModel,
+        chip: Chip,
+        chips: int = 1,
+        serving: ContinuousBatching | None = None,
     ):
+        serving = serving or ContinuousBatching()
         self.model = model
         self.chip = chip
         self.chips = chips
+        self.serving = serving
         self.rates = ChipRates(chip)
         self.shape = shape(model)
-        self.capacity = replica_capacity(self.shape, chip, chips, kv_memory_fraction)
+        self.capacity = replica_capacity(self.shape, chip, chips, serving.kv_memory_fraction)
         self.kernels = kernels(model, self.shape, chip, chips, self.capacity.weights_tier)
-        self._fast = tuple(_fast(kernel, self.rates) for kernel in self.kernels)
+        self._groups = _groups(tuple(_fast(kernel, self.rates) for kernel in self.kernels))
+        self._host_s = serving.iteration_overhead_s
+        self._graph = serving.graph_decode
 
     def ops(self, it: Iteration) -> list[Op]:
-        """The iteration's kernels on one chip, as roofline ops."""
+        """The iteration's kernels on one chip, as roofline ops; then the host's time for
+        the iteration, and the one launch of a captured graph if it replays one."""
         n = it.counters()
-        return [kernel.op(n) for kernel in self.kernels if n[_INDEX[kernel.runs_if]]]
+        graph = self._graph and it.decode_only
+        ops = [kernel.op(n, graph) for kernel in self.kernels if n[_INDEX[kernel.runs_if]]]
+        if self._host_s:
+            ops.append(Op("host", "overhead", "vector", "fp32", 0.0, (), self._host_s, 0))
+        if graph:
+            ops.append(Op("graph_launch", "overhead", "vector", "fp32", 0.0, ()))
+        return ops
 
     def terms(self, it: Iteration) -> Terms:
         """The iteration's clock-dependent terms, equal to ``Terms.of(self.iteration(it))``
         up to rounding but about ten times faster (the engine calls this once per
-        iteration). Every term is linear in the counters but for a :class:`Curve`."""
+        iteration). Every term is linear in the counters but for a :class:`Curve` and a
+        GEMM's shape efficiency, both memoised by counter value."""
         n = it.counters()
         compute: list[float] = []
         memory: list[float] = []
-        overhead = 0.0
+        launches = 0.0
+        overhead = self._host_s
         e_compute = 0.0
         e_fixed = 0.0
-        for runs_if, flops_of, f, e_f, moves, o in self._fast:
+        for runs_if, simple, linear, energy, launch_s, fixed_s, general in self._groups:
             if not n[runs_if]:
                 continue
-            x = n[flops_of]
-            compute.append(f * x)
-            e_compute += e_f * x
-            t = 0.0
-            for of, also_of, m, e_b, curve in moves:
-                y = n[of]
-                for i in also_of:
-                    y += n[i]
-                if curve is None:
-                    t += m * y
-                    e_fixed += e_b * y
-                else:
-                    t_y, e_y = curve[y]
-                    t += t_y
-                    e_fixed += e_y
-            memory.append(t)
-            overhead += o
-        return Terms(compute, memory, overhead, e_compute, e_fixed)
+            launches += launch_s
+            overhead += fixed_s
+            for of, c, m in simple:
+                x = n[of]
+                compute.append(c * x)
+                memory.append(m * x)
+            for of, c, slow, moves_of, m in linear:
+                x = n[of]
+                compute.append(c * x if slow is None else c * x * slow[x])
+                memory.append(m * n[moves_of])
+            for of, e_c, e_b in energy:
+                x = n[of]
+                e_compute += e_c * x
+                e_fixed += e_b * x
+            for _, flops_of, f, e_f, moves, _, _, slow in general:
+                x = n[flops_of]
+                compute.append(f * x if slow is None else f * x * slow[x])
+                e_compute += e_f * x
+                t = 0.0
+                for of, also_of, m, e_b, curve in moves:
+                    y = n[of]
+                    for i in also_of:
+                        y += n[i]
+                    if curve is None:
+                        t += m * y
+                        e_fixed += e_b * y
+                    else:
+                        t_y, e_y = curve[y]
+                        t += t_y
+                        e_fixed += e_y
+                memory.append(t)
+        if self._graph and it.decode_only:
+            launches = self.rates.kernel_overhead_s
+        return Terms(compute, memory, overhead + launches, e_compute, e_fixed, self.rates.overlap)
 
     def iteration(self, it: Iteration) -> BatchCost:
         """Cost of one iteration on one chip of the replica (energy is per chip)."""

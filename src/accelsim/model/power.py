@@ -2,7 +2,9 @@
 
 At a clock ratio r = f / f_nominal (r <= 1):
 
-* compute time stretches by 1/r, memory time and fixed overheads do not;
+* compute time stretches by 1/r, memory time and fixed overheads do not (each
+  op's time combines the two with the chip's partial overlap, as the roofline
+  does: max(c, m) + (1 - overlap) x min(c, m));
 * dynamic energy per FLOP scales with r^2 (voltage falls with frequency),
   energy per byte moved does not;
 * idle (static) power is drawn all the time.
@@ -62,10 +64,11 @@ class ClockedCost:
 
 class Terms:
     """The clock-dependent parts of a batch: per op, compute time and memory time at the
-    nominal clock; the fixed overheads; and dynamic energy split into what scales with the
-    clock (compute) and what does not (bytes moved)."""
+    nominal clock; the fixed overheads; dynamic energy split into what scales with the
+    clock (compute) and what does not (bytes moved); and the chip's compute/memory
+    overlap."""
 
-    __slots__ = ("compute", "compute_energy", "fixed_energy", "memory", "overhead")
+    __slots__ = ("compute", "compute_energy", "fixed_energy", "memory", "overhead", "overlap")
 
     def __init__(
         self,
@@ -74,12 +77,14 @@ class Terms:
         overhead: float,
         compute_energy: float,
         fixed_energy: float,
+        overlap: float,
     ) -> None:
         self.compute = compute
         self.memory = memory
         self.overhead = overhead
         self.compute_energy = compute_energy
         self.fixed_energy = fixed_energy
+        self.overlap = overlap
 
     @classmethod
     def of(cls, cost: BatchCost) -> Terms:
@@ -90,14 +95,14 @@ class Terms:
             sum(c.overhead_s for c in cost.ops),
             compute_energy,
             cost.dynamic_energy_j - compute_energy,
+            cost.overlap,
         )
 
     def time(self, ratio: float) -> float:
-        total = self.overhead
-        for c, m in zip(self.compute, self.memory, strict=True):
-            c /= ratio
-            total += c if c > m else m
-        return total
+        # Per op max(c, m) + (1 - overlap) min(c, m) = c + m - overlap x min(c, m).
+        compute = self.compute if ratio == 1.0 else [c / ratio for c in self.compute]
+        shorter = sum(map(min, compute, self.memory))
+        return self.overhead + sum(compute) + sum(self.memory) - self.overlap * shorter
 
     def dynamic(self, ratio: float) -> float:
         return self.compute_energy * ratio * ratio + self.fixed_energy

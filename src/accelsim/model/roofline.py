@@ -3,25 +3,42 @@
 An :class:`Op` is what a workload step does: FLOPs on one engine (matrix or
 vector) and bytes moved per memory tier and access pattern. Its time on a chip:
 
-    t = max(flops / (peak * eff_compute), sum_tier bytes / (bw_tier * eff_pattern))
-        + kernel overhead + fixed latency
+    c = flops / (peak * eff_compute)        m = sum_tier bytes / (bw_tier * eff_pattern)
+    t = max(c, m) + (1 - overlap) * min(c, m) + kernel overhead + fixed latency
+
+``overlap`` (the chip's ``compute.memory_overlap``, default 0.5) is the share of
+the shorter of the two hidden under the longer: 1 is the ideal roofline's
+``max``, 0 runs them one after the other. A kernel overlaps its loads with its
+math in steady state but not while its pipeline fills and drains, so half is
+the default, between the two bounds.
+
+``eff_compute`` of a GEMM whose shape the op gives (``gemm``: M, N, K) is the
+chip's GEMM efficiency for the dtype times :meth:`ChipRates.shape_efficiency`:
+tile quantisation (the M x N output is computed in ``matrix_tile`` tiles; for
+small M a kernel picks a tile of the next power of two rows, down to the 16 rows
+of a tensor-core MMA instruction) and wave quantisation (tiles run in waves over
+``matrix_units`` engines; a single partial wave splits K to fill them, as
+cuBLAS's split-K and CUTLASS's stream-K do). Fused prefill attention runs at
+the chip's ``attention_efficiency``.
 
 The memory tiers are ``sram`` (on-chip), ``dram`` (HBM/LPDDR/DDR),
 ``host`` (host memory over the host link) and ``link`` (the chip-to-chip link,
-for tensor-parallel collectives). Dynamic energy is FLOPs times the
+for tensor-parallel collectives); the patterns are ``stream``, ``random``
+(gathers) and ``paged`` (a paged KV cache). Dynamic energy is FLOPs times the
 energy per FLOP plus bytes times each tier's energy per byte; a batch adds the
 chip's idle power over its duration. Pure functions: no simulation here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 from accelsim.config.schema import Chip, MemoryTier
 
 Tier = Literal["sram", "dram", "host", "link"]
-Pattern = Literal["stream", "random"]
+Pattern = Literal["stream", "random", "paged"]
 Engine = Literal["matrix", "vector"]
 TIERS: tuple[Tier, ...] = ("sram", "dram", "host", "link")
 
@@ -34,6 +51,20 @@ HOST_LINK_EFFICIENCY = 0.8
 # weights (and, for ranking, caching embedding rows): weights go in SRAM only if they fit
 # in the rest. A planning margin, not a measured figure.
 SRAM_ACTIVATION_RESERVE = 0.10
+
+# Rows of the smallest output tile a matrix engine computes: a tensor-core MMA
+# instruction (mma.m16n8k16 on Ampere and Hopper) covers 16 rows, so a GEMM of fewer
+# rows computes 16 and discards the rest.
+MMA_ROWS = 16
+
+# Depth of K below which a GEMM is not split further to fill idle matrix engines: a
+# split must keep a few 64-deep mainloop stages to pipeline its loads (4 assumed).
+SPLIT_K_MIN_DEPTH = 256
+
+# Paged KV reads reach this share of a tier's stream efficiency unless the tier gives
+# its own ``paged_efficiency``: the vLLM paper (Kwon et al., SOSP 2023, section 7.1)
+# measured its paged-attention kernel 20-26% slower than a contiguous-KV kernel.
+PAGED_OVER_STREAM = 1.0
 
 # When a chip lacks a dtype on its matrix engine, work runs in the first
 # dtype of this list that it has (e.g. int8 GEMMs on a bf16-only chip).
@@ -63,6 +94,7 @@ class Op:
     traffic: tuple[Traffic, ...]
     fixed_latency_s: float = 0.0  # e.g. a link's latency, paid once per op
     launches: int = 1  # kernel launches, each paying the chip's kernel overhead
+    gemm: tuple[float, float, float] | None = None  # (M, N, K) of each of its GEMMs
 
     @property
     def bytes(self) -> float:
@@ -77,6 +109,12 @@ class TierRates:
     random_bytes_per_s: float
     granularity_bytes: int
     energy_per_byte_j: float
+    paged_bytes_per_s: float
+
+    def bytes_per_s(self, pattern: Pattern) -> float:
+        if pattern == "stream":
+            return self.stream_bytes_per_s
+        return self.random_bytes_per_s if pattern == "random" else self.paged_bytes_per_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +149,7 @@ class BatchCost:
     time_s: float
     dynamic_energy_j: float
     static_energy_j: float
+    overlap: float  # the chip's compute/memory overlap its ops were combined with
 
     @property
     def energy_j(self) -> float:
@@ -136,26 +175,19 @@ class ChipRates:
         self.chip = chip
         c = chip.compute
         self.kernel_overhead_s = c.kernel_overhead_s
+        self.overlap = c.memory_overlap
+        self.matrix_units = c.matrix_units
+        self.matrix_tile = c.matrix_tile
         self.vector_flops_per_s = c.vector_flops_per_s * c.vector_efficiency
         self.tiers: dict[str, TierRates] = {}
         for name, tier in (("sram", chip.memory.sram), ("dram", chip.memory.dram)):
             if tier is not None:
                 self.tiers[name] = _tier_rates(tier)
         link = chip.host_link
-        self.tiers["host"] = TierRates(
-            stream_bytes_per_s=link.bandwidth_bytes_per_s * HOST_LINK_EFFICIENCY,
-            random_bytes_per_s=link.bandwidth_bytes_per_s * HOST_LINK_EFFICIENCY,
-            granularity_bytes=64,
-            energy_per_byte_j=link.energy_per_byte_j,
-        )
+        self.tiers["host"] = _link_rates(link.bandwidth_bytes_per_s, link.energy_per_byte_j)
         c2c = chip.chip_to_chip
         if c2c is not None:
-            self.tiers["link"] = TierRates(
-                stream_bytes_per_s=c2c.bandwidth_bytes_per_s * HOST_LINK_EFFICIENCY,
-                random_bytes_per_s=c2c.bandwidth_bytes_per_s * HOST_LINK_EFFICIENCY,
-                granularity_bytes=64,
-                energy_per_byte_j=c2c.energy_per_byte_j,
-            )
+            self.tiers["link"] = _link_rates(c2c.bandwidth_bytes_per_s, c2c.energy_per_byte_j)
 
     def has_tier(self, tier: str) -> bool:
         return tier in self.tiers
@@ -168,11 +200,49 @@ class ChipRates:
         return None
 
     def matrix_flops_per_s(self, dtype: str) -> float:
-        """Achievable matrix rate for ``dtype`` work (peak x GEMM efficiency)."""
+        """Achievable matrix rate of a large GEMM in ``dtype`` (peak x GEMM efficiency)."""
         run = self.matrix_dtype(dtype)
         if run is None:
             return self.vector_flops_per_s
-        return self.chip.compute.matrix_flops_per_s[run] * self.chip.compute.gemm_efficiency  # type: ignore[index]
+        c = self.chip.compute
+        efficiency = c.gemm_efficiency_by_dtype.get(run, c.gemm_efficiency)  # type: ignore[call-overload]
+        return float(c.matrix_flops_per_s[run] * efficiency)  # type: ignore[index]
+
+    def attention_flops_per_s(self, dtype: str) -> float:
+        """Achievable matrix rate of fused prefill attention in ``dtype``."""
+        run = self.matrix_dtype(dtype)
+        if run is None:
+            return self.vector_flops_per_s
+        c = self.chip.compute
+        return c.matrix_flops_per_s[run] * c.attention_efficiency  # type: ignore[index]
+
+    def flops_per_s(self, op: Op) -> float:
+        """The rate ``op``'s FLOPs run at: its engine's, its shape's and its kind's."""
+        if op.engine == "vector":
+            return self.vector_flops_per_s
+        if op.kind == "attention":
+            return self.attention_flops_per_s(op.dtype)
+        rate = self.matrix_flops_per_s(op.dtype)
+        if op.gemm is not None and self.matrix_dtype(op.dtype) is not None:
+            rate *= self.shape_efficiency(*op.gemm)
+        return rate
+
+    def shape_efficiency(self, m: float, n: float, k: float) -> float:
+        """Share of the large-GEMM rate an M x N x K GEMM reaches: tile quantisation of
+        its output, then wave quantisation over the matrix engines (see the module
+        docstring). 1 for a GEMM that fills whole tiles in whole waves."""
+        if m <= 0 or n <= 0:
+            return 1.0
+        tile_m, tile_n = self.matrix_tile
+        rows = min(tile_m, max(MMA_ROWS, 1 << max(0, math.ceil(m) - 1).bit_length()))
+        tiles_m, tiles_n = math.ceil(m / rows), math.ceil(n / tile_n)
+        quantised = (m * n) / (tiles_m * rows * tiles_n * tile_n)
+        tiles = tiles_m * tiles_n
+        units = self.matrix_units
+        if tiles < units:
+            tiles *= max(1, min(units // tiles, int(k // SPLIT_K_MIN_DEPTH)))
+        waves = math.ceil(tiles / units)
+        return quantised * tiles / (waves * units)
 
     def energy_per_flop_j(self, engine: Engine, dtype: str) -> float:
         power = self.chip.power
@@ -189,37 +259,47 @@ class ChipRates:
 
 
 def _tier_rates(tier: MemoryTier) -> TierRates:
+    paged = tier.paged_efficiency or tier.stream_efficiency * PAGED_OVER_STREAM
     return TierRates(
         stream_bytes_per_s=tier.bandwidth_bytes_per_s * tier.stream_efficiency,
         random_bytes_per_s=tier.bandwidth_bytes_per_s * tier.random_efficiency,
         granularity_bytes=tier.access_granularity_bytes,
         energy_per_byte_j=tier.energy_per_byte_j,
+        paged_bytes_per_s=tier.bandwidth_bytes_per_s * paged,
     )
+
+
+def _link_rates(bandwidth_bytes_per_s: float, energy_per_byte_j: float) -> TierRates:
+    rate = bandwidth_bytes_per_s * HOST_LINK_EFFICIENCY
+    return TierRates(rate, rate, 64, energy_per_byte_j, rate)
+
+
+def overlapped(compute_s: float, memory_s: float, overlap: float) -> float:
+    """An op's busy time: the longer of compute and memory plus the unhidden share of
+    the shorter."""
+    if compute_s > memory_s:
+        return compute_s + (1.0 - overlap) * memory_s
+    return memory_s + (1.0 - overlap) * compute_s
 
 
 def op_cost(rates: ChipRates, op: Op) -> OpCost:
     """Roofline time and dynamic energy of one op on one chip."""
-    if op.engine == "vector":
-        peak = rates.vector_flops_per_s
-        run_dtype = op.dtype
-    else:
-        peak = rates.matrix_flops_per_s(op.dtype)
-        run_dtype = rates.matrix_dtype(op.dtype) or "vector"
-    compute_time = op.flops / peak if op.flops else 0.0
+    run_dtype = op.dtype if op.engine == "vector" else rates.matrix_dtype(op.dtype) or "vector"
+    compute_time = op.flops / rates.flops_per_s(op) if op.flops else 0.0
     memory_time: dict[str, float] = {}
     energy: dict[str, float] = {"compute": op.flops * rates.energy_per_flop_j(op.engine, op.dtype)}
     for traffic in op.traffic:
         if traffic.bytes <= 0:
             continue
         tier = rates.tiers[traffic.tier]
-        bw = tier.stream_bytes_per_s if traffic.pattern == "stream" else tier.random_bytes_per_s
+        bw = tier.bytes_per_s(traffic.pattern)
         memory_time[traffic.tier] = memory_time.get(traffic.tier, 0.0) + traffic.bytes / bw
         energy[traffic.tier] = (
             energy.get(traffic.tier, 0.0) + traffic.bytes * tier.energy_per_byte_j
         )
     total_memory = sum(memory_time.values())
     overhead = rates.kernel_overhead_s * op.launches + op.fixed_latency_s
-    busy = max(compute_time, total_memory)
+    busy = overlapped(compute_time, total_memory, rates.overlap)
     if busy == 0:
         bound = "overhead"  # an op that does no work at all
     elif compute_time >= total_memory:
@@ -249,4 +329,5 @@ def batch_cost(rates: ChipRates, ops: list[Op] | tuple[Op, ...], items: int) -> 
         time_s=time_s,
         dynamic_energy_j=dynamic,
         static_energy_j=rates.chip.power.idle_w * time_s,
+        overlap=rates.overlap,
     )

@@ -150,6 +150,13 @@ class _Reader:
         if ridge is None or not values or ridge <= 0 or tier is None:
             return ""
         name = TIER_NAMES.get(tier, tier)
+        if above and max(values) < ridge:
+            # Compute-bound below the ridge point: the shape (few rows, a partial wave)
+            # runs below the large-GEMM rate the ridge point is drawn at.
+            return (
+                f", below the {name} ridge point of {sig(ridge, 3)} but at a shape that "
+                "runs below the large-GEMM rate"
+            )
         if len(values) == 1 and values[0] > 0:
             ratio = ridge / values[0] if not above else values[0] / ridge
             if ratio >= 1.05:

@@ -502,7 +502,8 @@ def check_energy_integral(budget: Budget) -> CheckResult:
 def check_llm_batch1_decode(budget: Budget) -> CheckResult:
     """At a trickle of requests, each decode step reads every weight once: the simulated
     time per output token is weight bytes / (DRAM bandwidth x efficiency), plus the KV
-    cache read and the kernel overheads, all computed here from the shapes by hand."""
+    cache read, the element-wise kernels, the unhidden share of each kernel's compute and
+    the kernel overheads, all computed here from the shapes by hand."""
     from accelsim.engine.simulation import simulate
 
     chip = reference_chip(memory={"sram": None}, compute={"kernel_overhead_s": _OVERHEAD_S})
@@ -522,10 +523,41 @@ def check_llm_batch1_decode(budget: Budget) -> CheckResult:
     prompt, output = 128, 256
     kv_per_token = 2 * layers * kv_heads * head_dim * 2
     mean_context = prompt + output / 2  # context grows by one token a step
-    dram = chip.memory.dram
+    dram, compute = chip.memory.dram, chip.compute
     bandwidth = dram.bandwidth_bytes_per_s * dram.stream_efficiency
-    overheads = _OVERHEAD_S * (5 * layers + 1)  # 4 GEMMs and attention per layer, LM head
-    expected = (weight_bytes + (mean_context + 1) * kv_per_token) / bandwidth + overheads
+    vector = compute.vector_flops_per_s * compute.vector_efficiency
+    # One token per GEMM fills 1 row of a 16-row tile; every N here fills whole 128-wide
+    # tiles, and one matrix unit means no waves.
+    matrix = compute.matrix_flops_per_s["bf16"] * compute.gemm_efficiency / 16
+
+    def busy(compute_s: float, memory_s: float) -> float:
+        return max(compute_s, memory_s) + (1 - compute.memory_overlap) * min(compute_s, memory_s)
+
+    def gemm(n: float, k: float) -> float:  # 2 FLOPs and 2 bytes (bf16) per weight
+        return busy(2 * n * k / matrix, 2 * n * k / bandwidth)
+
+    def elementwise(elements: float, flops: float, bytes_: float) -> float:
+        return busy(elements * flops / vector, elements * bytes_ / bandwidth)
+
+    q, kv = heads * head_dim, kv_heads * head_dim
+    per_layer = (
+        2 * elementwise(d, 4, 4)  # two RMSNorms: read and write bf16
+        + gemm(q + 2 * kv, d)
+        + elementwise(q + kv, 3, 4)  # rotary
+        + busy(2 * kv / vector, 2 * kv * 4 / bandwidth)  # K and V read and cached
+        + gemm(d, q)
+        + 2 * elementwise(d, 1, 6)  # residual adds
+        + gemm(2 * ffn, d)
+        + elementwise(ffn, 5, 6)  # SiLU x up
+        + gemm(d, ffn)
+    )
+    # Attention at the mean context: its compute and bytes both grow with the context.
+    attention = busy(
+        4 * layers * q * mean_context / vector, mean_context * kv_per_token / bandwidth
+    )
+    head = elementwise(d, 4, 4) + gemm(vocab, d) + elementwise(vocab, 5, 4)
+    overheads = _OVERHEAD_S * (12 * layers + 3)  # 12 kernels per layer; norm, head, sampling
+    expected = layers * per_layer + attention + head + overheads
     rate = 0.2 / (output * expected)  # one request in flight at a time, nearly always
     requests = max(20, budget.queries // 20_000)
     scenario = Scenario.model_validate(

@@ -246,7 +246,7 @@ def _lesson_closing(doc: Doc) -> list[str]:
 
     def body_ai(phase: str) -> float | None:
         for op in doc[phase]["ops"]:
-            if op["name"] == "gemm.body" and finite(op["arithmetic_intensity"]):
+            if op["name"] == "gemm.up_gate" and finite(op["arithmetic_intensity"]):
                 return float(op["arithmetic_intensity"])
         return None
 
