@@ -24,3 +24,7 @@ COMMAND_MODULES.append(validate)
 from accelsim.commands import report  # noqa: E402
 
 COMMAND_MODULES.append(report)
+
+from accelsim.commands import calibrate  # noqa: E402
+
+COMMAND_MODULES.append(calibrate)
