@@ -54,15 +54,22 @@ def test_int64_ids_are_the_default() -> None:
 # ------------------------------------------------------------------ overlap, cost model
 
 
+def _ideal_overlap(**changes: object) -> Chip:
+    """The test chip with compute and memory fully overlapped inside each op, so that the
+    rest of a batch is the hand sum above (the partial overlap is tested elsewhere)."""
+    compute = {**chip().compute.model_dump(), "memory_overlap": 1.0}
+    return chip(compute=compute, **changes)
+
+
 def test_steady_batch_time_is_the_larger_stage_with_dma_and_the_sum_without() -> None:
     # Copy-bound: 256 items x 16 B / 12.8 MB/s = 320 us against 28.69 ns of the rest.
-    cm = RankingCostModel(model(), chip())
+    cm = RankingCostModel(model(), _ideal_overlap())
     copy = 256 * 16 / 12.8e6
     assert cm.input_copy_s(256) == pytest.approx(copy, rel=1e-12)
     assert cm.batch(256).time_s == pytest.approx(copy + rest_s(256), rel=1e-9)
     assert cm.steady_batch_s(256) == pytest.approx(copy, rel=1e-12)
     # Compute-bound: a 16 TB/s link makes the copy 256 x 16 B / 12.8 TB/s = 0.32 ns.
-    fast = RankingCostModel(model(), chip(host_link={"bandwidth_bytes_per_s": 16e12}))
+    fast = RankingCostModel(model(), _ideal_overlap(host_link={"bandwidth_bytes_per_s": 16e12}))
     assert fast.steady_batch_s(256) == pytest.approx(rest_s(256), rel=1e-9)
     # No DMA engine: the copy and the rest add up, batch after batch.
     no_dma = RankingCostModel(
