@@ -32,6 +32,11 @@ from trustkit import (
 
 from accelsim.config.files import check_config_file
 
+# A guard against runaway work, not a speed test: a bomb that got through would take
+# minutes to hours of CPU; a refused one takes well under a second. Machines are noisy,
+# so the bound is far from both.
+RUNAWAY_CPU_S = 10.0
+
 
 @dataclass
 class Case:
@@ -251,7 +256,7 @@ def _alias_bomb(levels: int = 12, width: int = 10) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_alias_bomb_is_rejected_in_well_under_a_second(tmp_path: Path) -> None:
+def test_alias_bomb_is_rejected_by_its_expansion_bound(tmp_path: Path) -> None:
     bomb = write(tmp_path / "bomb.yaml", _alias_bomb())
     write_world(tmp_path)
     scenario = write(
@@ -265,15 +270,15 @@ def test_alias_bomb_is_rejected_in_well_under_a_second(tmp_path: Path) -> None:
         elapsed = time.process_time() - start
         (line,) = error_lines(result, bomb)
         assert "expands to more than" in line
-        assert elapsed < 1.0, f"{args[0]}: {elapsed:.2f} s"
+        assert elapsed < RUNAWAY_CPU_S, f"{args[0]}: {elapsed:.2f} s"
     start = time.process_time()
     (line,) = check_config_file(bomb).errors  # what validate --configs reports for it
-    assert time.process_time() - start < 1.0
+    assert time.process_time() - start < RUNAWAY_CPU_S
     assert line.startswith(f"{bomb}:") and "expands to more than" in line
     (line,) = error_lines(invoke("validate", "--configs", bomb, limit_s=10), bomb)
 
 
-def test_python_object_tag_is_rejected_in_well_under_a_second_and_never_run(
+def test_python_object_tag_is_rejected_and_never_run(
     tmp_path: Path,
 ) -> None:
     marker = tmp_path / "pwned"
@@ -290,7 +295,7 @@ def test_python_object_tag_is_rejected_in_well_under_a_second_and_never_run(
         elapsed = time.process_time() - start
         (line,) = error_lines(result, chip)
         assert "python/object/apply:os.system' is not allowed" in line
-        assert elapsed < 1.0, f"{args[0]}: {elapsed:.2f} s"
+        assert elapsed < RUNAWAY_CPU_S, f"{args[0]}: {elapsed:.2f} s"
     (line,) = error_lines(invoke("validate", "--configs", chip, limit_s=10), chip)
     assert "is not allowed" in line
     assert not marker.exists()
@@ -577,7 +582,7 @@ def _refused_fast(*args: object, names: Path) -> str:
     result = invoke(*args, limit_s=20)
     elapsed = time.process_time() - start
     (line,) = error_lines(result, names)
-    assert elapsed < 1.0, f"{elapsed:.2f} s of CPU"
+    assert elapsed < RUNAWAY_CPU_S, f"{elapsed:.2f} s of CPU"
     return line
 
 

@@ -21,6 +21,11 @@ from accelsim.engine.arrivals import (
     workload_rng,
 )
 
+# A guard against runaway work, not a speed test: a bomb that got through would take
+# minutes to hours of CPU; a refused one takes well under a second. Machines are noisy,
+# so the bound is far from both.
+RUNAWAY_CPU_S = 10.0
+
 
 def test_poisson_rate_and_exponential_gaps() -> None:
     times = poisson_times(1000.0, 200.0, np.random.default_rng(1))
@@ -89,7 +94,7 @@ def test_bursty_periods_are_drawn_in_blocks_fast_and_in_bounded_memory() -> None
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert time.process_time() - start < 2.0
+    assert time.process_time() - start < RUNAWAY_CPU_S
     assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MiB"
     assert times.size == pytest.approx(1000, rel=0.15)
     assert np.all(np.diff(times) >= 0) and times[0] >= 0 and times[-1] < 100.0
