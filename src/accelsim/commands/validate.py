@@ -210,7 +210,9 @@ def _validate_measured(path: str | None, json_out: bool, markdown: bool) -> None
         }
         sys.stdout.write(dump_json(doc))
     elif markdown:
-        sys.stdout.write(markdown_table(table))
+        from accelsim.validation.calibrate import calibrated_errors
+
+        sys.stdout.write(markdown_table(table, calibrated_errors(table)))
     else:
         out = console()
         out.print(_measured_table(table))

@@ -30,8 +30,9 @@ each declares its shape (M x N x K on one chip), which sets its efficiency
 (:meth:`ChipRates.shape_efficiency`: tile and wave quantisation). Element-wise
 kernels read and write their activations in DRAM on the vector unit. Every
 kernel pays the chip's launch overhead; a serving stack's host time per
-iteration and graph-captured decode (one launch for a decode-only iteration)
-come from the pool's continuous-batching settings.
+iteration and graph-captured decode (one launch for a decode-only iteration, and
+:data:`GRAPH_KERNEL_S` for each kernel it replays) come from the pool's
+continuous-batching settings.
 
 Decode reads all weights for a handful of tokens, so it sits far left of the
 ridge point (memory-bound) until the batch grows to hundreds of sequences;
@@ -317,7 +318,8 @@ class Kernel:
 
     def op(self, counters: tuple[float, ...], graph: bool = False) -> Op:
         """The kernel in an iteration with these counters, as a roofline op (``graph``:
-        replayed from a captured graph, so it pays no launch of its own)."""
+        replayed from a captured graph, so it pays :data:`GRAPH_KERNEL_S` per launch
+        instead of a launch of its own)."""
         gemm = None
         if self.gemm is not None:
             gemm = (self.gemm.m(counters[_INDEX[self.flops.of]]), self.gemm.n, self.gemm.k)
@@ -328,11 +330,17 @@ class Kernel:
             self.dtype,
             self.flops.at(counters),
             tuple(Traffic(m.tier, m.pattern, m.bytes.at(counters)) for m in self.moves),
-            fixed_latency_s=self.fixed_latency_s,
+            fixed_latency_s=self.fixed_latency_s + (GRAPH_KERNEL_S * self.launches if graph else 0),
             launches=0 if graph else self.launches,
             gemm=gemm,
         )
 
+
+# A kernel replayed from a captured graph still costs the device a little to dispatch.
+# CUDA.jl's documentation (CUDA graphs) measures 80 small broadcast kernels at 70 µs
+# launched as one graph against 260 µs launched one by one: about 0.9 µs a kernel in
+# a graph, the kernel's own (tiny) work included, against 3.3 µs.
+GRAPH_KERNEL_S = 0.9e-6
 
 # Element-wise kernels: FLOPs per element, counted as a vector unit executes them.
 NORM_FLOPS = 4.0  # RMSNorm: square, accumulate, scale by the reciprocal root, weight
@@ -614,6 +622,7 @@ class _FastKernel(NamedTuple):
     compute_j_per_unit: float
     moves: tuple[_FastMoves, ...]
     launch_s: float
+    graph_s: float  # its launches when replayed from a captured graph
     fixed_s: float
     slow_down: _SlowDown | None  # a GEMM's shape
 
@@ -663,6 +672,7 @@ def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
         flops * rates.energy_per_flop_j(kernel.engine, kernel.dtype),
         tuple(moves),
         rates.kernel_overhead_s * kernel.launches,
+        GRAPH_KERNEL_S * kernel.launches,
         kernel.fixed_latency_s,
         _SlowDown(kernel.gemm, rates) if shaped and kernel.gemm is not None else None,
     )
@@ -680,6 +690,7 @@ class _FastGroup(NamedTuple):
     linear: tuple[tuple[int, float, _SlowDown | None, int, float], ...]
     energy: tuple[tuple[int, float, float], ...]  # (counter, compute J, fixed J) per unit
     launch_s: float
+    graph_s: float  # the launches when replayed from a captured graph
     fixed_s: float
     general: tuple[_FastKernel, ...]
 
@@ -692,13 +703,14 @@ def _groups(fast: tuple[_FastKernel, ...]) -> tuple[_FastGroup, ...]:
         linear: list[tuple[int, float, _SlowDown | None, int, float]] = []
         energy: dict[int, list[float]] = {}
         general: list[_FastKernel] = []
-        launch_s = fixed_s = 0.0
+        launch_s = graph_s = fixed_s = 0.0
         for k in (k for k in fast if k.runs_if == runs_if):
             launch_s += k.launch_s
+            graph_s += k.graph_s
             fixed_s += k.fixed_s
             counters = {m.of for m in k.moves}
             if any(m.curve is not None or m.also_of for m in k.moves) or len(counters) > 1:
-                general.append(k._replace(launch_s=0.0, fixed_s=0.0))
+                general.append(k._replace(launch_s=0.0, graph_s=0.0, fixed_s=0.0))
                 continue
             moves_of = counters.pop() if counters else k.flops_of
             memory_s = sum(m.memory_s_per_unit for m in k.moves)
@@ -715,6 +727,7 @@ def _groups(fast: tuple[_FastKernel, ...]) -> tuple[_FastGroup, ...]:
                 tuple(linear),
                 tuple((of, c, f) for of, (c, f) in energy.items()),
                 launch_s,
+                graph_s,
                 fixed_s,
                 tuple(general),
             )
@@ -780,10 +793,11 @@ class LLMCostModel:
         overhead = self._host_s
         e_compute = 0.0
         e_fixed = 0.0
-        for runs_if, simple, linear, energy, launch_s, fixed_s, general in self._groups:
+        graph = self._graph and it.decode_only
+        for runs_if, simple, linear, energy, launch_s, graph_s, fixed_s, general in self._groups:
             if not n[runs_if]:
                 continue
-            launches += launch_s
+            launches += graph_s if graph else launch_s
             overhead += fixed_s
             for of, c, m in simple:
                 x = n[of]
@@ -797,7 +811,7 @@ class LLMCostModel:
                 x = n[of]
                 e_compute += e_c * x
                 e_fixed += e_b * x
-            for _, flops_of, f, e_f, moves, _, _, slow in general:
+            for _, flops_of, f, e_f, moves, _, _, _, slow in general:
                 x = n[flops_of]
                 compute.append(f * x if slow is None else f * x * slow[x])
                 e_compute += e_f * x
@@ -814,8 +828,8 @@ class LLMCostModel:
                         t += t_y
                         e_fixed += e_y
                 memory.append(t)
-        if self._graph and it.decode_only:
-            launches = self.rates.kernel_overhead_s
+        if graph:
+            launches += self.rates.kernel_overhead_s  # the graph's own launch
         return Terms(compute, memory, overhead + launches, e_compute, e_fixed, self.rates.overlap)
 
     def iteration(self, it: Iteration) -> BatchCost:

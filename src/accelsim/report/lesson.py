@@ -290,6 +290,17 @@ class _Reader:
                 f"{self._memory_advice(category, tier, ops)}."
             )
         ridge = self._ridge_clause(ops, tier, above=False)
+        overhead = _overhead_share(ops)
+        if overhead >= 0.5:
+            # Small kernels: their launches, not their bytes, take the time.
+            return (
+                f"{names} {verb_move} {_bytes(moved)} at {_ai_text(ops)}{ridge}, but "
+                f"{'take' if plural else 'takes'} {percent(share)} of the time, "
+                f"{percent(overhead)} of it fixed kernel overhead: fusing "
+                f"{'them' if plural else 'it'} or replaying {'them' if plural else 'it'} "
+                f"from a captured graph would help, and a bigger batch would amortise it; more "
+                f"{name} bandwidth would barely."
+            )
         return (
             f"{names} {verb_move} {_bytes(moved)} at {_ai_text(ops)}{ridge}: {it} bound by "
             f"{name} bandwidth{share_text}; {self._memory_advice(category, tier, ops)}."

@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from accelsim.config.schema import Chip
 from accelsim.errors import AccelsimError
-from accelsim.validation.fidelity import Comparison, Measurement, Summary, accelsim_s, summarize
+from accelsim.validation.fidelity import (
+    Comparison,
+    FidelityTable,
+    Measurement,
+    Summary,
+    accelsim_s,
+    summarize,
+)
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,20 @@ def calibrate(
         after=_compare(rows, fitted_chip),
         cost_evaluations=evaluations,
     )
+
+
+def calibrated_errors(table: FidelityTable) -> Mapping[str, float]:
+    """Each row's error after calibrating its chip on that chip's ``fit`` rows (all the
+    default parameters), by row id; rows on a chip with too few fit rows are left out."""
+    measurements = [c.measurement for c in table.comparisons]
+    chips = {m.chip.name: m.chip for m in measurements}
+    errors: dict[str, float] = {}
+    for chip in chips.values():
+        fit = [m for m in _rows_for(measurements, chip) if m.split == "fit"]
+        if len(fit) < len(DEFAULT_PARAMETERS):
+            continue
+        errors.update((c.measurement.id, c.error) for c in calibrate(measurements, chip).after)
+    return errors
 
 
 def fitted_profile(calibration: Calibration, extends: str, source: str) -> str:
