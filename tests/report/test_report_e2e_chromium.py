@@ -45,14 +45,14 @@ LLM_LATENCY = [
 LLM_TIMELINES = ["timeline-occupancy", "timeline-in-system", "timeline-batch-llm", "timeline-power"]
 PAGES = {
     "ranking": RANKING,
-    "llm": ["perfw-output_tokens", *LLM_LATENCY, "roofline-gpu-llm-dense-8b", *LLM_TIMELINES],
+    "llm": [*LLM_LATENCY, "roofline-gpu-llm-dense-8b", *LLM_TIMELINES],
     "contemplating": [
         *("perfw-output_tokens", *LLM_LATENCY),
         *("roofline-instant-llm-dense-8b", "roofline-contemplating-llm-dense-8b"),
         *LLM_TIMELINES,
     ],
     "mixed": [
-        *("perfw-queries", "perfw-output_tokens", *LLM_LATENCY),
+        *LLM_LATENCY,
         *("roofline-ranking-dlrm-mlp-heavy", "roofline-llm-llm-dense-8b"),
         *("timeline-utilization", "timeline-occupancy", "timeline-in-system"),
         *("timeline-batch-ranking", "timeline-batch-llm", "timeline-power"),

@@ -676,13 +676,14 @@ def timeline_charts(doc: dict[str, Any]) -> list[Chart]:
 
 def perf_per_watt_charts(doc: dict[str, Any]) -> list[Chart]:
     """One bar per pool of the work it did per joule (queries/J, output tokens/J), one
-    chart per unit of work, with the fleet's figure beside them."""
+    chart per unit of work that two pools or more count, with the fleet's figure beside
+    them."""
     out = []
     for unit_kind in per_work_unit():
         names = [n for n in doc["pools"] if pool_kind(doc, n).work_key == unit_kind.work_key]
         values = [doc["pools"][n].get(unit_kind.per_joule_key) for n in names]
         shown = [(n, float(v)) for n, v in zip(names, values, strict=True) if _finite(v)]
-        if not shown:
+        if len(shown) < 2:  # nothing to compare: the summary table gives the figure
             continue
         unit = unit_kind.per_joule_unit
         fleet = doc["totals"].get(unit_kind.per_joule_key)
@@ -700,7 +701,7 @@ def perf_per_watt_charts(doc: dict[str, Any]) -> list[Chart]:
             )
             for i, (n, v) in enumerate(shown)
         ]
-        if _finite(fleet) and len(shown) > 1:
+        if _finite(fleet):
             categories.append("fleet")
             series.append(
                 Series(
