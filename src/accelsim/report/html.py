@@ -265,7 +265,8 @@ def result_report(
             "the SLA target that bounds that latency (a curve passing left of its star meets "
             "it). Each tail chart turns the top of its CDF over: the share of requests slower "
             "than each latency, on log axes, so that p99 and p99.9 stand apart.",
-            items=list(plots.latency_charts(doc, samples)),
+            items=list(plots.latency_charts(doc, samples))
+            or ['<p class="note">No request completed in the measured window.</p>'],
         )
     )
     rooflines, notes = _roofline_cases(
