@@ -1098,6 +1098,7 @@ def plotly_figure(chart: Chart) -> dict[str, Any]:
             if s.sizes:
                 marker["opacity"] = 0.8
             trace["marker"] = marker
+            trace["cliponaxis"] = False  # a mark on the edge (a target) is drawn whole
         if s.labels and any(s.labels):
             trace["cliponaxis"] = False  # a label near the edge is not cut off
             trace["text"] = s.labels
