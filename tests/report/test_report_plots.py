@@ -388,3 +388,21 @@ def test_static_png_and_svg(tmp_path: Path, ranking_run: Any) -> None:
     for svg in svgs:
         text = svg.read_text(encoding="utf-8")
         assert text.lstrip().startswith("<?xml") and "<svg" in text
+
+
+def test_the_summary_keeps_the_per_mode_rows_the_terminal_shows(llm_run: Any) -> None:
+    from accelsim.report.kinds import kind_of
+
+    doc, samples, resolved = llm_run
+    w = doc["workloads"]["chat"]
+    assert set(w["by_mode"]) == {"instant", "thinking"}
+    summary = result_report(doc, samples=samples, resolved=resolved).sections[0].items[0]
+    assert isinstance(summary, str)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", summary)
+    for mode, m in [("all", w), *w["by_mode"].items()]:
+        i = cells.index(mode)
+        assert cells[i + 1 : i + 3] == [str(m["offered"]), str(m["completed"])], mode
+    terminal = kind_of(w).terminal_rows(doc, "chat", w)
+    assert [row[1] for row in terminal] == ["all", "instant", "thinking"]
+    # an LLM pool's busy share is explained, and its occupancy drawn instead
+    assert "Utilisation of gpu is busy time" in summary

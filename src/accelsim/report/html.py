@@ -178,6 +178,18 @@ def _summary_tables(doc: dict[str, Any]) -> str:
     headers = ["pool", "chip", "chips", "utilisation", "mean batch", "mean clock"]
     headers += ["avg power", "peak power", "energy", "perf/W", "$/hour"]
     parts.append(table(headers, rows, numeric_from=2))
+    slotted = [n for n in doc["pools"] if not pool_kind(doc, n).busy_is_load]
+    if slotted:
+        parts.append(
+            f'<p class="note">Utilisation of {esc(", ".join(slotted))} is busy time: a replica '
+            "iterates whenever one sequence is in flight, so it reads near 100% at any load"
+            + (
+                ". The occupancy timeline below shows the share of batch slots and KV cache "
+                "in use.</p>"
+                if (doc.get("timeline") or {}).get("t_s")
+                else ".</p>"
+            )
+        )
     t = doc["totals"]
     per_joule = [
         f"{t[k.per_joule_key]:.3g} {k.per_joule_unit}"
