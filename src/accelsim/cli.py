@@ -174,8 +174,21 @@ def explain(
         str | None,
         typer.Option("--json", help="Write the breakdown as JSON to this file ('-' for stdout)."),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also draw the roofline with the reading: an HTML file, or with --format "
+            "png|svg a folder of chart images (needs the 'report' extra).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", help="The --report format: html (default), png or svg."),
+    ] = None,
 ) -> None:
     """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode)."""
+    from accelsim.commands import report as reporting
     from accelsim.config.loader import files_read, load_chip, load_model
     from accelsim.errors import AccelsimError
     from accelsim.report.explain import explain as explain_doc
@@ -185,11 +198,17 @@ def explain(
         cap_w = None if power_cap is None else parse_quantity(power_cap, "W")
     except UnitError as exc:
         raise AccelsimError(f"--power-cap: {exc}") from None
+    if fmt is not None and report is None:
+        raise AccelsimError("--format goes with --report PATH")
+    report_format = fmt or ReportFormat.html
+    if report is not None:
+        reporting.require_plotting(report_format)
     cwd = Path.cwd()
     the_model, the_chip = load_model(model, cwd), load_chip(chip, cwd)
     refuse_overwriting_inputs(
         [*files_read(chip, "chip", cwd), *files_read(model, "model", cwd)],
         Output("--json", json_out),
+        reporting.report_output("--report", report, report_format),
     )
     doc = explain_doc(
         the_model,
@@ -206,6 +225,10 @@ def explain(
         from accelsim.report.tables import explain_view
 
         _console().print(explain_view(doc))
+    if report is not None:
+        from accelsim.report.html import explain_report
+
+        reporting.write_report(explain_report(doc, the_chip), report, report_format, False)
 
 
 @app.command()

@@ -33,12 +33,13 @@ def test_report_of_a_result_document_is_one_self_contained_page(
     assert_ok(result)
     assert result.stdout == ""
     assert re.fullmatch(
-        rf"wrote {re.escape(str(page_path))} \(8 charts, [\d.]+ MiB\)\n", err(result)
+        rf"wrote {re.escape(str(page_path))} \(9 charts, [\d.]+ MiB\)\n", err(result)
     )
     page = page_path.read_text(encoding="utf-8")
     assert charts_in(page) == [
-        "cdf-feed_mtia",
-        "cdf-feed_gpu",
+        "perfw-queries",
+        "cdf-latency",
+        "tail-latency",
         "roofline-mtia-dlrm-dcn-large",
         "roofline-gpu-dlrm-dcn-large",
         "timeline-utilization",
@@ -54,7 +55,7 @@ def test_report_of_a_result_document_is_one_self_contained_page(
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", ours)
     assert "http://" not in ours and "https://" not in ours
     assert '<pre id="js-errors" hidden></pre>' in page
-    # Without the run's records, the CDF says it comes from percentiles only.
+    # Without the run's records, the CDF and its tail say they come from percentiles only.
     assert page.count("drawn from the percentiles in the result document") == 2
     doc = json.loads(result_json.read_text(encoding="utf-8"))
     for name in doc["workloads"]:
@@ -67,9 +68,10 @@ def test_run_report_draws_the_cdf_from_every_request(tmp_path: Path) -> None:
     result = invoke("run", *SHORT, "--report", page_path, "--json", tmp_path / "r.json")
     assert_ok(result)
     assert "feed_mtia" in result.stdout  # the summary table is still printed
-    assert f"wrote {page_path} (8 charts" in err(result)
+    assert f"wrote {page_path} (9 charts" in err(result)
     page = page_path.read_text(encoding="utf-8")
-    assert page.count("completed requests of the measured window, 200 quantiles") == 2
+    # The CDF and its tail, each with both workloads' counts of requests.
+    assert page.count("completed requests of the measured window: feed_mtia ") == 2
     assert "drawn from the percentiles" not in page
     # The document written beside it is the plain run's document.
     plain = invoke("run", *SHORT, "-q", "--json", "-")
@@ -87,11 +89,11 @@ def test_static_formats(tmp_path: Path, result_json: Path) -> None:
     result = invoke("report", result_json, "-o", tmp_path / "pngs", "--format", "png")
     assert_ok(result)
     names = sorted(p.name for p in (tmp_path / "pngs").iterdir())
-    assert names[0] == "01-cdf-feed_mtia.png" and len(names) == 8
-    assert "wrote 8 PNG charts" in err(result)
+    assert names[:2] == ["01-perfw-queries.png", "02-cdf-latency.png"] and len(names) == 9
+    assert "wrote 9 PNG charts" in err(result)
     result = invoke("run", *SHORT, "-q", "--report", tmp_path / "svgs", "--format", "svg")
     assert_ok(result)
-    assert len(list((tmp_path / "svgs").glob("*.svg"))) == 8
+    assert len(list((tmp_path / "svgs").glob("*.svg"))) == 9
 
 
 def test_report_of_a_study_folder(tmp_path: Path) -> None:
@@ -162,6 +164,39 @@ def _mkdir(path: Path) -> Path:
 
 def test_format_needs_report() -> None:
     assert "--format goes with --report" in one_error(invoke("run", *SHORT, "--format", "png"))
+    explain = ("explain", "--chip", "mtia-like-gen2", "--model", "dlrm-mlp-heavy")
+    assert "--format goes with --report" in one_error(invoke(*explain, "--format", "svg"))
+
+
+def test_explain_report_draws_its_roofline(tmp_path: Path) -> None:
+    page_path = tmp_path / "explain.html"
+    args = ("explain", "--chip", "gpu-like-gen2-hbm", "--model", "llm-dense-8b", "--batch", "32")
+    result = invoke(*args, "--report", page_path)
+    assert_ok(result)
+    assert "decode" in result.stdout  # the terminal breakdown is still printed
+    assert f"wrote {page_path} (1 charts" in err(result)
+    page = page_path.read_text(encoding="utf-8")
+    assert charts_in(page) == ["roofline-gpu-like-gen2-hbm-llm-dense-8b"]
+    assert "Reading" in page and "prefill of 2048 tokens" in page
+    result = invoke(*args, "--report", tmp_path / "pngs", "--format", "png")
+    assert_ok(result)
+    assert [p.name for p in (tmp_path / "pngs").iterdir()] == [
+        "01-roofline-gpu-like-gen2-hbm-llm-dense-8b.png"
+    ]
+
+
+def test_explain_report_refuses_to_write_over_its_inputs(tmp_path: Path) -> None:
+    chip = tmp_path / "chip.yaml"
+    chip.write_text("extends: mtia-like-gen2\nname: my-chip\n", encoding="utf-8")
+    before = chip.read_text(encoding="utf-8")
+    line = one_error(
+        invoke("explain", "--chip", chip, "--model", "dlrm-mlp-heavy", "--report", chip)
+    )
+    assert line == (
+        f"error: --report {chip}: would write over {chip}, which this command reads; "
+        "choose another path"
+    )
+    assert chip.read_text(encoding="utf-8") == before
 
 
 @pytest.mark.parametrize(

@@ -210,9 +210,12 @@ def _samples(records: LLMFleetRecords, w0: float, w1: float) -> dict[str, dict[s
     for name, rec in records.workloads.items():
         done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~rec.rejected
         done &= ~np.isnan(rec.finish_s)
+        streamed = done & (rec.output_tokens > 1)
         out[name] = {
             "latency_s": rec.finish_s[done] - rec.arrival_s[done],
             "ttft_s": rec.first_token_s[done] - rec.arrival_s[done],
+            "tpot_s": (rec.finish_s[streamed] - rec.first_token_s[streamed])
+            / (rec.output_tokens[streamed] - 1),
         }
     return out
 

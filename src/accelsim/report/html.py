@@ -29,7 +29,7 @@ from accelsim.errors import AccelsimError
 from accelsim.report import plots
 from accelsim.report.kinds import REPORT_KINDS, kind_of, per_work_unit, pool_kind
 from accelsim.report.kinds.base import ReportKind
-from accelsim.report.markup import esc, num, ops_table, pct, qty, rate, table
+from accelsim.report.markup import esc, grouped_table, num, ops_table, pct, qty, rate, table
 from accelsim.report.plots import Chart
 from accelsim.report.wording import finite, sig
 
@@ -148,9 +148,15 @@ def _roofline_cases(
 def _summary_tables(doc: dict[str, Any]) -> str:
     parts = []
     for kind in REPORT_KINDS.values():
-        rows = [kind.html_row(doc, n, w) for n, w in doc["workloads"].items() if kind_of(w) is kind]
+        rows = [
+            row
+            for n, w in doc["workloads"].items()
+            if kind_of(w) is kind
+            for row in kind.html_rows(doc, n, w)
+        ]
         if rows:
-            parts.append(table([f"{kind.label} workload", *kind.html_columns], rows, 2))
+            numeric = 1 + kind.html_columns.index("offered")
+            parts.append(table([f"{kind.label} workload", *kind.html_columns], rows, numeric))
     rows = []
     for n, p in doc["pools"].items():
         kind = pool_kind(doc, n)
@@ -172,6 +178,18 @@ def _summary_tables(doc: dict[str, Any]) -> str:
     headers = ["pool", "chip", "chips", "utilisation", "mean batch", "mean clock"]
     headers += ["avg power", "peak power", "energy", "perf/W", "$/hour"]
     parts.append(table(headers, rows, numeric_from=2))
+    slotted = [n for n in doc["pools"] if not pool_kind(doc, n).busy_is_load]
+    if slotted:
+        parts.append(
+            f'<p class="note">Utilisation of {esc(", ".join(slotted))} is busy time: a replica '
+            "iterates whenever one sequence is in flight, so it reads near 100% at any load"
+            + (
+                ". The occupancy timeline below shows the share of batch slots and KV cache "
+                "in use.</p>"
+                if (doc.get("timeline") or {}).get("t_s")
+                else ".</p>"
+            )
+        )
     t = doc["totals"]
     per_joule = [
         f"{t[k.per_joule_key]:.3g} {k.per_joule_unit}"
@@ -247,21 +265,20 @@ def result_report(
             "Summary",
             f"Seed {doc['seed']}; {window['duration']:g} s measured after {window['start']:g} s "
             "of warm-up. Latencies are over the requests that arrived in the measured window.",
-            [_summary_tables(doc)],
+            [_summary_tables(doc), *plots.perf_per_watt_charts(doc)],
         )
-    ]
-    cdfs = [
-        plots.latency_cdf_chart(name, w, (samples or {}).get(name))
-        for name, w in doc["workloads"].items()
     ]
     sections.append(
         Section(
             "latency",
             "Latency distributions",
-            "Each curve gives, for a latency on the x axis, the share of completed requests that "
-            "finished within it. The tail is the top of the curve: where it leans right, a few "
-            "requests wait much longer than the median one.",
-            items=list(cdfs),
+            "Each CDF gives, for a latency on the x axis, the share of completed requests that "
+            "finished within it, every workload on the same axis; dots mark p50 and p99, a star "
+            "the SLA target that bounds that latency (a curve passing left of its star meets "
+            "it). Each tail chart turns the top of its CDF over: the share of requests slower "
+            "than each latency, on log axes, so that p99 and p99.9 stand apart.",
+            items=list(plots.latency_charts(doc, samples))
+            or ['<p class="note">No request completed in the measured window.</p>'],
         )
     )
     rooflines, notes = _roofline_cases(
@@ -290,7 +307,11 @@ def result_report(
     )
 
 
-def _roofline_section(rooflines: list[Roofline], notes: list[str]) -> Section:
+def _roofline_section(
+    rooflines: list[Roofline],
+    notes: list[str],
+    placed: str = "Each chart places the ops of one step of the workload on the chip of its pool",
+) -> Section:
     items: list[str | Chart] = []
     for case in rooflines:
         items += [f"<h3>{esc(case.title)}</h3>", case.chart, _roofline_html(case)]
@@ -300,10 +321,33 @@ def _roofline_section(rooflines: list[Roofline], notes: list[str]) -> Section:
         "Rooflines",
         "A roofline plots what an op attains (FLOP/s) against its arithmetic intensity (FLOPs "
         "per byte it moves). Below a tier's ridge point an op waits on that memory; above it, "
-        "on the matrix engines. Each chart places the ops of one step of the workload on the "
-        "chip of its pool; the reading below each says what bounds them and what would move "
-        "them.",
+        f"on the matrix engines. {placed}; the reading below each says what bounds them and "
+        "what would move them.",
         items,
+    )
+
+
+def explain_report(doc: dict[str, Any], chip: Any) -> Report:
+    """The report of one explain document: its roofline on ``chip`` (the
+    :class:`~accelsim.config.schema.Chip` it was built for), the reading and the ops."""
+    chips = doc.get("chips_per_replica", 1)
+    steps = ", ".join(step.label for step in kind_of(doc).explain_steps(doc))
+    case = Roofline(
+        f"{doc['model']} on {doc['chip']}: {steps}",
+        doc,
+        plots.roofline_chart(
+            doc,
+            plots.roofline_frame(chip, str(doc["dtype"])),
+            f"roofline-{doc['chip']}-{doc['model']}",
+            "accelsim explain" + (f", {chips}-way tensor parallel" if chips > 1 else ""),
+        ),
+    )
+    return Report(
+        title=f"accelsim explain: {doc['model']} on {doc['chip']}",
+        subtitle=f"{steps}; every chip profile is hypothetical",
+        sections=[
+            _roofline_section([case], [], "The chart places the ops of each step on the chip")
+        ],
     )
 
 
@@ -361,24 +405,45 @@ def study_report(folder: Path) -> Report:
     sections = [
         Section("runs", "Runs", _study_intro(rows, manifest), [_study_table(rows, axes, workloads)])
     ]
-    curves = [plots.throughput_latency_chart(rows, axes, w) for w in workloads]
-    sections.append(
-        Section(
-            "throughput",
-            "Throughput vs latency",
-            "Each point is one run. Along a load axis the curve bends up where the fleet nears "
-            "its capacity: queues grow and the tail latency with them.",
-            items=list(curves),
+    load = plots.load_axes(axes)
+    if load:
+        curves: list[str | Chart] = [
+            plots.throughput_latency_chart(rows, axes, w) for w in workloads
+        ]
+        intro = (
+            "Each point is one run, each curve one setting of the other axes along the load "
+            f"({', '.join(load)}): it bends up where the fleet nears its capacity, as queues "
+            "grow and the tail latency with them."
         )
-    )
-    fronts = [plots.pareto_chart(rows, w, kind) for w, kind in workloads.items()]
+    else:
+        curves = []
+        intro = (
+            "This study has no load axis (no axis sets a workload's traffic), so there is no "
+            "throughput-latency curve to draw: each setting runs at one offered load. Sweep "
+            "a traffic rate (e.g. workloads.NAME.traffic.rate_per_s) to draw one."
+        )
+    sections.append(Section("throughput", "Throughput vs latency", intro, items=curves))
+    serves = _serves(manifest)
+    fronts: list[str | Chart] = []
+    for w, kind in workloads.items():
+        front = plots.pareto_chart(rows, w, kind, axes, serves)
+        if front is None:
+            fronts.append(
+                f'<p class="note">No Pareto chart for {esc(w)}: no axis of this study can '
+                "affect it (neither its settings nor those of the pools that serve it are "
+                "swept), so its runs differ by the seed's noise only.</p>"
+            )
+        else:
+            fronts.append(front)
     sections.append(
         Section(
             "pareto",
             "Perf/W vs latency",
-            "The Pareto front joins the runs that no other run beats on both latency and "
-            "perf/W: every other run gives up one without gaining the other.",
-            items=list(fronts),
+            "For each workload, over the axes that can affect it: the perf/W of the pools "
+            "that serve it against its p99 latency. The Pareto front joins the points that "
+            "no other point beats on both: every other one gives up one without gaining the "
+            "other.",
+            items=fronts,
         )
     )
     rooflines, notes = _study_rooflines(rows, axes, manifest)
@@ -391,6 +456,21 @@ def study_report(folder: Path) -> Report:
     )
 
 
+def _serves(manifest: dict[str, Any] | None) -> dict[str, list[str]] | None:
+    """Pool -> the workloads it serves, in the study's base scenario (None if it does not
+    load: every axis then counts for every workload)."""
+    base = (manifest or {}).get("scenario")
+    if not base:
+        return None
+    from accelsim.config.loader import load_scenario
+
+    try:
+        scenario = load_scenario(base).scenario
+    except AccelsimError:
+        return None
+    return {name: list(pool.serves) for name, pool in scenario.pools.items()}
+
+
 def _study_intro(rows: list[dict[str, Any]], manifest: dict[str, Any] | None) -> str:
     where = (manifest or {}).get("scenario")
     return f"{len(rows)} runs" + (f" of the base scenario {where}" if where else "") + "."
@@ -399,30 +479,42 @@ def _study_intro(rows: list[dict[str, Any]], manifest: dict[str, Any] | None) ->
 def _study_table(
     rows: list[dict[str, Any]], axes: list[str], workloads: dict[str, ReportKind]
 ) -> str:
-    headers = [a.rsplit(".", 1)[-1] if a.count(".") else a for a in axes] + ["seed"]
-    metric_cols: list[tuple[str, str, Callable[[Any], str]]] = []
+    """One row per run: its axes and seed, then each workload's metrics under the
+    workload's name, then the fleet's; the page scrolls it sideways if it is still wider."""
+    Column = tuple[str, str, Callable[[Any], str]]
+    groups: list[tuple[str, list[Column]]] = []
     for w, kind in workloads.items():
-        metric_cols += [
-            (f"{w} req/s", f"workloads.{w}.throughput_per_s", rate),
-            (f"{w} p99", f"workloads.{w}.latency_s.p99", lambda v: qty(v, "s")),
-            (f"{w} SLA", f"workloads.{w}.sla_attainment", pct),
+        cols: list[Column] = [
+            ("req/s", f"workloads.{w}.throughput_per_s", rate),
+            ("p99", f"workloads.{w}.latency_s.p99", lambda v: qty(v, "s")),
+            ("SLA", f"workloads.{w}.sla_attainment", pct),
         ]
-        metric_cols += [
-            (f"{w} {label}", f"workloads.{w}.{metric}", cell)
-            for label, metric, cell in kind.study_columns
+        cols += [
+            (label, f"workloads.{w}.{metric}", cell) for label, metric, cell in kind.study_columns
         ]
-    metric_cols.append(("avg power", "totals.avg_power_w", lambda v: qty(v, "W")))
-    metric_cols += [
+        groups.append((w, cols))
+    fleet: list[Column] = [("avg power", "totals.avg_power_w", lambda v: qty(v, "W"))]
+    fleet += [
         (k.per_joule_column, f"totals.{k.per_joule_key}", lambda v: num(v, ".3g"))
         for k in per_work_unit()
     ]
-    metric_cols = [c for c in metric_cols if any(finite(r["metrics"].get(c[1])) for r in rows)]
+    groups.append(("fleet", fleet))
+    groups = [
+        (name, [c for c in cols if any(finite(r["metrics"].get(c[1])) for r in rows)])
+        for name, cols in groups
+    ]
+    metric_cols = [c for _, cols in groups for c in cols]
     body = []
     for row in rows:
         cells = [esc(row["axes"].get(a, "-")) for a in axes] + [esc(row.get("seed", "-"))]
         cells += [fmt(row["metrics"].get(key)) for _, key, fmt in metric_cols]
         body.append(cells)
-    return table(headers + [c[0] for c in metric_cols], body, numeric_from=len(axes) + 1)
+    heads = [a.rsplit(".", 1)[-1] if a.count(".") else a for a in axes] + ["seed"]
+    return grouped_table(
+        [("", heads), *((name, [c[0] for c in cols]) for name, cols in groups)],
+        body,
+        numeric_from=len(axes) + 1,
+    )
 
 
 _ROOFLINE_AXES = (".chip", ".model", ".max_batch_items", ".chips_per_replica", ".power_cap_w")
@@ -510,7 +602,9 @@ h3 { margin-top: 28px; } h4 { margin: 12px 0 4px; }
 nav a { margin-right: 14px; }
 table { border-collapse: collapse; margin: 10px 0 16px; font-size: 13px; }
 th, td { border-bottom: 1px solid #ddd; padding: 3px 9px; text-align: left; white-space: nowrap; }
-th { background: #f3f6f9; }
+th { background: #f3f6f9; white-space: normal; vertical-align: bottom; }
+th.group { text-align: center; border-bottom: 2px solid #0072B2; background: #e8eef4; }
+th.group:empty { background: none; border-bottom: none; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { color: #00734d; font-weight: bold; } .bad { color: #b00020; font-weight: bold; }
 .warn { background: #fff6d6; border-left: 4px solid #e6a700; padding: 6px 10px; margin: 6px 0; }
@@ -519,7 +613,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .lesson ul { margin: 6px 0 0; padding-left: 20px; }
 figure.chart { margin: 18px 0 26px; border: 1px solid #e2e2e2; padding: 8px; }
 figure.chart figcaption { font-size: 13px; color: #444; padding: 4px 6px; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
 #js-errors { color: #b00020; white-space: pre-wrap; }
 """
 

@@ -78,3 +78,29 @@ def ops_table(ops: list[dict[str, Any]]) -> str:
         for op in ops
     ]
     return table(["op", "bound", "time", "share", "FLOPs", "bytes", "FLOP/B"], rows, 2)
+
+
+def grouped_table(
+    groups: list[tuple[str, list[str]]], rows: list[list[str]], numeric_from: int = 1
+) -> str:
+    """A table whose columns come in named groups (a header row of group names over the
+    column headers), so that each header stays short: ``groups`` is (group name, column
+    headers) in order, "" for columns without a group. Cells must be escaped already."""
+    top = "".join(
+        f'<th colspan="{len(cols)}" class="group">{esc(name)}</th>' for name, cols in groups if cols
+    )
+    headers = [h for _, cols in groups for h in cols]
+    head = "".join(
+        f'<th class="{"num" if i >= numeric_from else ""}">{esc(h)}</th>'
+        for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"num" if i >= numeric_from else ""}">{cell}</td>'
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{top}</tr><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
-from accelsim.report.kinds import DEFAULT_KIND, REPORT_KINDS, kind_of, pool_kind
+from accelsim.report.kinds import DEFAULT_KIND, REPORT_KINDS, kind_of, per_work_unit, pool_kind
 from accelsim.report.kinds.base import ReportKind
 from accelsim.report.wording import sig
 from accelsim.units import format_quantity
@@ -45,6 +45,7 @@ class Series:
     dash: Dash = "solid"
     width: float = 2.0
     symbol: str = "circle"
+    legend: bool = True  # named in the legend (marks on a curve need not be)
 
 
 @dataclass
@@ -73,6 +74,12 @@ class Chart:
     y_from_zero: bool = False  # counts and power: the y axis starts at 0
     refs: list[RefLine] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # shown under the chart
+    # A bar chart: each series' x values index these names (drawn in this order), one
+    # bar per name.
+    categories: list[str] | None = None
+    # One of a stack of charts over the same x range: drawn with the same margins and the
+    # legend below, so that the x axes of the stack line up.
+    stacked: bool = False
 
     def drawn_series(self) -> list[Series]:
         return [s for s in self.series if s.x]
@@ -90,14 +97,15 @@ def _sec(value: float) -> str:
     return format_quantity(value, "s")
 
 
-# ---------------------------------------------------------------------- latency CDF
+# ---------------------------------------------------------------------- latency distributions
 
 
 def cdf_points(
     values: Sequence[float], quantiles: int = CDF_QUANTILES
 ) -> list[tuple[float, float]]:
-    """``quantiles + 1`` points (value, share of the sample at or below it) of an empirical
-    CDF, from the minimum to the maximum."""
+    """Points (value, share of the sample at or below it) of an empirical CDF, from the
+    minimum to the maximum: ``quantiles + 1`` evenly spaced shares, and, for the tail,
+    ten shares a decade from 90% up to the last one the sample resolves (1 - 1/n)."""
     import numpy as np
 
     data = np.asarray(values, dtype=np.float64)
@@ -105,6 +113,10 @@ def cdf_points(
     if data.size == 0:
         return []
     q = np.linspace(0.0, 1.0, quantiles + 1)
+    decades = math.log10(data.size)
+    if decades > 1:
+        tail = 1.0 - 10.0 ** -np.arange(1.0, decades + 1e-9, 0.1)
+        q = np.union1d(q, np.round(tail, 12))
     return [(float(v), float(p)) for v, p in zip(np.quantile(data, q), q, strict=True)]
 
 
@@ -115,76 +127,190 @@ def _percentile_points(dist: dict[str, Any]) -> list[tuple[float, float]]:
     return [(float(v), p) for v, p in points if _finite(v)]
 
 
-def latency_cdf_chart(
-    name: str, workload: dict[str, Any], samples: dict[str, list[tuple[float, float]]] | None
-) -> Chart:
-    """The latency CDFs of one workload, those its kind has (LLM: end-to-end latency and
-    TTFT), with its SLA's target.
+@dataclass(frozen=True)
+class _Curve:
+    """One workload's distribution of one latency series, ready to draw."""
 
-    ``samples`` maps ``latency_s`` (and ``ttft_s``) to CDF points from the run's own
-    records; without them the chart is drawn from the document's percentiles."""
-    kind = kind_of(workload)
-    series: list[Series] = []
-    refs: list[RefLine] = []
-    keys = [key for key, _ in kind.cdf_series]
-    exact = bool(samples) and any(samples.get(k) for k in keys)  # type: ignore[union-attr]
-    for i, (key, label) in enumerate(kind.cdf_series):
-        points = (samples or {}).get(key) if exact else _percentile_points(workload.get(key) or {})
+    workload: str
+    color: str
+    points: list[tuple[float, float]]  # (seconds, share at or below)
+    dist: dict[str, Any]  # the document's percentiles of it
+    target: tuple[float, float] | None  # (seconds, percentile) of the SLA that bounds it
+
+
+def _curves(
+    doc: dict[str, Any], samples: dict[str, dict[str, list[tuple[float, float]]]] | None, key: str
+) -> tuple[list[_Curve], bool]:
+    """Every workload's curve of ``key`` (one colour per workload across the charts), and
+    whether they come from every request (else from the document's percentiles)."""
+    exact = bool(samples) and any((samples or {}).get(n, {}).get(key) for n in doc["workloads"])
+    curves = []
+    for i, (name, w) in enumerate(doc["workloads"].items()):
+        kind = kind_of(w)
+        if key not in dict(kind.cdf_series):
+            continue
+        dist = w.get(key) or {}
+        points = (samples or {}).get(name, {}).get(key) if exact else _percentile_points(dist)
         if not points:
             continue
-        series.append(
+        target = kind.sla_targets(w.get("sla") or {}).get(key)
+        curves.append(_Curve(name, PALETTE[i % len(PALETTE)], points, dist, target))
+    return curves, exact
+
+
+def _y(share: float, tail: bool) -> float:
+    return 100 * (1 - share) if tail else 100 * share
+
+
+def _marks(curve: _Curve, tail: bool) -> list[Series]:
+    """The p50 and p99 of a curve as labelled points on it."""
+    marks = [
+        (float(v), p, k)
+        for k, p in (("p50", 0.5), ("p99", 0.99))
+        if _finite(v := curve.dist.get(k)) and v > 0
+    ]
+    if not marks:
+        return []
+    return [
+        Series(
+            name=f"{curve.workload} p50, p99",
+            x=[_ms(v) for v, _, _ in marks],
+            y=[_y(p, tail) for _, p, _ in marks],
+            mode="markers",
+            hover=[f"{curve.workload} {k} {_sec(v)}" for v, _, k in marks],
+            color=curve.color,
+            legend=False,
+        )
+    ]
+
+
+def _curve_name(curve: _Curve) -> str:
+    """A workload's name in the legend, with the p50 and p99 its dots mark."""
+    shown = [f"{k} {_sec(curve.dist[k])}" for k in ("p50", "p99") if _finite(curve.dist.get(k))]
+    return curve.workload + (f" ({', '.join(shown)})" if shown else "")
+
+
+def _stars(curves: list[_Curve], tail: bool) -> list[Series]:
+    """The SLA targets that bound these curves, each a star at (target, percentile) in the
+    colour of its curve (one dark red star for a target several workloads share): a curve
+    that passes left of its star meets it."""
+    spots: dict[tuple[float, float], list[_Curve]] = {}
+    for c in curves:
+        if c.target is not None:
+            spots.setdefault(c.target, []).append(c)
+    out = []
+    for (target, pct), owners in spots.items():
+        who = ", ".join(c.workload for c in owners)
+        out.append(
             Series(
-                name=label,
-                x=[_ms(v) for v, _ in points],
-                y=[100 * p for _, p in points],
-                mode="lines" if exact else "lines+markers",
-                hover=[f"{label} {_ms(v):.4g} ms: {100 * p:.3g}% at or below" for v, p in points],
-                labels=None if exact else ["p50", "p90", "p99", "max"][-len(points) :],
-                color=PALETTE[i],
+                name=f"{who}: p{pct:g} target {_sec(target)}",
+                x=[_ms(target)],
+                y=[_y(pct / 100, tail)],
+                mode="markers",
+                hover=[f"{who}: p{pct:g} must be at most {_sec(target)}"],
+                color=owners[0].color if len(owners) == 1 else "#c00000",
+                symbol="star",
+                sizes=[16.0],
             )
         )
-        mean = (workload.get(key) or {}).get("mean")
-        if _finite(mean):
-            refs.append(RefLine("x", _ms(mean), f"mean {label} {_sec(mean)}", "dot", PALETTE[i]))
-    target, what = kind.sla_target(workload.get("sla") or {})
-    if _finite(target):
-        refs.append(RefLine("x", _ms(target), f"{what} {_sec(target)}", "dash", "#c00000"))
-    values = [v for s in series for v in s.x if v > 0]
-    x_log = bool(values) and max(values) / min(values) > 50
-    x_range = None
-    notes = []
-    if values and _finite(target) and _ms(target) > 3 * max(values):
-        # A target far beyond every request would squash the curve: leave it off the chart.
-        refs = [r for r in refs if r.color != "#c00000"]
-        notes.append(
-            f"The latency target ({_sec(target)}) is far to the right of the chart: "
-            f"every completed request took at most {max(values):.3g} ms."
-        )
-        if not x_log:
-            x_range = (0.0, max(values) * 1.05)
+    return out
+
+
+def _subtitle(curves: list[_Curve], exact: bool, doc: dict[str, Any]) -> str:
     if exact:
-        subtitle = (
-            f"{workload.get('completed', 0):,} completed requests of the measured window, "
-            f"{CDF_QUANTILES} quantiles"
+        done = ", ".join(
+            f"{c.workload} {doc['workloads'][c.workload]['completed']:,}" for c in curves
         )
-    else:
-        subtitle = (
-            "drawn from the percentiles in the result document (p50, p90, p99, max) only; "
-            "`accelsim run --report` draws the full curve from every request"
-        )
-    return Chart(
-        id=f"cdf-{name}",
-        title=f"Latency CDF: {name} ({workload.get('model', '')})",
-        subtitle=subtitle,
-        x_label="latency (ms)" + (", log scale" if x_log else ""),
-        y_label="requests finished within it (%)",
-        series=series,
-        x_log=x_log,
-        x_range=x_range,
-        y_range=(0.0, 101.0),
-        refs=refs,
-        notes=notes,
+        return f"completed requests of the measured window: {done}"
+    return (
+        "drawn from the percentiles in the result document (p50, p90, p99, max) only; "
+        "`accelsim run --report` draws the full curve from every request"
     )
+
+
+def latency_charts(
+    doc: dict[str, Any], samples: dict[str, dict[str, list[tuple[float, float]]]] | None
+) -> list[Chart]:
+    """For each latency series the workloads have (end-to-end latency; for LLMs also time
+    to first token and time per output token): every workload's CDF overlaid on one log
+    axis, with its p50 and p99 marked (and named in the legend) and
+    the SLA target that bounds that series drawn on its curve; then its tail, the share
+    of requests slower than each latency (1 - CDF) on log axes.
+
+    ``samples`` maps workload -> series key -> CDF points from the run's own records;
+    without them the charts are drawn from the document's percentiles."""
+    names: dict[str, str] = {}
+    for w in doc["workloads"].values():
+        names.update(dict(kind_of(w).cdf_series))
+    cdfs, tails = [], []
+    for key, label in names.items():
+        curves, exact = _curves(doc, samples, key)
+        if not curves:
+            continue
+        series: list[Series] = []
+        tail: list[Series] = []
+        for c in curves:
+            series.append(
+                Series(
+                    name=_curve_name(c),
+                    x=[_ms(v) for v, _ in c.points],
+                    y=[100 * p for _, p in c.points],
+                    mode="lines" if exact else "lines+markers",
+                    hover=[f"{c.workload}: {100 * p:.4g}% within {_sec(v)}" for v, p in c.points],
+                    color=c.color,
+                )
+            )
+            series += _marks(c, tail=False)
+            kept = [(v, p) for v, p in c.points if p < 1 and v > 0]
+            tail.append(
+                Series(
+                    name=_curve_name(c),
+                    x=[_ms(v) for v, _ in kept],
+                    y=[100 * (1 - p) for _, p in kept],
+                    mode="lines" if exact else "lines+markers",
+                    hover=[
+                        f"{c.workload}: {100 * (1 - p):.3g}% slower than {_sec(v)}" for v, p in kept
+                    ],
+                    color=c.color,
+                )
+            )
+            tail += _marks(c, tail=True)
+        series += _stars(curves, tail=False)
+        tail += _stars(curves, tail=True)
+        short = key.removesuffix("_s")
+        subtitle = _subtitle(curves, exact, doc)
+        cdfs.append(
+            Chart(
+                id=f"cdf-{short}",
+                title=f"CDF of {label}"
+                + (", every workload" if len(curves) > 1 else f": {curves[0].workload}"),
+                subtitle=subtitle,
+                x_label=f"{label} (ms, log scale)",
+                y_label="requests finished within it (%)",
+                series=series,
+                x_log=True,
+                y_range=(0.0, 101.0),
+                notes=["Stars mark SLA targets: a curve that passes left of its star meets it."]
+                if any(c.target for c in curves)
+                else [],
+            )
+        )
+        floor = min((v for s in tail for v in s.y if v > 0), default=1.0)
+        tails.append(
+            Chart(
+                id=f"tail-{short}",
+                title=f"Tail of {label} (1 - CDF)"
+                + ("" if len(curves) > 1 else f": {curves[0].workload}"),
+                subtitle=subtitle + "; the last point of each curve is its slowest request but one",
+                x_label=f"{label} (ms, log scale)",
+                y_label="requests slower than it (%, log scale)",
+                series=tail,
+                x_log=True,
+                y_log=True,
+                y_range=(floor / 2, 100.0 * 1.5),
+            )
+        )
+    return cdfs + tails
 
 
 # ---------------------------------------------------------------------- roofline
@@ -222,12 +348,25 @@ def _log_span(values: list[float], pad: float = 1.0) -> tuple[float, float]:
     return 10 ** (math.floor(math.log10(lo)) - pad), 10 ** (math.ceil(math.log10(hi)) + pad)
 
 
-def _op_points(ops: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+def placing_tier(op: dict[str, Any]) -> str | None:
+    """The memory tier whose roof an op is drawn against: the tier that bounds it, or for
+    a compute-bound op the tier it spends longest on (None for an op that moves nothing)."""
+    moved = {t: b for t, b in (op.get("bytes_by_tier") or {}).items() if _finite(b) and b > 0}
+    if not moved:
+        return None
+    if op.get("bound") in moved:
+        return str(op["bound"])
+    times = op.get("memory_time_s") or {}
+    return str(max(moved, key=lambda t: times.get(t, 0.0) if _finite(times.get(t)) else 0.0))
+
+
+def _op_points(ops: list[dict[str, Any]]) -> tuple[list[tuple[dict[str, Any], str]], list[str]]:
+    """The ops that can be placed, each with its placing tier, and the names of the rest."""
     placed, skipped = [], []
     for op in ops:
-        ai, flops, t = op.get("arithmetic_intensity"), op.get("flops"), op.get("time_s")
-        if _finite(ai) and ai > 0 and _finite(flops) and flops > 0 and _finite(t) and t > 0:
-            placed.append(op)
+        flops, t, tier = op.get("flops"), op.get("time_s"), placing_tier(op)
+        if tier is not None and _finite(flops) and flops > 0 and _finite(t) and t > 0:
+            placed.append((op, tier))
         else:
             skipped.append(str(op["name"]))
     return placed, skipped
@@ -237,8 +376,9 @@ def roofline_chart(
     doc: dict[str, Any], frame: RooflineFrame, chart_id: str, context: str = ""
 ) -> Chart:
     """The chip's roofline with the ops of an explain document placed on it: each op at its
-    arithmetic intensity and the FLOP/s it attains (FLOPs over its time, overheads
-    included); marker area follows the op's share of the time."""
+    arithmetic intensity against the tier that bounds it (see :func:`placing_tier`) and
+    the FLOP/s it attains (FLOPs over its time, overheads included), so that no op sits
+    above the roof its reading names; marker area follows the op's share of the time."""
     steps = kind_of(doc).explain_steps(doc)
     chips = doc.get("chips_per_replica", 1)
     what = f"{doc['model']} on {doc['chip']}" + (
@@ -261,9 +401,10 @@ def roofline_chart(
     xs: list[float] = list(ridges.values())
     ys: list[float] = [peak / scale, frame.vector_flops_per_s / scale]
     for i, step in enumerate(steps):
-        placed, left_out = _op_points(step.ops)
+        pairs, left_out = _op_points(step.ops)
         skipped += [f"{n} ({step.phase})" if len(steps) > 1 else n for n in left_out]
-        x = [float(op["arithmetic_intensity"]) for op in placed]
+        placed = [op for op, _ in pairs]
+        x = [float(op["flops"]) / float(op["bytes_by_tier"][tier]) for op, tier in pairs]
         y = [float(op["flops"]) / float(op["time_s"]) / scale for op in placed]
         xs += x
         ys += y
@@ -276,9 +417,15 @@ def roofline_chart(
                 hover=[
                     f"{op['name']}: {op['bound']}-bound, {format_quantity(op['time_s'], 's')} "
                     f"({100 * op['share']:.1f}% of the time), "
-                    f"{op['arithmetic_intensity']:.3g} FLOP/B, "
-                    f"{format_quantity(op['flops'] / op['time_s'], 'ops/s', unit='FLOP/s')}"
-                    for op in placed
+                    f"{ai:.3g} FLOP per {TIER_LABELS.get(tier, tier)} byte"
+                    + (
+                        f" ({op['arithmetic_intensity']:.3g} over every byte it moves)"
+                        if _finite(op.get("arithmetic_intensity"))
+                        and abs(op["arithmetic_intensity"] - ai) > 1e-9 * ai
+                        else ""
+                    )
+                    + f", {format_quantity(op['flops'] / op['time_s'], 'ops/s', unit='FLOP/s')}"
+                    for (op, tier), ai in zip(pairs, x, strict=True)
                 ],
                 labels=_op_labels(placed, x, y),
                 sizes=[8 + 28 * math.sqrt(max(0.0, op["share"])) for op in placed],
@@ -327,8 +474,10 @@ def roofline_chart(
         )
     y_lo = min(v for v in [*ys, x_lo * min(tiers.values(), default=peak) / scale] if v > 0)
     notes = [
-        "Roofs are achievable rates (peak x efficiency), as in `accelsim explain`; an op sits "
-        "below its roof by its kernel overhead and, on the memory side, by random-gather "
+        "Roofs are achievable rates (peak x efficiency), as in `accelsim explain`. Each op is "
+        "placed at its FLOPs per byte of the tier that bounds it (for a compute-bound op, "
+        "the tier it spends longest on), so it sits under that tier's roof: below it by its "
+        "kernel overhead, its other tiers' traffic and, for gathers, random-access "
         "efficiency. Marker area follows each op's share of the time."
     ]
     if skipped:
@@ -337,7 +486,7 @@ def roofline_chart(
         id=chart_id,
         title=f"Roofline: {what}",
         subtitle=(context + "; " if context else "") + ", ".join(step.label for step in steps),
-        x_label="arithmetic intensity (FLOP/B, log scale)",
+        x_label="arithmetic intensity against the bounding tier (FLOP/B, log scale)",
         y_label=f"attained performance ({unit}, log scale)",
         series=roofs + op_series,
         x_log=True,
@@ -375,7 +524,10 @@ def _geomspace(lo: float, hi: float, n: int) -> list[float]:
 
 
 def timeline_charts(doc: dict[str, Any]) -> list[Chart]:
-    """Utilisation, requests in system, batch size, power (and KV use) over the window."""
+    """Load, requests in system, batch size and power per chip over the window, as a stack
+    of charts over the same x range. A pool's load is its busy share where that reads as
+    load (ranking); an LLM replica iterates whenever a sequence is in flight, so its load
+    is the share of its batch slots and of its KV cache in use."""
     tl = doc.get("timeline")
     if not tl or not tl.get("t_s"):
         return []
@@ -383,109 +535,201 @@ def timeline_charts(doc: dict[str, Any]) -> list[Chart]:
     bin_s = float(tl["bin_s"])
     centre = [t + bin_s / 2 for t in t0]
     end = [t + bin_s for t in t0]
+    span = (t0[0], end[-1])
     pools: dict[str, Any] = tl.get("pools", {})
     kinds = {name: pool_kind(doc, name) for name in doc["pools"]}
+    colour = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(pools)}
     subtitle = f"{len(t0)} bins of {format_quantity(bin_s, 's')} over the measured window"
 
     def pool_series(
-        key: str, scale: float = 1.0, names: Sequence[str] | None = None
+        key: str,
+        scale: float | dict[str, float] = 1.0,
+        names: Sequence[str] | None = None,
+        suffix: str = "",
+        dash: Dash = "solid",
     ) -> list[Series]:
         out = []
-        for i, (name, series) in enumerate(pools.items()):
+        for name, series in pools.items():
             if names is not None and name not in names:
                 continue
             values = series.get(key)
-            if not values:
+            factor = scale if isinstance(scale, float) else scale.get(name)
+            if not values or factor is None:
                 continue
-            pts = [(t, v * scale) for t, v in zip(centre, values, strict=False) if _finite(v)]
+            pts = [(t, v * factor) for t, v in zip(centre, values, strict=False) if _finite(v)]
             out.append(
                 Series(
-                    name=f"{name} ({doc['pools'][name]['chip']})",
+                    name=f"{name} ({doc['pools'][name]['chip']}){suffix}",
                     x=[p[0] for p in pts],
                     y=[p[1] for p in pts],
-                    color=PALETTE[i % len(PALETTE)],
+                    color=colour[name],
+                    dash=dash,
                 )
             )
         return out
 
-    charts = [
-        Chart(
-            id="timeline-utilization",
-            title="Utilisation per pool",
-            subtitle=subtitle + "; busy chip-time over chip-time",
+    def chart(
+        chart_id: str, title: str, note: str, y_label: str, series: list[Series], **kw: Any
+    ) -> Chart:
+        return Chart(
+            id=chart_id,
+            title=title,
+            subtitle=subtitle + note,
             x_label="simulated time (s)",
-            y_label="utilisation (%)",
-            series=pool_series("utilization", 100.0),
-            y_range=(0.0, 105.0),
+            y_label=y_label,
+            series=series,
+            x_range=span,
+            stacked=True,
+            **kw,
         )
-    ]
+
+    charts = []
+    busy = [n for n, k in kinds.items() if k.busy_is_load]
+    if busy:
+        charts.append(
+            chart(
+                "timeline-utilization",
+                "Utilisation per pool" + (" (ranking)" if len(busy) < len(kinds) else ""),
+                "; busy chip-time over chip-time",
+                "utilisation (%)",
+                pool_series("utilization", 100.0, busy),
+                y_range=(0.0, 105.0),
+            )
+        )
+    slotted = [n for n, k in kinds.items() if not k.busy_is_load]
+    if slotted:
+        slots = {n: 100.0 / kinds[n].batch_slots(doc["config"]["pools"][n]) for n in slotted}
+        charts.append(
+            chart(
+                "timeline-occupancy",
+                "Occupancy per pool: batch slots and KV cache in use",
+                "; a replica is busy whenever one sequence is in flight, so its load shows as "
+                "the share of its batch slots (max_batch_sequences) and of its KV cache in use, "
+                "weighted by busy time",
+                "in use (%)",
+                pool_series("mean_batch", slots, slotted, ": batch slots")
+                + pool_series("kv_utilization", 100.0, slotted, ": KV cache", "dash"),
+                y_range=(0.0, 105.0),
+            )
+        )
     in_system = [
         Series(
             name=name,
             x=end,
             y=[float(v) for v in series["in_system"]],
             color=PALETTE[i % len(PALETTE)],
+            dash="dot",
         )
         for i, (name, series) in enumerate(tl.get("workloads", {}).items())
     ]
     charts.append(
-        Chart(
-            id="timeline-in-system",
-            title="Requests in the system (queued or being served) per workload",
-            subtitle=subtitle + "; counted at the end of each bin",
-            x_label="simulated time (s)",
-            y_label="requests in system (count)",
-            series=in_system,
+        chart(
+            "timeline-in-system",
+            "Requests in the system (queued or being served) per workload",
+            "; counted at the end of each bin",
+            "requests in system (count)",
+            in_system,
             y_from_zero=True,
         )
     )
     for kind in REPORT_KINDS.values():
         names = [n for n, k in kinds.items() if k is kind]
-        if not names:
+        if names:
+            charts.append(
+                chart(
+                    f"timeline-batch-{kind.name}",
+                    f"Mean batch size per pool ({kind.label})",
+                    "; weighted by busy time",
+                    f"mean batch ({kind.batch_unit})",
+                    pool_series("mean_batch", names=names),
+                    y_from_zero=True,
+                )
+            )
+    per_chip = {n: 1.0 / doc["pools"][n]["chips"] for n in pools if doc["pools"][n].get("chips")}
+    refs: list[RefLine] = []
+    seen: set[tuple[float, str]] = set()
+    for name in pools:
+        p = doc["pools"][name]
+        tdp = p["tdp_w"] / p["chips"] if _finite(p.get("tdp_w")) and p.get("chips") else None
+        cap = p.get("power_cap_w")
+        for value, what, dash in ((tdp, "TDP", "dash"), (cap, "cap", "dot")):
+            if not _finite(value) or (what == "cap" and tdp is not None and value >= tdp):
+                continue
+            label = f"{p['chip']} {what} {format_quantity(value, 'W')}"
+            if (value, label) not in seen:
+                seen.add((value, label))
+                refs.append(RefLine("y", value, label, dash, colour[name]))  # type: ignore[arg-type]
+    charts.append(
+        chart(
+            "timeline-power",
+            "Power per chip in each pool, against its TDP and power cap",
+            "; the pool's power (idle included) over its chips, averaged over each bin; "
+            "a cap line is drawn where the cap is below TDP",
+            "power per chip (W)",
+            pool_series("power_w", per_chip),
+            y_from_zero=True,
+            refs=refs,
+        )
+    )
+    return charts
+
+
+def perf_per_watt_charts(doc: dict[str, Any]) -> list[Chart]:
+    """One bar per pool of the work it did per joule (queries/J, output tokens/J), one
+    chart per unit of work that two pools or more count, with the fleet's figure beside
+    them."""
+    out = []
+    for unit_kind in per_work_unit():
+        names = [n for n in doc["pools"] if pool_kind(doc, n).work_key == unit_kind.work_key]
+        values = [doc["pools"][n].get(unit_kind.per_joule_key) for n in names]
+        shown = [(n, float(v)) for n, v in zip(names, values, strict=True) if _finite(v)]
+        if len(shown) < 2:  # nothing to compare: the summary table gives the figure
             continue
-        charts.append(
+        unit = unit_kind.per_joule_unit
+        fleet = doc["totals"].get(unit_kind.per_joule_key)
+        categories = [f"{n} ({doc['pools'][n]['chip']})" for n, _ in shown]
+        colours = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(doc["pools"])}
+        series = [
+            Series(
+                name=f"{n}",
+                x=[float(i)],
+                y=[v],
+                labels=[f"{v:.3g}"],
+                hover=[f"{n}: {v:.4g} {unit}"],
+                color=colours[n],
+                legend=False,  # the axis names each bar
+            )
+            for i, (n, v) in enumerate(shown)
+        ]
+        if _finite(fleet):
+            categories.append("fleet")
+            series.append(
+                Series(
+                    name="fleet (all its pools)",
+                    x=[float(len(shown))],
+                    y=[float(fleet)],
+                    labels=[f"{fleet:.3g}"],
+                    hover=[f"fleet: {fleet:.4g} {unit}"],
+                    color="#555555",
+                    legend=False,
+                )
+            )
+        out.append(
             Chart(
-                id=f"timeline-batch-{kind.name}",
-                title=f"Mean batch size per pool ({kind.label})",
-                subtitle=subtitle + "; weighted by busy time",
-                x_label="simulated time (s)",
-                y_label=f"mean batch ({kind.batch_unit})",
-                series=pool_series("mean_batch", names=names),
+                id=f"perfw-{unit_kind.work_key}",
+                title=f"Perf/W per pool ({unit})",
+                subtitle=(
+                    f"{unit_kind.work_noun} served over the energy the pool drew in the "
+                    "measured window, idle power included"
+                ),
+                x_label="pool (chip)",
+                y_label=f"perf/W ({unit})",
+                series=series,
+                categories=categories,
                 y_from_zero=True,
             )
         )
-    power = pool_series("power_w")
-    if len(power) > 1:
-        total = [0.0] * len(centre)
-        for series in pools.values():
-            for k, v in enumerate(series.get("power_w", [])):
-                total[k] += v if _finite(v) else 0.0
-        power.append(Series(name="fleet total", x=centre, y=total, color="#000000", dash="dot"))
-    charts.append(
-        Chart(
-            id="timeline-power",
-            title="Power per pool (average over each bin, idle power included)",
-            subtitle=subtitle,
-            x_label="simulated time (s)",
-            y_label="power (W)",
-            series=power,
-            y_from_zero=True,
-        )
-    )
-    kv = pool_series("kv_utilization", 100.0)
-    if kv:
-        charts.append(
-            Chart(
-                id="timeline-kv",
-                title="KV-cache use per LLM pool",
-                subtitle=subtitle + "; share of the replicas' KV capacity, weighted by busy time",
-                x_label="simulated time (s)",
-                y_label="KV cache in use (%)",
-                series=kv,
-                y_range=(0.0, 105.0),
-            )
-        )
-    return charts
+    return out
 
 
 # ---------------------------------------------------------------------- studies
@@ -498,11 +742,40 @@ def _axis_text(row: dict[str, Any]) -> str:
 LOAD_HINTS = ("traffic", "rate_per_s")
 
 
+def load_axes(axes: list[str]) -> list[str]:
+    """The axes of a study that set the offered load (a workload's traffic)."""
+    return [a for a in axes if any(h in a for h in LOAD_HINTS)]
+
+
+def axes_affecting(
+    axes: list[str], workload: str, serves: dict[str, list[str]] | None
+) -> list[str]:
+    """The axes that can change what ``workload`` sees: its own settings, those of the
+    pools that serve it and of the workloads that share a pool with it, and any axis
+    outside ``workloads.`` and ``pools.`` (the simulation, routing). ``serves`` maps each
+    pool of the base scenario to the workloads it serves; without it every axis counts."""
+    if serves is None:
+        return list(axes)
+    pools = {p for p, names in serves.items() if workload in names}
+    neighbours = {w for p in pools for w in serves[p]} | {workload}
+    out = []
+    for axis in axes:
+        head, _, rest = axis.partition(".")
+        name = rest.split(".", 1)[0]
+        if (
+            (head == "workloads" and name in neighbours)
+            or (head == "pools" and name in pools)
+            or head not in ("workloads", "pools")
+        ):
+            out.append(axis)
+    return out
+
+
 def _groups(
     rows: list[dict[str, Any]], axes: list[str]
 ) -> tuple[dict[str, list[dict[str, Any]]], bool]:
     """Rows grouped into series by every axis except the load; whether a load axis exists."""
-    load = [a for a in axes if any(h in a for h in LOAD_HINTS)]
+    load = load_axes(axes)
     others = [a for a in axes if a not in load]
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -557,13 +830,20 @@ def throughput_latency_chart(rows: list[dict[str, Any]], axes: list[str], worklo
             )
         )
     refs = []
+    notes = []
+    ys = [v for s in series for v in s.y if v > 0]
     targets = [r["metrics"].get(f"workloads.{workload}.sla.latency_s") for r in usable]
     targets = [t for t in targets if _finite(t)]
     if targets and min(targets) == max(targets):
-        refs.append(
-            RefLine("y", _ms(targets[0]), f"SLA target {_sec(targets[0])}", "dash", "#c00000")
-        )
-    ys = [v for s in series for v in s.y if v > 0]
+        if ys and _ms(targets[0]) > 3 * max(ys):  # drawn, it would squash every point
+            notes.append(
+                f"The SLA target ({_sec(targets[0])}) is far above every point: the worst p99 "
+                f"is {max(ys):.3g} ms."
+            )
+        else:
+            refs.append(
+                RefLine("y", _ms(targets[0]), f"SLA target {_sec(targets[0])}", "dash", "#c00000")
+            )
     y_log = bool(ys) and max(ys) / min(ys) > 30
     return Chart(
         id=f"throughput-latency-{workload}",
@@ -576,7 +856,9 @@ def throughput_latency_chart(rows: list[dict[str, Any]], axes: list[str], worklo
         y_label="p99 latency (ms" + (", log scale)" if y_log else ")"),
         series=series,
         y_log=y_log,
+        y_from_zero=not y_log,
         refs=refs,
+        notes=notes,
     )
 
 
@@ -592,32 +874,78 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def pareto_chart(rows: list[dict[str, Any]], workload: str, kind: ReportKind) -> Chart:
-    """Perf/W (in the work the workload's kind counts) against p99 latency; the Pareto front
-    is the runs no other run beats on both."""
+def _perf_per_watt(row: dict[str, Any], key: str, pools: list[str]) -> float | None:
+    """Perf/W of ``pools`` together (their work over their energy), or of the fleet when
+    no pool is named or one lacks the figures."""
+    m = row["metrics"]
+    if pools:
+        per_j = [m.get(f"pools.{p}.{key}") for p in pools]
+        energy = [m.get(f"pools.{p}.energy_j") for p in pools]
+        if all(_finite(v) for v in per_j + energy) and sum(energy) > 0:
+            return float(sum(v * e for v, e in zip(per_j, energy, strict=True)) / sum(energy))
+    total = m.get(f"totals.{key}")
+    return float(total) if _finite(total) else None
+
+
+def pareto_chart(
+    rows: list[dict[str, Any]],
+    workload: str,
+    kind: ReportKind,
+    axes: list[str] | None = None,
+    serves: dict[str, list[str]] | None = None,
+) -> Chart | None:
+    """Perf/W (in the work the workload's kind counts, of the pools that serve it) against
+    its p99 latency, over the axes that can affect it (:func:`axes_affecting`): runs that
+    differ only in other axes are one setting, averaged. The Pareto front is the settings
+    no other beats on both. None when the study has axes and none affects the workload."""
+    axes = list(axes or [])
+    affecting = axes_affecting(axes, workload, serves)
+    if axes and not affecting:
+        return None
+    ignored = [a for a in axes if a not in affecting]
+    pools = [p for p, names in (serves or {}).items() if workload in names]
     x_key = f"workloads.{workload}.latency_s.p99"
-    y_key = f"totals.{kind.per_joule_key}"
-    usable = [
-        r for r in rows if _finite(r["metrics"].get(x_key)) and _finite(r["metrics"].get(y_key))
+    settings: dict[str, list[tuple[float, float]]] = {}
+    hover: dict[str, str] = {}
+    for r in rows:
+        lat, eff = r["metrics"].get(x_key), _perf_per_watt(r, kind.per_joule_key, pools)
+        if not _finite(lat) or eff is None:
+            continue
+        shown = {a: r["axes"].get(a) for a in affecting}
+        key = f"{_axis_text({'axes': shown})}; seed {r.get('seed')}"
+        settings.setdefault(key, []).append((_ms(lat), eff))
+        hover[key] = _axis_text({"axes": shown}) or "base scenario"
+    keys = list(settings)
+    pts = [
+        (
+            sum(p[0] for p in settings[k]) / len(settings[k]),
+            sum(p[1] for p in settings[k]) / len(settings[k]),
+        )
+        for k in keys
     ]
-    pts = [(_ms(r["metrics"][x_key]), float(r["metrics"][y_key])) for r in usable]
+    texts = [
+        hover[k] + (f" ({len(settings[k])} runs averaged)" if len(settings[k]) > 1 else "")
+        for k in keys
+    ]
     front = pareto_front(pts)
     unit = kind.per_joule_unit
+    whose = f"pool {', '.join(pools)}" if pools else "fleet"
     series = [
         Series(
-            name="every run",
+            name="every run" if len(keys) == len(rows) else "every setting",
             x=[p[0] for p in pts],
             y=[p[1] for p in pts],
             mode="markers",
-            hover=[_axis_text(r) for r in usable],
+            hover=texts,
             color="#9a9a9a",
         ),
         Series(
-            name=f"Pareto front ({len(front)} runs)",
+            name=f"Pareto front ({len(front)} "
+            + ("runs)" if len(keys) == len(rows) else "settings)"),
             x=[pts[i][0] for i in front],
             y=[pts[i][1] for i in front],
             mode="lines+markers",
-            hover=[_axis_text(usable[i]) for i in front],
+            hover=[texts[i] for i in front],
             labels=[str(k) for k in range(1, len(front) + 1)] if len(front) <= 12 else None,
             color=PALETTE[1],
             symbol="diamond",
@@ -625,27 +953,33 @@ def pareto_chart(rows: list[dict[str, Any]], workload: str, kind: ReportKind) ->
     ]
     xs = [p[0] for p in pts if p[0] > 0]
     x_log = bool(xs) and max(xs) / min(xs) > 30
+    notes = []
+    if ignored:
+        notes.append(
+            f"Axes that cannot affect {workload} are left out, and runs that differ only in "
+            f"them averaged: {', '.join(ignored)}."
+        )
+    if front and len(front) <= 12:
+        notes.append(
+            "The front, from the lowest latency: "
+            + "; ".join(
+                f"{k}: {texts[i]} ({pts[i][0]:.3g} ms, {pts[i][1]:.3g} {unit})"
+                for k, i in enumerate(front, 1)
+            )
+            + "."
+        )
     return Chart(
         id=f"pareto-{workload}",
         title=f"Perf/W vs p99 latency: {workload}",
         subtitle=(
-            "up and to the left is better; the front joins the runs that no other run beats on "
-            f"both (fleet {unit}, whole study of {len(usable)} runs)"
+            "up and to the left is better; the front joins the points that no other point "
+            f"beats on both ({whose} {unit}, {len(pts)} points from the whole study)"
         ),
         x_label="p99 latency (ms" + (", log scale)" if x_log else ")"),
         y_label=f"perf/W ({unit})",
         series=series,
         x_log=x_log,
-        notes=[
-            "The front, from the lowest latency: "
-            + "; ".join(
-                f"{k}: {_axis_text(usable[i])} ({pts[i][0]:.3g} ms, {pts[i][1]:.3g} {unit})"
-                for k, i in enumerate(front, 1)
-            )
-            + "."
-        ]
-        if front and len(front) <= 12
-        else [],
+        notes=notes,
     )
 
 
@@ -693,7 +1027,11 @@ _DASH = {"solid": "solid", "dash": "dash", "dot": "dot"}
 
 
 def _axis(
-    label: str, log: bool, span: tuple[float, float] | None, from_zero: bool = False
+    label: str,
+    log: bool,
+    span: tuple[float, float] | None,
+    from_zero: bool = False,
+    values: Sequence[float] = (),
 ) -> dict[str, Any]:
     axis: dict[str, Any] = {
         "title": {"text": label},
@@ -707,7 +1045,8 @@ def _axis(
         "exponentformat": "none",  # 8,000 ms, not 8k ms
         "separatethousands": True,
     }
-    if log:
+    shown = [v for v in values if v > 0] if span is None else list(span)
+    if log and (not shown or max(shown) / min(shown) >= 100):
         axis["dtick"] = 1  # a label at each power of ten, none in between
     if span is not None:
         axis["range"] = [math.log10(span[0]), math.log10(span[1])] if log else list(span)
@@ -721,12 +1060,28 @@ def plotly_figure(chart: Chart) -> dict[str, Any]:
     data: it needs no plotly import, and ``plotly.graph_objects.Figure`` accepts it."""
     data: list[dict[str, Any]] = []
     for s in chart.drawn_series():
+        if chart.categories is not None:
+            bar: dict[str, Any] = {
+                "type": "bar",
+                "name": s.name,
+                "x": [chart.categories[int(i)] for i in s.x],
+                "y": s.y,
+                "marker": {"color": s.color} if s.color else {},
+                "showlegend": s.legend,
+            }
+            if s.labels:
+                bar.update(text=s.labels, textposition="outside", cliponaxis=False)
+            if s.hover:
+                bar.update(hovertext=s.hover, hoverinfo="text+name")
+            data.append(bar)
+            continue
         trace: dict[str, Any] = {
             "type": "scatter",
             "name": s.name,
             "x": s.x,
             "y": s.y,
             "mode": s.mode + ("+text" if s.labels and any(s.labels) else ""),
+            "showlegend": s.legend,
         }
         if "lines" in s.mode:
             trace["line"] = {"dash": _DASH[s.dash], "width": s.width}
@@ -743,6 +1098,7 @@ def plotly_figure(chart: Chart) -> dict[str, Any]:
             if s.sizes:
                 marker["opacity"] = 0.8
             trace["marker"] = marker
+            trace["cliponaxis"] = False  # a mark on the edge (a target) is drawn whole
         if s.labels and any(s.labels):
             trace["cliponaxis"] = False  # a label near the edge is not cut off
             trace["text"] = s.labels
@@ -766,11 +1122,22 @@ def plotly_figure(chart: Chart) -> dict[str, Any]:
                 "hoverinfo": "name",
             }
         )
-    many = len(data) > 4
+    many = sum(1 for trace in data if trace.get("showlegend", True)) > 4 or chart.stacked
     layout: dict[str, Any] = {
         "title": {"text": chart.title, "x": 0.0, "xanchor": "left", "font": {"size": 16}},
-        "xaxis": _axis(chart.x_label, chart.x_log, chart.x_range),
-        "yaxis": _axis(chart.y_label, chart.y_log, chart.y_range, chart.y_from_zero),
+        "xaxis": _axis(
+            chart.x_label,
+            chart.x_log,
+            chart.x_range,
+            values=[v for t in data for v in t["x"] if _finite(v)],
+        ),
+        "yaxis": _axis(
+            chart.y_label,
+            chart.y_log,
+            chart.y_range,
+            chart.y_from_zero,
+            values=[v for t in data for v in t["y"] if _finite(v)],
+        ),
         "template": "none",
         "plot_bgcolor": "#ffffff",
         "paper_bgcolor": "#ffffff",
@@ -785,6 +1152,20 @@ def plotly_figure(chart: Chart) -> dict[str, Any]:
         "margin": {"l": 80, "r": 30 if many else 40, "t": 60, "b": 150 if many else 70},
         "height": 560 if many else 440,
     }
+    if chart.stacked:
+        layout["margin"] = {"l": 80, "r": 30, "t": 60, "b": 150}
+        layout["height"] = 440
+        layout["legend"]["y"] = -0.3
+    if chart.categories is not None:
+        layout["xaxis"] = {
+            "title": {"text": chart.x_label},
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": chart.categories,
+            "linecolor": "#444444",
+            "mirror": True,
+        }
+        layout["barmode"] = "overlay"  # one bar per category
     return {"data": data, "layout": layout}
 
 
@@ -792,7 +1173,14 @@ def plotly_figure(chart: Chart) -> dict[str, Any]:
 
 
 _MPL_DASH = {"solid": "-", "dash": "--", "dot": ":"}
-_MPL_MARKER = {"circle": "o", "diamond": "D", "square": "s", "triangle-up": "^", "cross": "P"}
+_MPL_MARKER = {
+    "circle": "o",
+    "diamond": "D",
+    "square": "s",
+    "triangle-up": "^",
+    "cross": "P",
+    "star": "*",
+}
 
 
 def save_static(chart: Chart, path: Path, fmt: Literal["png", "svg"]) -> None:
@@ -803,10 +1191,27 @@ def save_static(chart: Chart, path: Path, fmt: Literal["png", "svg"]) -> None:
 
     fig = Figure(figsize=(10, 6.2), layout="constrained")
     ax = fig.add_subplot()
-    for order, s in enumerate(chart.drawn_series()):
-        kwargs: dict[str, Any] = {"label": s.name, "zorder": 2 + order}  # later series on top
+    drawn = chart.drawn_series()
+    for order, s in enumerate(drawn):
+        kwargs: dict[str, Any] = {  # later series on top
+            "label": s.name if s.legend else "_nolegend_",
+            "zorder": 2 + order,
+        }
         if s.color:
             kwargs["color"] = s.color
+        if chart.categories is not None:
+            ax.bar(s.x, s.y, width=0.6, **kwargs)  # one bar per category
+            if s.labels:
+                for x, y, text in zip(s.x, s.y, s.labels, strict=False):
+                    ax.annotate(
+                        text,
+                        (x, y),
+                        textcoords="offset points",
+                        xytext=(0, 3),
+                        ha="center",
+                        fontsize=8,
+                    )
+            continue
         if "markers" in s.mode and s.mode != "markers":
             ax.plot(
                 s.x,
@@ -853,6 +1258,8 @@ def save_static(chart: Chart, path: Path, fmt: Literal["png", "svg"]) -> None:
             linewidth=1.2,
             label=ref.label,
         )
+    if chart.categories is not None:
+        ax.set_xticks(range(len(chart.categories)), chart.categories)
     if chart.x_log:
         ax.set_xscale("log")
     if chart.y_log:

@@ -65,15 +65,21 @@ class ReportKind:
     terminal_columns: tuple[str, ...]  # after the workload name
     terminal_rows: Callable[[Doc, str, Doc], list[list[RenderableType]]]  # (doc, name, entry)
     html_columns: tuple[str, ...]  # after the workload name
-    html_row: Callable[[Doc, str, Doc], list[str]]  # (doc, name, entry), escaped cells
+    html_rows: Callable[[Doc, str, Doc], list[list[str]]]  # (doc, name, entry), as the terminal's
     pool_chips: Callable[[Doc], str]  # a pool entry's chips: "4", "8 (2x4)"
     batch_key: str  # a pool entry's mean batch: "mean_batch_items"
     batch_unit: str  # what a batch holds: "items", "sequences"
     batch_unit_short: str  # in table cells: "items", "seq"
+    # Whether a pool's busy time reads as its load: an LLM replica iterates whenever any
+    # sequence is in flight, so its busy share sits at 100% and the report shows its batch
+    # slots and KV cache in use instead.
+    busy_is_load: bool
+    batch_slots: Callable[[Doc], int]  # a pool config's batch limit per server
 
     # Charts of a run.
     cdf_series: tuple[tuple[str, str], ...]  # (distribution key, name) of its latency CDFs
-    sla_target: Callable[[Doc], tuple[Any, str]]  # (CDF target, its name) of an SLA entry
+    # An SLA entry's targets, by the distribution each bounds: key -> (target s, percentile).
+    sla_targets: Callable[[Doc], dict[str, tuple[float, float]]]
 
     # Sweeps: rows hold flat metrics only, so a workload's kind shows by its metrics.
     study_markers: tuple[str, ...]  # metrics only this kind reports ("ttft_s")

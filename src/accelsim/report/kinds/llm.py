@@ -8,8 +8,6 @@ decode step down op by op, with the replica's weights and KV cache.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import RenderableType
 from rich.text import Text
 
@@ -54,27 +52,36 @@ def _terminal_rows(doc: Doc, name: str, w: Doc) -> list[list[RenderableType]]:
     ]
 
 
-def _html_row(doc: Doc, name: str, w: Doc) -> list[str]:
+def _html_rows(doc: Doc, name: str, w: Doc) -> list[list[str]]:
+    """One row for the workload, then one per request mode when it has several (as the
+    terminal table shows them)."""
     duration = doc["window_s"]["duration"]
+    modes = w.get("by_mode", {})
+    parts = [("all", w)] + (list(modes.items()) if len(modes) > 1 else [])
     return [
-        markup.esc(name),
-        markup.esc(w["model"]),
-        str(w["offered"]),
-        str(w["completed"]),
-        str(w["in_flight"]),
-        markup.num(w["completed"] / duration if duration else None, ".3g"),
-        markup.rate(w["output_tokens_per_s"]),
-        markup.qty(w["ttft_s"]["p50"], "s"),
-        markup.qty(w["ttft_s"]["p99"], "s"),
-        markup.qty(w["tpot_s"]["p50"], "s"),
-        markup.qty(w["tpot_s"]["p99"], "s"),
-        markup.qty(w["latency_s"]["p99"], "s"),
-        markup.sla_cell(w),
+        [
+            markup.esc(name) if i == 0 else "",
+            markup.esc(w["model"]) if i == 0 else "",
+            markup.esc(mode if len(parts) > 1 else next(iter(modes), "instant")),
+            str(m["offered"]),
+            str(m["completed"]),
+            str(m["in_flight"]),
+            markup.num(m["completed"] / duration if duration else None, ".3g"),
+            markup.rate(w["output_tokens_per_s"]) if i == 0 else "",
+            markup.qty(m["ttft_s"]["p50"], "s"),
+            markup.qty(m["ttft_s"]["p99"], "s"),
+            markup.qty(m["tpot_s"]["p50"], "s"),
+            markup.qty(m["tpot_s"]["p99"], "s"),
+            markup.qty(m["latency_s"]["p99"], "s"),
+            markup.sla_cell(w) if i == 0 else "",
+        ]
+        for i, (mode, m) in enumerate(parts)
     ]
 
 
-def _sla_target(sla: Doc) -> tuple[Any, str]:
-    return sla.get("ttft_s"), "TTFT target"
+def _sla_targets(sla: Doc) -> dict[str, tuple[float, float]]:
+    pct = float(sla.get("percentile", 99))
+    return {k: (float(sla[k]), pct) for k in ("ttft_s", "tpot_s") if finite(sla.get(k))}
 
 
 def explain_llm(
@@ -275,16 +282,22 @@ KIND = ReportKind(
     ),
     terminal_rows=_terminal_rows,
     html_columns=(
-        *("model", "offered", "done", "in flight", "req/s", "tokens/s"),
+        *("model", "mode", "offered", "done", "in flight", "req/s", "tokens/s"),
         *("TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "latency p99", "SLA"),
     ),
-    html_row=_html_row,
+    html_rows=_html_rows,
     pool_chips=lambda pool: f"{pool['chips']} ({pool['replicas']}x{pool['chips_per_replica']})",
     batch_key="mean_batch_sequences",
     batch_unit="sequences",
     batch_unit_short="seq",
-    cdf_series=(("latency_s", "end-to-end latency"), ("ttft_s", "time to first token")),
-    sla_target=_sla_target,
+    busy_is_load=False,
+    batch_slots=lambda pool: int(pool["continuous_batching"]["max_batch_sequences"]),
+    cdf_series=(
+        ("latency_s", "end-to-end latency"),
+        ("ttft_s", "time to first token"),
+        ("tpot_s", "time per output token"),
+    ),
+    sla_targets=_sla_targets,
     study_markers=("output_tokens_per_s", "ttft_s"),
     study_columns=(("tokens/s", "output_tokens_per_s", markup.rate),),
     explain=explain_llm,

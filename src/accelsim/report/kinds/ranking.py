@@ -7,8 +7,6 @@ lookups are served from.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import RenderableType
 from rich.text import Text
 
@@ -45,21 +43,26 @@ def _terminal_rows(doc: Doc, name: str, w: Doc) -> list[list[RenderableType]]:
     ]
 
 
-def _html_row(doc: Doc, name: str, w: Doc) -> list[str]:
+def _html_rows(doc: Doc, name: str, w: Doc) -> list[list[str]]:
     return [
-        markup.esc(name),
-        markup.esc(w["model"]),
-        str(w["offered"]),
-        str(w["completed"]),
-        str(w["in_flight"]),
-        markup.num(w["throughput_per_s"], ".1f"),
-        *(markup.qty(w["latency_s"][k], "s") for k in ("p50", "p90", "p99", "max")),
-        markup.sla_cell(w),
+        [
+            markup.esc(name),
+            markup.esc(w["model"]),
+            str(w["offered"]),
+            str(w["completed"]),
+            str(w["in_flight"]),
+            markup.num(w["throughput_per_s"], ".1f"),
+            *(markup.qty(w["latency_s"][k], "s") for k in ("p50", "p90", "p99", "max")),
+            markup.sla_cell(w),
+        ]
     ]
 
 
-def _sla_target(sla: Doc) -> tuple[Any, str]:
-    return sla.get("latency_s"), f"p{sla.get('percentile', 99):g} target"
+def _sla_targets(sla: Doc) -> dict[str, tuple[float, float]]:
+    target = sla.get("latency_s")
+    return (
+        {"latency_s": (float(target), float(sla.get("percentile", 99)))} if finite(target) else {}
+    )
 
 
 def explain_batch(
@@ -205,13 +208,15 @@ KIND = ReportKind(
         *("model", "offered", "done", "in flight", "queries/s"),
         *("p50", "p90", "p99", "max", "SLA attained"),
     ),
-    html_row=_html_row,
+    html_rows=_html_rows,
     pool_chips=lambda pool: str(pool["chips"]),
     batch_key="mean_batch_items",
     batch_unit="items",
     batch_unit_short="items",
+    busy_is_load=True,
+    batch_slots=lambda pool: int(pool["batching"]["max_batch_items"]),
     cdf_series=(("latency_s", "end-to-end latency"),),
-    sla_target=_sla_target,
+    sla_targets=_sla_targets,
     study_markers=(),
     study_columns=(),
     explain=explain_batch,
