@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accelsim.config.loader import ResolvedScenario, load_scenario
 from accelsim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from accelsim.metrics.streaming import Percentiles
 
 
 def load_checked(
@@ -29,19 +32,32 @@ def load_checked(
 
 
 def run_resolved(
-    resolved: ResolvedScenario, progress: Callable[[float], None] | None = None
+    resolved: ResolvedScenario,
+    progress: Callable[[float], None] | None = None,
+    percentiles: Percentiles = "auto",
 ) -> dict[str, Any]:
-    """Simulate an already loaded scenario and summarise it."""
+    """Simulate an already loaded scenario and summarise it.
+
+    ``percentiles``: ``"exact"`` keeps every request's record and gives exact
+    percentiles; ``"sketch"`` streams the ranking records into summaries of flat memory,
+    with percentiles from quantile sketches (within 0.5%); ``"auto"`` streams a run of
+    more than :data:`accelsim.metrics.streaming.SKETCH_ABOVE_REQUESTS` expected ranking
+    queries and keeps the records of a smaller one."""
     from accelsim.engine.simulation import simulate
+    from accelsim.metrics.streaming import record_sinks
     from accelsim.metrics.summary import summarize
 
-    return summarize(resolved, simulate(resolved, progress))
+    sinks = record_sinks(resolved, percentiles)
+    return summarize(resolved, simulate(resolved, progress, sinks=sinks))
 
 
 def run_scenario(
-    scenario: str | Path | None = None, overrides: Sequence[str] = ()
+    scenario: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    percentiles: Percentiles = "auto",
 ) -> dict[str, Any]:
     """Load a scenario (shipped name, path, or the default), apply ``--set``-style
-    overrides such as ``"pools.gpu.count=4"``, simulate it and return the result document.
+    overrides such as ``"pools.gpu.count=4"``, simulate it and return the result document
+    (``percentiles`` as in :func:`run_resolved`).
     Raises :class:`accelsim.errors.ConfigError` for bad input."""
-    return run_resolved(load_checked(scenario, overrides))
+    return run_resolved(load_checked(scenario, overrides), percentiles=percentiles)
