@@ -141,7 +141,7 @@ def run(
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"simulation.seed={seed}")
-    resolved = load_checked(scenario, overrides, max_memory_bytes)
+    resolved = load_checked(scenario, overrides, max_memory_bytes, percentiles.value)
     refuse_overwriting_inputs(
         resolved.sources,
         Output("--json", json_out),

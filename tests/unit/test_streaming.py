@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from accelsim.config.checks import STREAM_ABOVE_REQUESTS, memory_estimate_bytes
 from accelsim.config.schema import (
     BurstyTraffic,
     EmpiricalSize,
@@ -33,7 +34,6 @@ from accelsim.metrics.power import peak_dynamic_power_w
 from accelsim.metrics.ranking import METRICS
 from accelsim.metrics.sketch import RELATIVE_ERROR
 from accelsim.metrics.streaming import (
-    SKETCH_ABOVE_REQUESTS,
     PeakTracker,
     RankingStream,
     record_sinks,
@@ -104,13 +104,25 @@ def test_auto_streams_only_runs_above_the_threshold() -> None:
         )
         return record_sinks(res, percentiles)
 
-    at_threshold = SKETCH_ABOVE_REQUESTS / 10
+    at_threshold = STREAM_ABOVE_REQUESTS / 10
     assert sinks(at_threshold, "auto") == {}
     assert isinstance(sinks(at_threshold * 1.01, "auto")["ranking"], RankingStream)
     assert sinks(at_threshold * 10, "exact") == {}
     assert isinstance(sinks(1.0, "sketch")["ranking"], RankingStream)
     with pytest.raises(ValueError, match="percentiles"):
         sinks(1.0, "approximate")
+
+
+def test_a_streamed_run_is_budgeted_for_its_queued_queries_only() -> None:
+    # 10M expected queries: kept, 80 + 240 bytes each; streamed, at most 120 each (queued).
+    res = resolved(rate_per_s=1e6, sizes={"kind": "fixed", "value": 10}, duration_s=10, warmup_s=0)
+    assert memory_estimate_bytes(res, "exact")["w"] == pytest.approx(10e6 * 320)
+    assert memory_estimate_bytes(res, "auto")["w"] == pytest.approx(10e6 * 120)
+    uniform = resolved(
+        rate_per_s=1e6, sizes={"kind": "uniform", "low": 1, "high": 9}, duration_s=10, warmup_s=0
+    )
+    # arrivals drawn whole add their 16 bytes
+    assert memory_estimate_bytes(uniform, "sketch")["w"] == pytest.approx(10e6 * 136)
 
 
 def _latencies(records: RunRecords, workload: str) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from accelsim.config.checks import MAX_ARRIVALS
+from accelsim.config.checks import MAX_ARRIVALS, streams_arrivals
 from accelsim.config.loader import Trace
 from accelsim.config.schema import (
     BurstyTraffic,
@@ -211,7 +211,7 @@ def streamed_arrivals(
     :func:`sample_arrivals` draws every time first and the sizes after, so a first pass
     draws (and drops) the times to bring the generator to where the sizes start; the
     blocks then draw the times again from a copy of the generator's first state."""
-    if not isinstance(traffic, PoissonTraffic) or isinstance(sizes, UniformSize):
+    if not streams_arrivals(traffic, sizes) or not isinstance(traffic, PoissonTraffic):
         return None
     times_rng = copy.deepcopy(rng)
     rate = traffic.rate_per_s

@@ -1,7 +1,8 @@
 """Streaming summaries of a long ranking run: what the result document needs, kept in
 memory that does not grow with the run.
 
-A run of more than :data:`SKETCH_ABOVE_REQUESTS` expected ranking queries (or
+A run of more than :data:`~accelsim.config.checks.STREAM_ABOVE_REQUESTS` expected
+ranking queries (or
 one asked for with ``percentiles="sketch"``) gives the ranking fleet a
 :class:`RankingStream` as its record sink. The fleet then keeps no per-query or
 per-batch records: it hands them over in chunks (arrival blocks, completed
@@ -37,7 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from accelsim.config.checks import expected_requests
+from accelsim.config.checks import ranking_streamed
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import RankingWorkload
 from accelsim.engine.records import BatchRecords, RecordSink, RunRecords, WorkloadRecords
@@ -46,34 +47,16 @@ from accelsim.metrics.power import CLOCK_BANDS, band_busy
 from accelsim.metrics.sketch import RELATIVE_ERROR, StreamingDistribution
 from accelsim.metrics.timeline import bin_edges, in_system_at, integrate
 
-Percentiles = Literal["auto", "exact", "sketch"]
-PERCENTILE_CHOICES: tuple[Percentiles, ...] = ("auto", "exact", "sketch")
-
-# Above this many expected ranking queries (warm-up included), ``auto`` streams the run
-# and takes percentiles from sketches; at or below it, the run keeps every record and
-# its percentiles are exact. A kept query costs about 90 bytes at its peak, so the
-# threshold holds a run's records to about 90 MB.
-SKETCH_ABOVE_REQUESTS = 1_000_000
+Percentiles = Literal["auto", "exact", "sketch"]  # config.checks.PERCENTILE_CHOICES
 
 
 def record_sinks(resolved: ResolvedScenario, percentiles: Percentiles) -> dict[str, RecordSink]:
-    """The record sinks a run gets (by workload kind): a :class:`RankingStream` when the
-    ranking percentiles come from sketches, none when every record is kept."""
-    if percentiles not in PERCENTILE_CHOICES:
-        raise ValueError(f"percentiles must be one of {PERCENTILE_CHOICES}, not {percentiles!r}")
-    scenario = resolved.scenario
-    ranking = [n for n, w in scenario.workloads.items() if isinstance(w, RankingWorkload)]
-    if not ranking or percentiles == "exact":
-        return {}
-    if percentiles == "auto":
-        horizon = scenario.simulation.warmup_s + scenario.simulation.duration_s
-        expected = sum(
-            expected_requests(scenario.workloads[n].traffic, resolved.traces.get(n), horizon)
-            for n in ranking
-        )
-        if expected <= SKETCH_ABOVE_REQUESTS:
-            return {}
-    return {"ranking": RankingStream(resolved)}
+    """The record sinks a run gets (by workload kind): a :class:`RankingStream` when its
+    ranking records are streamed (:func:`accelsim.config.checks.ranking_streamed`), none
+    when every record is kept."""
+    if ranking_streamed(resolved, percentiles):
+        return {"ranking": RankingStream(resolved)}
+    return {}
 
 
 def streamed_distribution(dist: StreamingDistribution) -> dict[str, Any]:
