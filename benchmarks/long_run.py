@@ -3,12 +3,15 @@
     python benchmarks/long_run.py                  # 10,000,000 queries
     python benchmarks/long_run.py 1000000          # 1,000,000 queries
     python benchmarks/long_run.py 3000000 --json   # one JSON line, for scripts
+    python benchmarks/long_run.py 1000000 --percentiles exact   # keep every record
 
 The scenario is built in memory (accelsim.validation.reference's chip and tiny ranking
 model, so the figures measure the engine and the metrics, not the cost model): one
 Poisson workload of lognormal query sizes (median 20 items) on 4 chips with dynamic
 batching (up to 256 items, 1 ms wait), join-shortest-queue routing, at about 60% load.
-The warm-up is zero and the duration is N / rate, so about N queries arrive.
+The warm-up is zero and the duration is N / rate, so about N queries arrive. Records
+are kept or streamed as ``accelsim run --percentiles`` decides (``auto``: streamed
+above 1,000,000 queries, with percentiles from sketches).
 
 It reports the wall time of simulating and of summarising, peak RSS
 (resource.getrusage), simulated queries per wall second, and the resident memory
@@ -86,9 +89,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--load", type=float, default=0.6, help="offered load per chip")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument("--percentiles", choices=("auto", "exact", "sketch"), default="auto")
     args = parser.parse_args(argv)
 
     from accelsim.engine.simulation import simulate
+    from accelsim.metrics.streaming import record_sinks
     from accelsim.metrics.summary import summarize
 
     start_rss = rss_bytes()
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             samples.append((done, rss_bytes()))
 
     t0 = time.perf_counter()
-    records = simulate(res, progress)
+    records = simulate(res, progress, sinks=record_sinks(res, args.percentiles))
     t1 = time.perf_counter()
     doc = summarize(res, records)
     t2 = time.perf_counter()
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summarize_wall_s": round(t2 - t1, 2),
         "wall_s": round(t2 - t0, 2),
         "queries_per_s": round(w["offered"] / (t2 - t0)),
+        "percentiles": w["latency_s"].get("method", "exact"),
+        "p99_latency_s": w["latency_s"]["p99"],
         "peak_rss_bytes": peak_rss_bytes(),
         "start_rss_bytes": start_rss,
         "rss_by_progress": [[round(d, 2), b] for d, b in samples],

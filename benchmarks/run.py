@@ -12,7 +12,11 @@ Cases, each in a fresh subprocess so that peak RSS is its own:
   (one process per customer, a Resource as the server) of the same number of
   requests;
 * ``startup``: wall time of ``accelsim run`` on the default scenario, start-up
-  included.
+  included;
+* ``memory``: peak RSS of long ranking runs with streamed records and sketch
+  percentiles (``benchmarks/long_run.py``, each size in its own process) at 1M and 3M
+  queries, or with ``--long`` at 3M, 10M and 30M (several minutes): flat memory means
+  the same peak at every size.
 
 It prints simulated requests per wall second, SimPy events per request, peak
 RSS, and each scenario's wall time over its floor's (a ratio within one run, so
@@ -28,10 +32,13 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 RANKING_QUERIES = 1_000_000
 LLM_REQUESTS = 100_000
+MEMORY_QUERIES = (1_000_000, 3_000_000)
+LONG_MEMORY_QUERIES = (3_000_000, 10_000_000, 30_000_000)
 
 
 def peak_rss_mib() -> float:
@@ -132,6 +139,32 @@ def floor_case(n: int, rho: float = 0.5) -> dict[str, Any]:
     }
 
 
+def memory_case(sizes: list[int]) -> dict[str, Any]:
+    """Long runs of ``sizes`` queries, streamed, each in its own process."""
+    runs = []
+    for n in sizes:
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("long_run.py")),
+                str(n),
+                "--json",
+                "--percentiles",
+                "sketch",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {
+        "requests": 0,
+        "wall_s": sum(r["wall_s"] for r in runs),
+        "events": 0,
+        "runs": runs,
+    }
+
+
 def startup_case() -> dict[str, Any]:
     start = time.perf_counter()
     subprocess.run(["accelsim", "run", "-q"], check=True)
@@ -139,11 +172,14 @@ def startup_case() -> dict[str, Any]:
 
 
 CASES = {
-    "ranking": lambda scale: ranking_case(int(RANKING_QUERIES * scale)),
-    "floor-ranking": lambda scale: floor_case(int(RANKING_QUERIES * scale)),
-    "llm": lambda scale: llm_case(int(LLM_REQUESTS * scale)),
-    "floor-llm": lambda scale: floor_case(int(LLM_REQUESTS * scale)),
-    "startup": lambda scale: startup_case(),
+    "ranking": lambda scale, long: ranking_case(int(RANKING_QUERIES * scale)),
+    "floor-ranking": lambda scale, long: floor_case(int(RANKING_QUERIES * scale)),
+    "llm": lambda scale, long: llm_case(int(LLM_REQUESTS * scale)),
+    "floor-llm": lambda scale, long: floor_case(int(LLM_REQUESTS * scale)),
+    "startup": lambda scale, long: startup_case(),
+    "memory": lambda scale, long: memory_case(
+        [int(n * scale) for n in (LONG_MEMORY_QUERIES if long else MEMORY_QUERIES)]
+    ),
 }
 
 
@@ -152,16 +188,20 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every case's size")
     parser.add_argument("--case", choices=sorted(CASES), help="run one case in this process")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--long", action="store_true", help="memory case at 3M, 10M and 30M queries (minutes)"
+    )
     args = parser.parse_args()
     if args.case:
-        result = CASES[args.case](args.scale)
+        result = CASES[args.case](args.scale, args.long)
         result["peak_rss_mib"] = peak_rss_mib()
         print(json.dumps(result))
         return
     results = {}
     for name in CASES:
         out = subprocess.run(
-            [sys.executable, __file__, "--case", name, "--scale", str(args.scale)],
+            [sys.executable, __file__, "--case", name, "--scale", str(args.scale)]
+            + (["--long"] if args.long else []),
             check=True,
             capture_output=True,
             text=True,
@@ -177,6 +217,8 @@ def main() -> None:
     header = f"{'case':<14}{'requests':>10}{'wall s':>9}{'req/s':>11}{'events/req':>12}"
     print(header + f"{'peak RSS MiB':>14}{'vs floor':>10}")
     for name, r in results.items():
+        if name == "memory":
+            continue
         floor = results.get(f"floor-{name}")
         ratio = f"{r['wall_s'] / floor['wall_s']:.2f}x" if floor else "-"
         per_s = f"{r['requests'] / r['wall_s']:,.0f}" if r["requests"] else "-"
@@ -184,6 +226,24 @@ def main() -> None:
         print(
             f"{name:<14}{r['requests']:>10,}{r['wall_s']:>9.2f}{per_s:>11}{events:>12}"
             f"{r['peak_rss_mib']:>14.0f}{ratio:>10}"
+        )
+
+    print_memory(results["memory"]["runs"], results["floor-ranking"])
+
+
+def print_memory(runs: list[dict[str, Any]], floor: dict[str, Any]) -> None:
+    """The memory case: peak RSS by run length, and wall time per query against the
+    floor's (the bare SimPy M/D/1 loop of the ranking case's size)."""
+    print("memory: long ranking runs, streamed (benchmarks/long_run.py, --percentiles sketch)")
+    header = f"{'queries':>12}{'wall s':>9}{'req/s':>11}{'peak RSS MiB':>14}"
+    print(header + f"{'vs smallest':>13}{'vs floor':>10}")
+    smallest = runs[0]["peak_rss_bytes"]
+    floor_per = floor["wall_s"] / floor["requests"]
+    for r in runs:
+        print(
+            f"{r['offered']:>12,}{r['wall_s']:>9.1f}{r['queries_per_s']:>11,}"
+            f"{r['peak_rss_bytes'] / 2**20:>14.0f}{r['peak_rss_bytes'] / smallest:>13.2f}"
+            f"{r['wall_s'] / r['offered'] / floor_per:>9.2f}x"
         )
 
 

@@ -7,6 +7,7 @@ Heavy imports (numpy, simpy, the engine) happen inside commands, so
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,15 @@ from accelsim.commands.common import dump_json as _dump
 from accelsim.commands.common import emit_json as _emit_json
 from accelsim.commands.common import stderr as _stderr
 from accelsim.commands.report import ReportFormat
+
+
+class Percentiles(StrEnum):
+    """Where a run's latency percentiles come from (see ``runner.run_resolved``)."""
+
+    auto = "auto"
+    exact = "exact"
+    sketch = "sketch"
+
 
 app = typer.Typer(
     name="accelsim",
@@ -99,6 +109,14 @@ def run(
             "(default: half of this machine's memory).",
         ),
     ] = None,
+    percentiles: Annotated[
+        Percentiles,
+        typer.Option(
+            help="exact: keep every query's record; sketch: stream ranking records into "
+            "summaries of flat memory, percentiles within 0.5%; auto: sketch above 1,000,000 "
+            "expected ranking queries.",
+        ),
+    ] = Percentiles.auto,
 ) -> None:
     """Simulate a scenario and print its summary (the default scenario if none is given)."""
     from accelsim.commands import report as reporting
@@ -115,13 +133,15 @@ def run(
 
     if fmt is not None and report is None:
         raise AccelsimError("--format goes with --report PATH")
+    if report is not None and percentiles is Percentiles.sketch:
+        raise AccelsimError("--report draws exact latency CDFs: it needs --percentiles exact")
     report_format = fmt or ReportFormat.html
     if report is not None:
         reporting.require_plotting(report_format)
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"simulation.seed={seed}")
-    resolved = load_checked(scenario, overrides, max_memory_bytes)
+    resolved = load_checked(scenario, overrides, max_memory_bytes, percentiles.value)
     refuse_overwriting_inputs(
         resolved.sources,
         Output("--json", json_out),
@@ -132,7 +152,7 @@ def run(
 
     with reporting.run_progress(f"simulating {resolved.scenario.name}", not quiet) as tick:
         if report is None:
-            doc = run_resolved(resolved, tick)
+            doc = run_resolved(resolved, tick, percentiles.value)
         else:
             doc, samples = reporting.simulate_with_samples(resolved, tick)
     if json_out is not None:

@@ -4,44 +4,63 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accelsim.config.loader import ResolvedScenario, load_scenario
 from accelsim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from accelsim.metrics.streaming import Percentiles
 
 
 def load_checked(
     scenario: str | Path | None = None,
     overrides: Sequence[str] = (),
     max_memory_bytes: float | None = None,
+    percentiles: Percentiles = "auto",
 ) -> ResolvedScenario:
     """Load a scenario and make every check that needs it resolved (arrival and memory
     budgets, power caps above idle power, models that fit their replicas), so a file that
     loads here runs, and ``validate --configs`` and ``run`` agree on it.
-    ``max_memory_bytes`` replaces the default memory budget (a share of the machine's)."""
+    ``max_memory_bytes`` replaces the default memory budget (a share of the machine's);
+    ``percentiles`` is the run's (see :func:`run_resolved`), which sets what it keeps."""
     from accelsim.model.checks import scenario_problems
 
     resolved = load_scenario(scenario, list(overrides))
-    problems = scenario_problems(resolved, max_memory_bytes)
+    problems = scenario_problems(resolved, max_memory_bytes, percentiles)
     if problems:
         raise ConfigError(problems)
     return resolved
 
 
 def run_resolved(
-    resolved: ResolvedScenario, progress: Callable[[float], None] | None = None
+    resolved: ResolvedScenario,
+    progress: Callable[[float], None] | None = None,
+    percentiles: Percentiles = "auto",
 ) -> dict[str, Any]:
-    """Simulate an already loaded scenario and summarise it."""
+    """Simulate an already loaded scenario and summarise it.
+
+    ``percentiles``: ``"exact"`` keeps every request's record and gives exact
+    percentiles; ``"sketch"`` streams the ranking records into summaries of flat memory,
+    with percentiles from quantile sketches (within 0.5%); ``"auto"`` streams a run of
+    more than :data:`accelsim.config.checks.STREAM_ABOVE_REQUESTS` expected ranking
+    queries and keeps the records of a smaller one."""
     from accelsim.engine.simulation import simulate
+    from accelsim.metrics.streaming import record_sinks
     from accelsim.metrics.summary import summarize
 
-    return summarize(resolved, simulate(resolved, progress))
+    sinks = record_sinks(resolved, percentiles)
+    return summarize(resolved, simulate(resolved, progress, sinks=sinks))
 
 
 def run_scenario(
-    scenario: str | Path | None = None, overrides: Sequence[str] = ()
+    scenario: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    percentiles: Percentiles = "auto",
 ) -> dict[str, Any]:
     """Load a scenario (shipped name, path, or the default), apply ``--set``-style
-    overrides such as ``"pools.gpu.count=4"``, simulate it and return the result document.
+    overrides such as ``"pools.gpu.count=4"``, simulate it and return the result document
+    (``percentiles`` as in :func:`run_resolved`).
     Raises :class:`accelsim.errors.ConfigError` for bad input."""
-    return run_resolved(load_checked(scenario, overrides))
+    resolved = load_checked(scenario, overrides, percentiles=percentiles)
+    return run_resolved(resolved, percentiles=percentiles)

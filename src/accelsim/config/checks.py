@@ -6,7 +6,8 @@ Two budgets, both estimated from the scenario alone, with no cost model:
   periods of ``bursty`` traffic (each period is a few random draws, like an arrival);
 * the memory a run holds at its peak: its request records (and LLM iteration records)
   times the bytes each takes, plus the arrays of the traces it replays. The budget is a
-  share of the machine's memory unless the caller gives one.
+  share of the machine's memory unless the caller gives one. A ranking run that streams
+  its records (:func:`ranking_streamed`) keeps none: only its queued queries count.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from accelsim.config.schema import (
     DiurnalTraffic,
     LLMWorkload,
     PoissonTraffic,
+    RankingWorkload,
+    SizeDistribution,
     TraceTraffic,
+    UniformSize,
 )
 from accelsim.errors import Problem
 from accelsim.units import format_quantity
@@ -47,6 +51,16 @@ LLM_ITERATION_BYTES = 150
 LLM_ITERATIONS_PER_SEQUENCE = 3  # iteration records per sequence (1.9 to 2.9 measured)
 
 MEMORY_SHARE = 0.5  # of the machine's memory (or of the process's cgroup limit)
+
+# Above this many expected ranking queries (warm-up included), a run with ``auto``
+# percentiles streams its ranking records into summaries and takes percentiles from
+# sketches; at or below it, it keeps every record (about 90 MB at the threshold).
+STREAM_ABOVE_REQUESTS = 1_000_000
+PERCENTILE_CHOICES = ("auto", "exact", "sketch")
+# A streamed ranking run keeps no records: a query costs memory only while queued (about
+# 115 bytes, when the fleet cannot keep up), plus 16 bytes for arrivals drawn whole.
+RANKING_QUEUED_QUERY_BYTES = 120
+ARRIVAL_BYTES = 16
 
 
 def _horizon_s(resolved: ResolvedScenario) -> float:
@@ -109,7 +123,39 @@ def expected_requests(
     return traffic.rate_per_s * horizon_s
 
 
-def _bytes_per_request(workload: object) -> float:
+def streams_arrivals(
+    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic,
+    sizes: SizeDistribution,
+) -> bool:
+    """Whether a ranking workload's arrivals can be drawn in blocks as a run goes (the same
+    numbers as drawn whole): Poisson traffic with sizes other than uniform."""
+    return isinstance(traffic, PoissonTraffic) and not isinstance(sizes, UniformSize)
+
+
+def ranking_streamed(resolved: ResolvedScenario, percentiles: str = "auto") -> bool:
+    """Whether a run streams its ranking records (percentiles from sketches): always with
+    ``sketch``, never with ``exact``, and with ``auto`` above STREAM_ABOVE_REQUESTS
+    expected ranking queries."""
+    if percentiles not in PERCENTILE_CHOICES:
+        raise ValueError(f"percentiles must be one of {PERCENTILE_CHOICES}, not {percentiles!r}")
+    scenario = resolved.scenario
+    ranking = [n for n, w in scenario.workloads.items() if isinstance(w, RankingWorkload)]
+    if not ranking or percentiles == "exact":
+        return False
+    if percentiles == "sketch":
+        return True
+    horizon = _horizon_s(resolved)
+    expected = sum(
+        expected_requests(scenario.workloads[n].traffic, resolved.traces.get(n), horizon)
+        for n in ranking
+    )
+    return expected > STREAM_ABOVE_REQUESTS
+
+
+def _bytes_per_request(workload: object, streamed: bool) -> float:
+    if isinstance(workload, RankingWorkload) and streamed:
+        whole = not streams_arrivals(workload.traffic, workload.items_per_query)
+        return RANKING_QUEUED_QUERY_BYTES + (ARRIVAL_BYTES if whole else 0)
     if not isinstance(workload, LLMWorkload):
         return RANKING_QUERY_BYTES + RANKING_BATCH_BYTES
     modes = workload.modes
@@ -119,16 +165,21 @@ def _bytes_per_request(workload: object) -> float:
     return LLM_REQUEST_BYTES + LLM_ITERATION_BYTES * LLM_ITERATIONS_PER_SEQUENCE * sequences
 
 
-def memory_estimate_bytes(resolved: ResolvedScenario) -> dict[str, float]:
+def memory_estimate_bytes(
+    resolved: ResolvedScenario, percentiles: str = "auto"
+) -> dict[str, float]:
     """At most about how many bytes a run holds at its peak, by workload: expected requests
     x bytes per request (its records with their batch or iteration records, or its objects
-    while queued if the fleet cannot keep up) plus the arrays of its trace."""
+    while queued if the fleet cannot keep up) plus the arrays of its trace. ``percentiles``
+    as the run's (see :func:`ranking_streamed`)."""
     horizon = _horizon_s(resolved)
+    streamed = ranking_streamed(resolved, percentiles)
     out = {}
     for name, workload in resolved.scenario.workloads.items():
         trace = resolved.traces.get(name)
         requests = expected_requests(workload.traffic, trace, horizon)
-        out[name] = requests * _bytes_per_request(workload) + (trace.nbytes if trace else 0)
+        per_request = _bytes_per_request(workload, streamed)
+        out[name] = requests * per_request + (trace.nbytes if trace else 0)
     return out
 
 
@@ -157,7 +208,7 @@ def default_memory_budget_bytes() -> float | None:
 
 
 def memory_budget_problems(
-    resolved: ResolvedScenario, max_bytes: float | None = None
+    resolved: ResolvedScenario, max_bytes: float | None = None, percentiles: str = "auto"
 ) -> list[Problem]:
     """A run expected to need more memory than ``max_bytes`` (default: half the
     machine's), located at the traffic of the workload that needs the most."""
@@ -169,7 +220,7 @@ def memory_budget_problems(
         budget = f"{format_quantity(max_bytes, 'bytes')} ({share})"
     else:
         budget = format_quantity(max_bytes, "bytes")
-    by_workload = memory_estimate_bytes(resolved)
+    by_workload = memory_estimate_bytes(resolved, percentiles)
     total = sum(by_workload.values())
     if total <= max_bytes:
         return []

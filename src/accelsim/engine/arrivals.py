@@ -11,12 +11,14 @@ the pre-flight checks let through cannot run away here either.
 
 from __future__ import annotations
 
+import copy
 import math
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
-from accelsim.config.checks import MAX_ARRIVALS
+from accelsim.config.checks import MAX_ARRIVALS, streams_arrivals
 from accelsim.config.loader import Trace
 from accelsim.config.schema import (
     BurstyTraffic,
@@ -33,6 +35,7 @@ from accelsim.config.schema import (
 from accelsim.errors import AccelsimError
 
 PERIOD_BLOCK = 1 << 14  # bursty periods drawn at a time
+STREAM_BLOCK = 1 << 16  # arrivals handed to a streamed run at a time
 
 
 class ArrivalBudgetError(AccelsimError):
@@ -69,28 +72,42 @@ def sample_sizes(dist: SizeDistribution, n: int, rng: np.random.Generator) -> np
     raise TypeError(f"unknown size distribution {dist!r}")
 
 
+def _poisson_chunks(
+    rate_per_s: float, end_s: float, rng: np.random.Generator, budget: int, chunk: int
+) -> Iterator[np.ndarray]:
+    """The arrival times :func:`poisson_times` draws, ``chunk`` at a time (the last ones may
+    pass ``end_s``). Gaps come in blocks: the expected count plus six standard deviations,
+    then a quarter of the previous block until a time reaches ``end_s``. A block is drawn
+    ``chunk`` gaps at a time with its running sum carried, which gives the same numbers as
+    one draw and one cumulative sum of the whole block."""
+    expected = rate_per_s * end_s
+    block = int(min(expected + 6 * math.sqrt(expected) + 64, budget + 1))
+    last = 0.0
+    drawn = 0
+    while True:
+        running = 0.0
+        for at in range(0, block, chunk):
+            gaps = rng.exponential(1.0 / rate_per_s, size=min(chunk, block - at))
+            gaps[0] += running
+            sums = np.cumsum(gaps)
+            running = float(sums[-1])
+            yield last + sums
+        drawn += block
+        last += running
+        if last >= end_s:
+            return
+        if drawn > budget:
+            raise ArrivalBudgetError(budget, end_s)
+        block = min(max(64, block // 4), budget + 1 - drawn)
+
+
 def poisson_times(
     rate_per_s: float, end_s: float, rng: np.random.Generator, budget: int | None = None
 ) -> np.ndarray:
     """Arrival times of a Poisson process on [0, end_s), drawn in blocks of gaps; no more
     than ``budget`` arrivals (default MAX_ARRIVALS; raises :class:`ArrivalBudgetError`)."""
     budget = MAX_ARRIVALS if budget is None else budget
-    expected = rate_per_s * end_s
-    block = int(min(expected + 6 * math.sqrt(expected) + 64, budget + 1))
-    chunks: list[np.ndarray] = []
-    last = 0.0
-    drawn = 0
-    while True:
-        times = last + np.cumsum(rng.exponential(1.0 / rate_per_s, size=block))
-        drawn += block
-        chunks.append(times)
-        last = float(times[-1])
-        if last >= end_s:
-            break
-        if drawn > budget:
-            raise ArrivalBudgetError(budget, end_s)
-        block = min(max(64, block // 4), budget + 1 - drawn)
-    out = np.concatenate(chunks)
+    out = np.concatenate(list(_poisson_chunks(rate_per_s, end_s, rng, budget, budget + 1)))
     return out[out < end_s]
 
 
@@ -178,3 +195,33 @@ def sample_arrivals(
     if "items" in given:
         return times, given["items"]
     return times, sample_sizes(sizes, len(times), rng)
+
+
+def streamed_arrivals(
+    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic,
+    sizes: SizeDistribution,
+    end_s: float,
+    rng: np.random.Generator,
+) -> Iterator[tuple[np.ndarray, np.ndarray]] | None:
+    """The arrivals of :func:`sample_arrivals`, the same numbers, in blocks of at most
+    STREAM_BLOCK drawn as the run needs them, so a long run never holds them all; None
+    for traffic and sizes that cannot be drawn so (only Poisson traffic with fixed,
+    lognormal, exponential or empirical sizes can).
+
+    :func:`sample_arrivals` draws every time first and the sizes after, so a first pass
+    draws (and drops) the times to bring the generator to where the sizes start; the
+    blocks then draw the times again from a copy of the generator's first state."""
+    if not streams_arrivals(traffic, sizes) or not isinstance(traffic, PoissonTraffic):
+        return None
+    times_rng = copy.deepcopy(rng)
+    rate = traffic.rate_per_s
+    for _ in _poisson_chunks(rate, end_s, rng, MAX_ARRIVALS, STREAM_BLOCK):
+        pass
+
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for times in _poisson_chunks(rate, end_s, times_rng, MAX_ARRIVALS, STREAM_BLOCK):
+            times = times[times < end_s]
+            if times.size:
+                yield times, sample_sizes(sizes, times.size, rng)
+
+    return blocks()

@@ -12,7 +12,7 @@ scenario, starts them all, runs the clock, and collects their records:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import simpy
@@ -34,6 +34,8 @@ class FleetContext:
     clocks: dict[str, ClockPolicy]  # by pool; a pool missing here has a problem already
     problems: list[Problem]  # a fleet adds the located problems it finds while building
     coalesce: bool = True  # let a fleet run unchanging stretches as one event
+    # by workload kind: hand the records over in chunks instead of keeping them
+    sinks: dict[str, Any] = field(default_factory=dict)
 
 
 class Fleet(Protocol):

@@ -27,23 +27,37 @@ is taken up by the next dispatch, which schedules a wake-up only when work is
 already waiting for it. Each batch is recorded from when it has the chip to
 itself (its start, or the end of the previous batch's compute if later) to
 the end of its compute, so a chip's batches never overlap in the records.
+
+Records: per query (arrival, size, first dispatch, finish, station) and per
+batch, in typed arrays indexed by query. Given a record sink (a long run), the
+fleet keeps none of that: it draws arrivals in blocks as the run needs them
+(:func:`~accelsim.engine.arrivals.streamed_arrivals`) and hands over each block,
+each chunk of completed queries and each chunk of batches as it fills.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
 
 from accelsim.config.schema import Batching, RankingModel
-from accelsim.engine.arrivals import sample_arrivals, workload_rng
+from accelsim.engine.arrivals import (
+    STREAM_BLOCK,
+    sample_arrivals,
+    streamed_arrivals,
+    workload_rng,
+)
 from accelsim.engine.events import call_at
 from accelsim.engine.fleet import FleetContext
 from accelsim.engine.records import (
+    CHUNK,
     BatchRecords,
     RankingRecords,
+    RecordSink,
     StationInfo,
     WorkloadRecords,
     frozen,
@@ -55,27 +69,102 @@ _EPS = 1e-12
 
 
 class _Query:
-    __slots__ = ("arrival_s", "index", "pieces", "remaining")
+    __slots__ = ("arrival_s", "index", "items", "pieces", "remaining", "start_s")
 
     def __init__(self, index: int, items: int, arrival_s: float) -> None:
         self.index = index
+        self.items = items
         self.remaining = items  # items not yet dispatched
         self.arrival_s = arrival_s
         self.pieces = 0  # pieces dispatched and not finished
+        self.start_s = -1.0  # first piece dispatched (none yet)
 
 
 class _WorkloadState:
-    def __init__(self, name: str, index: int, times: np.ndarray, items: np.ndarray) -> None:
+    """One workload's arrivals and what it records: per query in arrays indexed by query
+    (``start``, ``finish``, ``station``, NaN until set), or, given a sink, completed
+    queries in a chunk that goes to the sink when it fills (the arrays are then None)."""
+
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        times: np.ndarray | None,
+        items: np.ndarray | None,
+        sink: RecordSink | None,
+        blocks: Iterator[tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         self.name = name
         self.index = index
         self.times = times
         self.items = items
-        n = len(times)
-        self.start = array("d", bytes(8 * n))
-        self.finish = array("d", bytes(8 * n))
-        self.station = array("i", bytes(4 * n))
-        self.started = bytearray(n)
-        self.finished = bytearray(n)
+        self.sink = sink
+        self.blocks = blocks  # streamed arrivals (times and items None)
+        self.start: array[float] | None = None
+        self.finish: array[float] | None = None
+        self.station: array[int] | None = None
+        if sink is None:
+            assert times is not None
+            n = len(times)
+            unset = np.full(n, np.nan).tobytes()
+            self.start = array("d", unset)
+            self.finish = array("d", unset)
+            self.station = array("i", bytes(4 * n))
+        self._done = _Completed()
+
+    def arrival_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Arrival times and sizes, a block at a time (each handed to the sink, if any)."""
+        if self.blocks is not None:
+            blocks = self.blocks
+        else:
+            assert self.times is not None and self.items is not None
+            times, items = self.times, self.items
+            blocks = (
+                (times[i : i + STREAM_BLOCK], items[i : i + STREAM_BLOCK])
+                for i in range(0, len(times), STREAM_BLOCK)
+            )
+        for block in blocks:
+            if self.sink is not None:
+                self.sink.arrivals(self.name, *block)
+            yield block
+
+    def complete(self, query: _Query, station: int, now: float) -> None:
+        """A query of a streamed workload completed: into the chunk, which goes when full."""
+        done = self._done
+        done.arrival.append(query.arrival_s)
+        done.items.append(query.items)
+        done.start.append(query.start_s)
+        done.finish.append(now)
+        done.station.append(station)
+        if len(done.finish) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        done = self._done
+        if self.sink is not None and len(done.finish):
+            self.sink.completions(
+                self.name,
+                WorkloadRecords(
+                    name=self.name,
+                    arrival_s=frozen(done.arrival),
+                    items=frozen(done.items),
+                    start_s=frozen(done.start),
+                    finish_s=frozen(done.finish),
+                    station=frozen(done.station),
+                ),
+            )
+            self._done = _Completed()
+
+
+class _Completed:
+    """A chunk of completed queries (a streamed workload's)."""
+
+    def __init__(self) -> None:
+        self.arrival = array("d")
+        self.items = array("q")
+        self.start = array("d")
+        self.finish = array("d")
+        self.station = array("i")
 
 
 class _Batches:
@@ -88,6 +177,18 @@ class _Batches:
         self.items = array("q")
         self.energy = array("d")
         self.clock = array("d")
+
+    def frozen(self) -> BatchRecords:
+        return BatchRecords(
+            workload=frozen(self.workload),
+            station=frozen(self.station),
+            device=frozen(self.device),
+            start_s=frozen(self.start),
+            end_s=frozen(self.end),
+            items=frozen(self.items),
+            dynamic_energy_j=frozen(self.energy),
+            clock_ratio=frozen(self.clock),
+        )
 
 
 class _Station:
@@ -254,7 +355,7 @@ class _Station:
     def _start(self, w: int, now: float) -> None:
         queue = self.queues[w]
         state = self.fleet.workloads[w]
-        started, start = state.started, state.start
+        start = state.start
         max_items, max_queries = self.max_items, self.max_queries
         taken = 0
         members: list[_Query] = []
@@ -267,10 +368,10 @@ class _Station:
             query.pieces += 1
             taken += n
             members.append(query)
-            index = query.index
-            if not started[index]:
-                started[index] = 1
-                start[index] = now
+            if query.start_s < 0:
+                query.start_s = now
+                if start is not None:
+                    start[query.index] = now
             if query.remaining == 0:
                 queue.popleft()
         self.queued_items[w] -= taken
@@ -318,6 +419,8 @@ class _Station:
         batches.items.append(taken)
         batches.energy.append(energy_j)
         batches.clock.append(ratio)
+        if self.fleet.sink is not None and len(batches.end) >= CHUNK:
+            self.fleet.flush_batches(now)
         call_at(self.fleet.env, delay, finish)
 
 
@@ -365,11 +468,14 @@ class _Finish:
     def __call__(self, _event: Any) -> None:
         station, state = self.station, self.state
         now = station.fleet.env.now
+        finish = state.finish
         for query in self.members:
             query.pieces -= 1
             if query.remaining == 0 and query.pieces == 0:
-                state.finished[query.index] = 1
-                state.finish[query.index] = now
+                if finish is not None:
+                    finish[query.index] = now
+                else:
+                    state.complete(query, station.index, now)
                 station.outstanding -= 1
         if self.work_s:
             station.work_s = max(0.0, station.work_s - self.work_s)
@@ -390,17 +496,23 @@ class RankingFleet:
         router = ctx.router
         self.track_work = router.estimates_work
         self.batches = _Batches()
+        self.sink: RecordSink | None = ctx.sinks.get(self.kind)
         self.workloads: list[_WorkloadState] = []
         for w, name in enumerate(workloads):
             workload = scenario.workloads[name]
-            times, items = sample_arrivals(
-                workload.traffic,
-                workload.items_per_query,  # type: ignore[union-attr]
-                resolved.traces.get(name),
-                ctx.end_s,
-                workload_rng(scenario.simulation.seed, name),
-            )
-            self.workloads.append(_WorkloadState(name, w, times, items))
+            rng = workload_rng(scenario.simulation.seed, name)
+            sizes = workload.items_per_query  # type: ignore[union-attr]
+            blocks = None
+            if self.sink is not None:
+                blocks = streamed_arrivals(workload.traffic, sizes, ctx.end_s, rng)
+            if blocks is not None:
+                state = _WorkloadState(name, w, None, None, self.sink, blocks)
+            else:
+                times, items = sample_arrivals(
+                    workload.traffic, sizes, resolved.traces.get(name), ctx.end_s, rng
+                )
+                state = _WorkloadState(name, w, times, items, self.sink)
+            self.workloads.append(state)
         index = {name: w for w, name in enumerate(workloads)}
         self.stations: list[_Station] = []
         units: list[list[_Station]] = [[] for _ in workloads]
@@ -438,6 +550,18 @@ class RankingFleet:
                 for w in served:
                     units[w].append(station)
         self.routers = [router(stations, w) for w, stations in enumerate(units)]
+        if self.sink is not None:
+            self.sink.stations(self._station_info())
+
+    def _station_info(self) -> tuple[StationInfo, ...]:
+        return tuple(StationInfo(s.pool, s.n_devices) for s in self.stations)
+
+    def flush_batches(self, settled_s: float) -> None:
+        """Hand the batches recorded so far to the sink (a streamed run)."""
+        assert self.sink is not None
+        if len(self.batches.end):
+            self.sink.units(self.batches.frozen(), settled_s)
+            self.batches = _Batches()
 
     def start(self) -> None:
         for state in self.workloads:
@@ -449,62 +573,57 @@ class RankingFleet:
         Times and sizes are turned into Python numbers a block at a time, so a long run
         keeps only its compact numpy arrays whole."""
         env = self.env
-        all_times, all_sizes = state.times, state.items
+        blocks = state.arrival_blocks()
         stations_of = state.station
         w = state.index
         route = self.routers[w].pick
-        count = len(all_times)
-        block = 1 << 16
         times: list[float] = []
         sizes: list[int] = []
         base = 0  # index of times[0]
         i = 0
 
+        def next_block() -> bool:
+            nonlocal times, sizes
+            for block_times, block_sizes in blocks:
+                if len(block_times):
+                    times, sizes = block_times.tolist(), block_sizes.tolist()
+                    return True
+            return False
+
         def arrive(_event: Any) -> None:
-            nonlocal i, base, times, sizes
+            nonlocal i, base
             k = i - base
             station = route(sizes[k])
-            stations_of[i] = station.index
+            if stations_of is not None:
+                stations_of[i] = station.index
             station.enqueue(w, _Query(i, sizes[k], times[k]))
             i += 1
-            if i < count:
-                if k + 1 == len(times):
-                    base = i
-                    times = all_times[i : i + block].tolist()
-                    sizes = all_sizes[i : i + block].tolist()
-                    k = -1
-                call_at(env, times[k + 1] - env.now, arrive)
+            if k + 1 == len(times):
+                if not next_block():
+                    return
+                base = i
+                k = -1
+            call_at(env, times[k + 1] - env.now, arrive)
 
-        if count:
-            times = all_times[:block].tolist()
-            sizes = all_sizes[:block].tolist()
+        if next_block():
             call_at(env, times[0], arrive)
 
     def records(self) -> RankingRecords:
+        """The run's records; a streamed run first hands the sink what it still holds."""
+        if self.sink is not None:
+            for state in self.workloads:
+                state.flush()
+            self.flush_batches(float("inf"))
+            return RankingRecords({}, self.batches.frozen(), self._station_info(), self.sink)
         workloads = {}
         for state in self.workloads:
-            start = frozen(state.start)
-            finish = frozen(state.finish)
-            start[np.frombuffer(state.started, dtype=np.uint8) == 0] = np.nan
-            finish[np.frombuffer(state.finished, dtype=np.uint8) == 0] = np.nan
+            assert state.times is not None and state.items is not None
             workloads[state.name] = WorkloadRecords(
                 name=state.name,
                 arrival_s=state.times,
                 items=state.items,
-                start_s=start,
-                finish_s=finish,
-                station=frozen(state.station),
+                start_s=frozen(state.start),  # type: ignore[arg-type]
+                finish_s=frozen(state.finish),  # type: ignore[arg-type]
+                station=frozen(state.station),  # type: ignore[arg-type]
             )
-        b = self.batches
-        batches = BatchRecords(
-            workload=frozen(b.workload),
-            station=frozen(b.station),
-            device=frozen(b.device),
-            start_s=frozen(b.start),
-            end_s=frozen(b.end),
-            items=frozen(b.items),
-            dynamic_energy_j=frozen(b.energy),
-            clock_ratio=frozen(b.clock),
-        )
-        stations = tuple(StationInfo(s.pool, s.n_devices) for s in self.stations)
-        return RankingRecords(workloads, batches, stations)
+        return RankingRecords(workloads, self.batches.frozen(), self._station_info())

@@ -4,6 +4,13 @@ Every fleet kind hands back its own frozen records (per request, and per unit
 of work such as a batch or an iteration) in numpy arrays; :class:`RunRecords`
 holds them by workload kind. Request-mode and sequence-role constants live here
 so the engine, the metrics and the tests name them instead of using numbers.
+
+A long run need not keep its records whole: a fleet given a :class:`RecordSink`
+hands its records over in chunks as the run goes (arrivals as they are drawn,
+completed requests, finished units of work) and keeps none of them; whoever
+gave the sink (the metrics layer's streaming summaries) folds each chunk into
+what it keeps. The ranking fleet streams so; the LLM fleet always keeps its
+records whole.
 """
 
 from __future__ import annotations
@@ -46,6 +53,27 @@ class FleetRecords(Protocol):
     def workloads(self) -> Mapping[str, RequestRecords]: ...
 
 
+# Records handed to a sink at a time (completed requests, units of work).
+CHUNK = 1 << 16
+
+
+class RecordSink(Protocol):
+    """What a fleet hands its records to, chunk by chunk, when it does not keep them."""
+
+    def stations(self, stations: tuple[Any, ...]) -> None:
+        """The fleet's serving units (a ``StationInfo`` each), before any record."""
+
+    def arrivals(self, workload: str, arrival_s: np.ndarray, items: np.ndarray) -> None:
+        """A block of a workload's arrivals, in time order, as they are drawn."""
+
+    def completions(self, workload: str, chunk: Any) -> None:
+        """Requests that completed (a records dataclass of the kind, every one finished)."""
+
+    def units(self, chunk: Any, settled_s: float) -> None:
+        """Units of work (a batch records dataclass); every unit handed over later starts
+        at or after ``settled_s``."""
+
+
 # ---------------------------------------------------------------------- ranking
 
 
@@ -81,11 +109,13 @@ class StationInfo:
 
 @dataclass(frozen=True)
 class RankingRecords:
-    """The ranking fleet's records."""
+    """The ranking fleet's records. A streamed run keeps no per-query or per-batch records
+    (``workloads`` is empty, ``batches`` hold none): ``stream`` is the sink they went to."""
 
     workloads: dict[str, WorkloadRecords]
     batches: BatchRecords
     stations: tuple[StationInfo, ...]
+    stream: RecordSink | None = None
 
 
 # ---------------------------------------------------------------------- LLM
@@ -152,8 +182,14 @@ class RunRecords:
     fleets: dict[str, Any]  # workload kind -> that kind's records (a FleetRecords)
 
     def requests(self, workload: str) -> RequestRecords:
-        """The request records of one workload, whatever its kind."""
+        """The per-request records of one workload, whatever its kind. Raises KeyError
+        for a workload whose records were streamed rather than kept (a run simulated with
+        a sink for its kind)."""
         for fleet in self.fleets.values():
             if workload in fleet.workloads:
                 return fleet.workloads[workload]  # type: ignore[no-any-return]
         raise KeyError(workload)
+
+    def streamed(self, kind: str) -> RecordSink | None:
+        """The sink a kind's fleet streamed its records to, or None if it kept them."""
+        return getattr(self.fleets.get(kind), "stream", None)

@@ -18,7 +18,7 @@ from accelsim.engine.arrivals import ArrivalBudgetError
 from accelsim.engine.fleet import Fleet, FleetContext
 from accelsim.engine.llm import LLMFleet
 from accelsim.engine.ranking import RankingFleet
-from accelsim.engine.records import RunRecords
+from accelsim.engine.records import RecordSink, RunRecords
 from accelsim.engine.routing import ROUTERS
 from accelsim.errors import ConfigError, Problem
 from accelsim.model.power import clock_policies
@@ -33,7 +33,12 @@ FLEETS: dict[str, type[Fleet]] = {
 class Simulation:
     """One scenario's fleets on one clock."""
 
-    def __init__(self, resolved: ResolvedScenario, coalesce: bool = True) -> None:
+    def __init__(
+        self,
+        resolved: ResolvedScenario,
+        coalesce: bool = True,
+        sinks: dict[str, RecordSink] | None = None,
+    ) -> None:
         scenario = resolved.scenario
         sim = scenario.simulation
         self.env = simpy.Environment()
@@ -51,6 +56,7 @@ class Simulation:
             clocks=clock_policies(resolved, problems),
             problems=problems,
             coalesce=coalesce,
+            sinks=dict(sinks or {}),
         )
         self.fleets: dict[str, Fleet] = {}
         for kind, fleet in FLEETS.items():
@@ -91,10 +97,13 @@ def simulate(
     progress: Callable[[float], None] | None = None,
     *,
     coalesce: bool = True,
+    sinks: dict[str, RecordSink] | None = None,
 ) -> RunRecords:
     """Run one scenario to its end time and return the raw records.
 
     ``progress``, if given, is called with the share of simulated time done.
     ``coalesce=False`` steps every LLM iteration as its own event (the reference path).
+    ``sinks`` (by workload kind) stream that kind's records instead of keeping them
+    (see :class:`accelsim.engine.records.RecordSink`; kinds that cannot stream ignore it).
     """
-    return Simulation(resolved, coalesce).run(progress)
+    return Simulation(resolved, coalesce, sinks).run(progress)

@@ -56,8 +56,23 @@ def energy_and_cost(
     clock), given what it served in ``unit`` (plural, e.g. "queries"; ``one``: singular)."""
     pool = resolved.scenario.pools[pool_name]
     chip = resolved.chips[pool_name]
-    w0, w1 = window
-    power = power_fields(chip, pool.count, cap_w, *intervals, w0, w1)
+    power = power_fields(chip, pool.count, cap_w, *intervals, *window)
+    return with_cost(resolved, pool_name, power, window[1] - window[0], served, unit, one)
+
+
+def with_cost(
+    resolved: ResolvedScenario,
+    pool_name: str,
+    power: dict[str, Any],
+    duration_s: float,
+    served: int,
+    unit: str,
+    one: str,
+) -> dict[str, Any]:
+    """A pool's power fields (:func:`~accelsim.metrics.power.power_fields`) with its
+    perf/W and cost, given what it served (see :func:`energy_and_cost`)."""
+    pool = resolved.scenario.pools[pool_name]
+    chip = resolved.chips[pool_name]
     cost = cost_fields(chip, pool.count, power["avg_power_w"], resolved.scenario.facility)
     energy = power["energy_j"]
     return {
@@ -66,5 +81,5 @@ def energy_and_cost(
         f"{unit}_per_j": json_float(served / energy) if energy > 0 else None,
         f"energy_per_{one}_j": json_float(energy / served) if served else None,
         **cost,
-        f"cost_per_million_{unit}_usd": per_million(cost["cost_per_hour_usd"], served, w1 - w0),
+        f"cost_per_million_{unit}_usd": per_million(cost["cost_per_hour_usd"], served, duration_s),
     }

@@ -30,23 +30,40 @@ def peak_dynamic_power_w(
     return float(max(0.0, np.cumsum(deltas[order]).max()))
 
 
+def _bands(clock: np.ndarray) -> list[np.ndarray]:
+    """Masks of the clock bands: nominal, each 10% band below it, and under 50%."""
+    bands = [clock >= 1.0 - 1e-9]
+    for upper, lower in itertools.pairwise(CLOCK_BANDS):
+        bands.append((clock >= lower - 1e-9) & (clock < upper - 1e-9))
+    bands.append(clock < CLOCK_BANDS[-1] - 1e-9)
+    return bands
+
+
+def _band_names() -> list[str]:
+    names = ["100%"]
+    for upper, lower in itertools.pairwise(CLOCK_BANDS):
+        names.append(f"{round(lower * 100)}-{round(upper * 100)}%")
+    names.append(f"<{round(CLOCK_BANDS[-1] * 100)}%")
+    return names
+
+
+def band_busy(overlap: np.ndarray, clock: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Busy time in each clock band (see :func:`clock_residency`), and which bands occur."""
+    bands = _bands(clock)
+    sums = np.array([float(overlap[band].sum()) for band in bands])
+    return sums, np.array([bool(band.any()) for band in bands])
+
+
+def residency(busy_s: float, band_s: np.ndarray, seen: np.ndarray) -> dict[str, float]:
+    """Share of ``busy_s`` in each clock band that occurs (from :func:`band_busy`)."""
+    if busy_s <= 0:
+        return {}
+    return {name: float(band_s[k]) / busy_s for k, name in enumerate(_band_names()) if seen[k]}
+
+
 def clock_residency(overlap: np.ndarray, clock: np.ndarray) -> dict[str, float]:
     """Share of busy time at nominal clock, in each 10% band below it, and under 50%."""
-    busy = float(overlap.sum())
-    if busy <= 0:
-        return {}
-    out: dict[str, float] = {}
-    nominal = clock >= 1.0 - 1e-9
-    if nominal.any():
-        out["100%"] = float(overlap[nominal].sum()) / busy
-    for upper, lower in itertools.pairwise(CLOCK_BANDS):
-        band = (clock >= lower - 1e-9) & (clock < upper - 1e-9)
-        if band.any():
-            out[f"{round(lower * 100)}-{round(upper * 100)}%"] = float(overlap[band].sum()) / busy
-    low = clock < CLOCK_BANDS[-1] - 1e-9
-    if low.any():
-        out[f"<{round(CLOCK_BANDS[-1] * 100)}%"] = float(overlap[low].sum()) / busy
-    return out
+    return residency(float(overlap.sum()), *band_busy(overlap, clock))
 
 
 def power_fields(
@@ -61,23 +78,45 @@ def power_fields(
     w1: float,
 ) -> dict[str, Any]:
     """Average and peak power, energy, cap and clock residency of one pool in [w0, w1)."""
-    duration = w1 - w0
     overlap = np.clip(np.minimum(ends, w1) - np.maximum(starts, w0), 0, None)
     span = ends - starts
     share = np.divide(overlap, span, out=np.zeros_like(overlap), where=span > 0)
+    busy = overlap.sum()
+    return power_summary(
+        chip,
+        chips,
+        cap_w,
+        w1 - w0,
+        float((dynamic_energy_j * share).sum()),
+        peak_dynamic_power_w(starts, ends, dynamic_energy_j, w0, w1),
+        float((clock * overlap).sum() / busy) if busy > 0 else None,
+        clock_residency(overlap, clock),
+    )
+
+
+def power_summary(
+    chip: Chip,
+    chips: int,
+    cap_w: float,
+    duration_s: float,
+    dynamic_j: float,
+    peak_dynamic_w: float,
+    mean_clock_ratio: float | None,
+    clock_residency: dict[str, float],
+) -> dict[str, Any]:
+    """:func:`power_fields` from a pool's sums over the window: the dynamic energy inside
+    it, the peak dynamic power, and the busy-time-weighted clock."""
     idle = chip.power.idle_w * chips
-    energy = idle * duration + float((dynamic_energy_j * share).sum())
+    energy = idle * duration_s + dynamic_j
     return {
-        "avg_power_w": energy / duration,
-        "peak_power_w": idle + peak_dynamic_power_w(starts, ends, dynamic_energy_j, w0, w1),
+        "avg_power_w": energy / duration_s,
+        "peak_power_w": idle + peak_dynamic_w,
         "energy_j": energy,
         "idle_power_w": idle,
         "tdp_w": chip.power.tdp_w * chips,
         "power_cap_w": cap_w,
-        "mean_clock_ratio": float((clock * overlap).sum() / overlap.sum())
-        if overlap.sum() > 0
-        else None,
-        "clock_residency": clock_residency(overlap, clock),
+        "mean_clock_ratio": mean_clock_ratio,
+        "clock_residency": clock_residency,
     }
 
 

@@ -2,6 +2,8 @@
 
 A query belongs to the window if it *arrived* in it. A pool's busy time is the
 part of each batch inside the window; ``utilization`` is that over chips x window.
+A streamed run (:mod:`accelsim.metrics.streaming`) gives the same entries from its
+streaming summaries, its percentiles marked as the sketch's.
 """
 
 from __future__ import annotations
@@ -13,9 +15,17 @@ import numpy as np
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import RankingWorkload
 from accelsim.engine.records import RankingRecords
-from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
+from accelsim.metrics.common import (
+    distribution,
+    energy_and_cost,
+    json_float,
+    window_overlap,
+    with_cost,
+)
 from accelsim.metrics.kinds import MetricsKind
-from accelsim.metrics.timeline import pool_timeline
+from accelsim.metrics.power import power_summary, residency
+from accelsim.metrics.streaming import RankingStream, streamed_distribution
+from accelsim.metrics.timeline import pool_series, pool_timeline
 
 UNIT, ONE = "queries", "query"  # what perf/W and cost count
 
@@ -23,6 +33,8 @@ UNIT, ONE = "queries", "query"  # what perf/W and cost count
 def _workload(
     resolved: ResolvedScenario, name: str, records: RankingRecords, w0: float, w1: float
 ) -> dict[str, Any]:
+    if isinstance(records.stream, RankingStream):
+        return _streamed_workload(resolved, name, records.stream, w1 - w0)
     duration = w1 - w0
     wl = resolved.scenario.workloads[name]
     assert isinstance(wl, RankingWorkload)
@@ -90,6 +102,8 @@ def _pool(
     w1: float,
     cap_w: float,
 ) -> dict[str, Any]:
+    if isinstance(records.stream, RankingStream):
+        return _streamed_pool(resolved, pool_name, records.stream, w1 - w0, cap_w)
     duration = w1 - w0
     pool = resolved.scenario.pools[pool_name]
     chip = resolved.chips[pool_name]
@@ -132,6 +146,10 @@ def _timeline(
     resolved: ResolvedScenario, pool_name: str, records: RankingRecords, edges: np.ndarray
 ) -> dict[str, Any]:
     pool = resolved.scenario.pools[pool_name]
+    idle_w = resolved.chips[pool_name].power.idle_w * pool.count
+    if isinstance(records.stream, RankingStream):
+        p = records.stream.pools[pool_name]
+        return pool_series(p.bin_busy_s, p.bin_dynamic_j, p.bin_items_s, pool.count, idle_w, edges)
     b = records.batches
     sel = np.isin(b.station, _stations(records, pool_name))
     return pool_timeline(
@@ -140,7 +158,7 @@ def _timeline(
         b.dynamic_energy_j[sel],
         b.items[sel],
         pool.count,
-        resolved.chips[pool_name].power.idle_w * pool.count,
+        idle_w,
         edges,
     )
 
@@ -151,11 +169,104 @@ def _busy(records: RankingRecords) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _samples(records: RankingRecords, w0: float, w1: float) -> dict[str, dict[str, np.ndarray]]:
+    if records.stream is not None:
+        raise ValueError(
+            "a streamed run keeps no per-query latencies: run it with exact percentiles"
+        )
     out = {}
     for name, rec in records.workloads.items():
         done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
         out[name] = {"latency_s": rec.finish_s[done] - rec.arrival_s[done]}
     return out
+
+
+def _streamed_workload(
+    resolved: ResolvedScenario, name: str, stream: RankingStream, duration: float
+) -> dict[str, Any]:
+    """:func:`_workload` of a streamed run."""
+    wl = resolved.scenario.workloads[name]
+    assert isinstance(wl, RankingWorkload)
+    s = stream.workloads[name]
+    latency = s.all_latency()
+    entry: dict[str, Any] = {
+        "kind": wl.kind,
+        "model": resolved.models[name].name,
+        "offered": s.offered,
+        "completed": s.completed,
+        "dropped": 0,
+        "in_flight": s.offered - s.completed,
+        "throughput_per_s": s.completed / duration,
+        "items_per_s": float(s.completed_items) / duration,
+        "mean_items_per_query": s.offered_items / s.offered if s.offered else None,
+        "latency_s": streamed_distribution(latency),
+        "queue_wait_s": streamed_distribution(s.queue_wait),
+        "sla": None,
+        "sla_attainment": None,
+    }
+    if wl.sla is not None:
+        judged = s.completed + (s.old - s.old_completed)
+        attainment = s.within_target / judged if judged else None
+        observed = latency.quantile(wl.sla.percentile / 100.0)
+        entry["sla"] = {
+            "latency_s": wl.sla.latency_s,
+            "percentile": wl.sla.percentile,
+            "observed_latency_s": observed,
+            "observed_method": "sketch",
+            "met": bool(
+                observed is not None
+                and observed <= wl.sla.latency_s
+                and attainment is not None
+                and attainment >= wl.sla.percentile / 100.0
+            ),
+        }
+        entry["sla_attainment"] = attainment
+    serving = [p for p, pool in resolved.scenario.pools.items() if name in pool.serves]
+    if len(serving) > 1:
+        by_pool = dict(zip(stream.pool_names, s.latency, strict=True))
+        entry["by_pool"] = {
+            pool_name: {
+                "completed": by_pool[pool_name].count,
+                "latency_s": streamed_distribution(by_pool[pool_name]),
+            }
+            for pool_name in serving
+        }
+    return entry
+
+
+def _streamed_pool(
+    resolved: ResolvedScenario,
+    pool_name: str,
+    stream: RankingStream,
+    duration: float,
+    cap_w: float,
+) -> dict[str, Any]:
+    """:func:`_pool` of a streamed run."""
+    pool = resolved.scenario.pools[pool_name]
+    chip = resolved.chips[pool_name]
+    p = stream.pools[pool_name]
+    served = sum(
+        stream.workloads[name].latency[stream.pool_names.index(pool_name)].count
+        for name in pool.serves
+    )
+    power = power_summary(
+        chip,
+        pool.count,
+        cap_w,
+        duration,
+        p.dynamic_j,
+        p.peak.peak,
+        p.clock_busy_s / p.busy_s if p.busy_s > 0 else None,
+        residency(p.busy_s, p.band_s, p.band_seen),
+    )
+    return {
+        "chip": chip.name,
+        "chips": pool.count,
+        "serves": list(pool.serves),
+        "batches": p.batches,
+        "mean_batch_items": p.items / p.batches if p.batches else None,
+        "utilization": p.busy_s / (pool.count * duration),
+        **with_cost(resolved, pool_name, power, duration, served, UNIT, ONE),
+    }
 
 
 METRICS = MetricsKind(

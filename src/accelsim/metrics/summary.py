@@ -8,7 +8,9 @@ and its batches' dynamic energy on top, so a pool's energy is
 ``idle_w * chips * duration + sum(dynamic energy in the window)``.
 
 What each workload kind contributes (its workload and pool entries, its pool
-timelines, the unit its perf/W counts) comes from :data:`METRIC_KINDS`.
+timelines, the unit its perf/W counts) comes from :data:`METRIC_KINDS`. A run whose
+records were streamed (:mod:`accelsim.metrics.streaming`) is summarised from its
+streaming summaries.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from accelsim.metrics import llm, ranking
 from accelsim.metrics.common import json_float
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.power import peak_dynamic_power_w, per_million
-from accelsim.metrics.timeline import bin_edges, in_system_at
+from accelsim.metrics.streaming import completed_per_bin, in_system, streams
+from accelsim.metrics.timeline import bin_edges
 from accelsim.model.power import chip_caps_w
 
 # Workload kind -> how it is summarised. Totals list the kinds' units in this order.
@@ -45,8 +48,7 @@ def backlog_grows(records: RunRecords, workload: str, offered: int) -> bool:
     growth past ``OVERLOAD_IN_FLIGHT_SHARE`` of the ``offered`` requests and past the noise
     counts. The run's "cannot keep up" warning and capacity probes both use it."""
     w0, w1 = records.warmup_s, records.end_s
-    rec = records.requests(workload)
-    mid, end = in_system_at(rec.arrival_s, rec.finish_s, np.array([w0 + (w1 - w0) / 2, w1]))
+    mid, end = in_system(records, workload, np.array([w0 + (w1 - w0) / 2, w1]))
     growth = end - mid
     return bool(growth > max(OVERLOAD_IN_FLIGHT_SHARE * offered, 4 * math.sqrt(mid + 1) + 5))
 
@@ -126,11 +128,9 @@ def _timeline(
         )
     workloads: dict[str, Any] = {}
     for name in scenario.workloads:
-        rec = records.requests(name)
-        finished = rec.finish_s[~np.isnan(rec.finish_s)]
-        done, _ = np.histogram(finished, bins=edges)
+        done = completed_per_bin(records, name, edges)
         workloads[name] = {
-            "in_system": in_system_at(rec.arrival_s, rec.finish_s, edges[1:]).tolist(),
+            "in_system": in_system(records, name, edges[1:]).tolist(),
             "completed_per_s": (done / dt).tolist(),
         }
     return {
@@ -163,6 +163,7 @@ def _totals(
     dynamic = np.concatenate([b[2] for b in busy]) if busy else np.zeros(0)
     idle = sum(p["idle_power_w"] for p in pools.values())
     peak = idle + peak_dynamic_power_w(starts, ends, dynamic, w0, w1)
+    peak += sum(stream.fleet_peak.peak for stream in streams(records))
 
     def cost(group: list[dict[str, Any]]) -> float | None:
         values = [p["cost_per_hour_usd"] for p in group]

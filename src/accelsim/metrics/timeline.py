@@ -66,24 +66,51 @@ def pool_timeline(
 ) -> dict[str, list[float | None]]:
     """Per-bin utilisation of ``units`` servers, average power, and busy-time-weighted
     mean batch size (and KV use, for LLM replicas)."""
-    dt = np.diff(edges)
     span = ends - starts
     ones = np.ones_like(starts)
     power_rate = np.divide(
         dynamic_energy_j, span, out=np.zeros_like(dynamic_energy_j), where=span > 0
     )
+    kv_time = None
+    if kv_tokens is not None and kv_capacity_tokens:
+        kv_time = integrate(starts, ends, kv_tokens, edges)
+    return pool_series(
+        integrate(starts, ends, ones, edges),
+        integrate(starts, ends, power_rate, edges),
+        integrate(starts, ends, batch, edges),
+        units,
+        idle_power_w,
+        edges,
+        kv_time,
+        kv_capacity_tokens,
+    )
+
+
+def pool_series(
+    busy_s: np.ndarray,
+    dynamic_j: np.ndarray,
+    batch_s: np.ndarray,
+    units: int,
+    idle_power_w: float,
+    edges: np.ndarray,
+    kv_s: np.ndarray | None = None,
+    kv_capacity_tokens: int = 0,
+) -> dict[str, list[float | None]]:
+    """:func:`pool_timeline` from the per-bin integrals of busy time, dynamic power and
+    batch size (and KV tokens) over the bins."""
+    dt = np.diff(edges)
     # Rates here are non-negative; clip the rounding noise of the prefix sums.
-    busy = np.maximum(integrate(starts, ends, ones, edges), 0.0)
-    dynamic = np.maximum(integrate(starts, ends, power_rate, edges), 0.0)
-    batch_time = np.maximum(integrate(starts, ends, batch, edges), 0.0)
+    busy = np.maximum(busy_s, 0.0)
+    dynamic = np.maximum(dynamic_j, 0.0)
+    batch_time = np.maximum(batch_s, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {
             "utilization": _series(busy / (units * dt)),
             "power_w": _series(idle_power_w + dynamic / dt),
             "mean_batch": _series(np.where(busy > 0, batch_time / busy, np.nan)),
         }
-        if kv_tokens is not None and kv_capacity_tokens:
-            kv_time = np.maximum(integrate(starts, ends, kv_tokens, edges), 0.0)
+        if kv_s is not None and kv_capacity_tokens:
+            kv_time = np.maximum(kv_s, 0.0)
             out["kv_utilization"] = _series(
                 np.where(busy > 0, kv_time / busy / kv_capacity_tokens, np.nan)
             )

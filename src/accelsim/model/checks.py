@@ -207,14 +207,17 @@ POOL_CHECKS: dict[str, Callable[[ResolvedScenario, str], list[Problem]]] = {
 
 
 def scenario_problems(
-    resolved: ResolvedScenario, max_memory_bytes: float | None = None
+    resolved: ResolvedScenario, max_memory_bytes: float | None = None, percentiles: str = "auto"
 ) -> list[Problem]:
     """Everything that would stop this scenario from running: traffic that would draw
     more than the arrival budget, else a run expected to need more memory than
     ``max_memory_bytes`` (default: a share of the machine's), either alone as they are
     checked first; else power caps at or below idle power, LLM models that do not fit
-    their replicas, and LLM requests a replica cannot take."""
-    budget = arrival_budget_problems(resolved) or memory_budget_problems(resolved, max_memory_bytes)
+    their replicas, and LLM requests a replica cannot take. ``percentiles`` as the run's
+    (a run that streams its ranking records needs less memory)."""
+    budget = arrival_budget_problems(resolved) or memory_budget_problems(
+        resolved, max_memory_bytes, percentiles
+    )
     if budget:
         return budget
     problems: list[Problem] = []
