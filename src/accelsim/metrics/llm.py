@@ -18,6 +18,7 @@ from accelsim.config.schema import LLMWorkload
 from accelsim.engine.records import MODES, LLMFleetRecords, LLMRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
 from accelsim.metrics.kinds import MetricsKind
+from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.timeline import pool_timeline
 
 UNIT, ONE = "output_tokens", "output_token"  # what perf/W and cost count
@@ -93,6 +94,9 @@ def _workload(
                 and observed_ttft <= t.ttft_s
                 and observed_tpot <= t.tpot_s
             ),
+            "observed_ttft_ci95_s": percentile_interval(ttft, t.percentile),
+            "observed_tpot_ci95_s": percentile_interval(tpot, t.percentile),
+            "too_few_samples": too_few_samples(completed, t.percentile),
         }
         entry["sla_attainment"] = attainment
     by_mode: dict[str, Any] = {}

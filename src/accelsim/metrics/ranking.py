@@ -14,6 +14,7 @@ from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import RankingWorkload
 from accelsim.engine.records import RankingRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
+from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.timeline import pool_timeline
 
@@ -63,6 +64,8 @@ def _workload(
                 and attainment is not None
                 and attainment >= wl.sla.percentile / 100.0
             ),
+            "observed_latency_ci95_s": percentile_interval(latency, wl.sla.percentile),
+            "too_few_samples": too_few_samples(completed, wl.sla.percentile),
         }
         entry["sla_attainment"] = attainment
     serving = [p for p, pool in resolved.scenario.pools.items() if name in pool.serves]

@@ -44,10 +44,10 @@ def _terminal_rows(doc: Doc, name: str, w: Doc) -> list[list[RenderableType]]:
             f"{m['completed'] / doc['window_s']['duration']:.2f}",
             f"{w['output_tokens_per_s']:.0f}" if i == 0 else "",
             terminal.sec(m["ttft_s"]["p50"]),
-            terminal.sec(m["ttft_s"]["p99"]),
+            terminal.sec_ci(m["ttft_s"]),
             terminal.sec(m["tpot_s"]["p50"]),
-            terminal.sec(m["tpot_s"]["p99"]),
-            terminal.sec(m["latency_s"]["p99"]),
+            terminal.sec_ci(m["tpot_s"]),
+            terminal.sec_ci(m["latency_s"]),
             sla_text if i == 0 else "",
         ]
         for i, (mode, m) in enumerate(parts)

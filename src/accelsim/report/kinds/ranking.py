@@ -37,7 +37,7 @@ def _terminal_rows(doc: Doc, name: str, w: Doc) -> list[list[RenderableType]]:
             str(w["in_flight"]),
             f"{w['throughput_per_s']:.1f}",
             terminal.ms(lat["p50"]),
-            terminal.ms(lat["p99"]),
+            terminal.ms_ci(lat),
             terminal.ms(lat["max"]),
             sla_text,
             terminal.pct(w["sla_attainment"]),
