@@ -161,6 +161,23 @@ def _samples(records: RankingRecords, w0: float, w1: float) -> dict[str, dict[st
     return out
 
 
+def _requests(records: RankingRecords, w0: float, w1: float) -> dict[str, dict[str, np.ndarray]]:
+    pools = np.array([s.pool for s in records.stations], dtype=object)
+    out = {}
+    for name, rec in records.workloads.items():
+        out[name] = {
+            "in_window": (rec.arrival_s >= w0) & (rec.arrival_s < w1),
+            "arrival_s": rec.arrival_s,
+            "start_s": rec.start_s,
+            "finish_s": rec.finish_s,
+            "latency_s": rec.finish_s - rec.arrival_s,
+            "queue_wait_s": rec.start_s - rec.arrival_s,
+            "items": rec.items,
+            "pool": pools[rec.station] if rec.station.size else np.array([], dtype=object),
+        }
+    return out
+
+
 METRICS = MetricsKind(
     unit=UNIT,
     one=ONE,
@@ -170,4 +187,5 @@ METRICS = MetricsKind(
     pool_timeline=_timeline,
     busy=_busy,
     samples=_samples,
+    requests=_requests,
 )

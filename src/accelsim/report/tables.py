@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from accelsim.config.schema import Chip
-from accelsim.report.kinds import REPORT_KINDS, kind_of, per_work_unit, pool_kind
 from accelsim.report import terminal
+from accelsim.report.kinds import REPORT_KINDS, kind_of, per_work_unit, pool_kind
 from accelsim.report.terminal import pct, qty, table
 from accelsim.units import format_quantity
 

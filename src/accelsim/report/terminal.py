@@ -46,7 +46,7 @@ def _half_width(dist: dict[str, Any], key: str) -> float | None:
     low, high = interval.get("low"), interval.get("high")
     if high is None:
         return math.nan
-    return max(high - value, value - (value if low is None else low))
+    return float(max(high - value, value - (value if low is None else low)))
 
 
 def _plus_minus(number: str, half: float | None, scale: float) -> str:
