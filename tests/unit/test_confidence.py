@@ -106,3 +106,25 @@ def test_terminal_cells_show_the_wider_side_rounded_up_to_the_shown_digit() -> N
     assert sec_ci({"p99": 4.34, "ci95": {"p99": {"low": 3.0, "high": None}}}) == "4.34 ±? s"
     assert ms_ci({"p99": 0.00127}) == "1.27"  # a document without intervals
     assert sec_ci({"p99": None, "ci95": None}) == "-"
+
+
+def test_a_tiny_run_is_flagged_and_warned_a_large_one_is_not() -> None:
+    from accelsim.runner import run_scenario
+
+    tiny = run_scenario("ranking-mtia-vs-gpu", ["simulation.duration_s=0.02"])
+    w = tiny["workloads"]["feed_gpu"]
+    assert 0 < w["completed"] < 368
+    assert w["latency_s"]["too_few_samples"] and w["latency_s"]["ci95"]["p99"]["high"] is None
+    assert w["sla"]["too_few_samples"] and w["sla"]["observed_latency_ci95_s"]["high"] is None
+    assert (
+        f"workload feed_gpu: p99 of latency_s, queue_wait_s rests on {w['completed']} completed "
+        "queries, too few for a 95% upper bound (368 needed); lengthen simulation.duration_s"
+    ) in tiny["warnings"]
+
+    large = run_scenario("ranking-mtia-vs-gpu", ["simulation.duration_s=0.3"])
+    w = large["workloads"]["feed_gpu"]
+    assert w["completed"] > 2000
+    assert not w["latency_s"]["too_few_samples"] and not w["sla"]["too_few_samples"]
+    ci = w["latency_s"]["ci95"]["p99"]
+    assert ci["low"] <= w["latency_s"]["p99"] <= ci["high"]
+    assert not any("too few" in warning for warning in large["warnings"])
