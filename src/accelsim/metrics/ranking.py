@@ -65,9 +65,7 @@ def _workload(
                 and attainment >= wl.sla.percentile / 100.0
             ),
             # the latency distribution's own interval when it reports this percentile
-            "observed_latency_ci95_s": entry["latency_s"]["ci95"].get(
-                f"p{wl.sla.percentile:g}"
-            )
+            "observed_latency_ci95_s": entry["latency_s"]["ci95"].get(f"p{wl.sla.percentile:g}")
             or percentile_interval(latency, wl.sla.percentile),
             "too_few_samples": too_few_samples(completed, wl.sla.percentile),
         }

@@ -65,10 +65,10 @@ def _html_row(doc: Doc, name: str, w: Doc) -> list[str]:
         markup.num(w["completed"] / duration if duration else None, ".3g"),
         markup.rate(w["output_tokens_per_s"]),
         markup.qty(w["ttft_s"]["p50"], "s"),
-        markup.qty(w["ttft_s"]["p99"], "s"),
+        markup.esc(terminal.sec_ci(w["ttft_s"])),
         markup.qty(w["tpot_s"]["p50"], "s"),
-        markup.qty(w["tpot_s"]["p99"], "s"),
-        markup.qty(w["latency_s"]["p99"], "s"),
+        markup.esc(terminal.sec_ci(w["tpot_s"])),
+        markup.esc(terminal.sec_ci(w["latency_s"])),
         markup.sla_cell(w),
     ]
 
