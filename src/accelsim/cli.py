@@ -101,6 +101,14 @@ def run(
         ReportFormat | None,
         typer.Option("--format", help="The --report format: html (default), png or svg."),
     ] = None,
+    requests: Annotated[
+        Path | None,
+        typer.Option(
+            "--requests",
+            help="Also write every request's record (arrival, finish, latencies, pool, ...) "
+            "to this .csv or .parquet file.",
+        ),
+    ] = None,
     max_memory: Annotated[
         str | None,
         typer.Option(
@@ -135,28 +143,47 @@ def run(
         raise AccelsimError("--format goes with --report PATH")
     if report is not None and percentiles is Percentiles.sketch:
         raise AccelsimError("--report draws exact latency CDFs: it needs --percentiles exact")
+    if requests is not None and percentiles is Percentiles.sketch:
+        raise AccelsimError("--requests keeps every request: it needs --percentiles exact")
+    # A report and a per-request export keep every record (exact percentiles).
+    keeps_records = report is not None or requests is not None
     report_format = fmt or ReportFormat.html
     if report is not None:
         reporting.require_plotting(report_format)
+    if requests is not None:
+        from accelsim.api import check_table_path
+
+        check_table_path(requests)
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"simulation.seed={seed}")
-    resolved = load_checked(scenario, overrides, max_memory_bytes, percentiles.value)
+    resolved = load_checked(
+        scenario, overrides, max_memory_bytes, "exact" if keeps_records else percentiles.value
+    )
     refuse_overwriting_inputs(
         resolved.sources,
         Output("--json", json_out),
         reporting.report_output("--report", report, report_format),
+        Output("--requests", requests),
     )
 
-    from accelsim.runner import run_resolved
+    from accelsim.runner import run_resolved, run_with_records
 
     with reporting.run_progress(f"simulating {resolved.scenario.name}", not quiet) as tick:
-        if report is None:
-            doc = run_resolved(resolved, tick, percentiles.value)
+        if keeps_records:
+            doc, records = run_with_records(resolved, tick)
         else:
-            doc, samples = reporting.simulate_with_samples(resolved, tick)
+            doc = run_resolved(resolved, tick, percentiles.value)
     if json_out is not None:
         _emit_json(doc, json_out)
+    if requests is not None:
+        from accelsim.api import Result, write_table
+        from accelsim.metrics.requests import request_columns
+
+        table = Result(doc, request_columns(resolved, records)).requests
+        write_table(table, requests)
+        if not quiet and json_out != "-":
+            _stderr(f"wrote {requests} ({len(table)} requests)")
     if not quiet and json_out != "-":
         from accelsim.report.tables import result_view
 
@@ -164,9 +191,9 @@ def run(
         if json_out is not None:
             _stderr(f"wrote {json_out}")
     if report is not None:
-        from accelsim.report.html import result_report
+        from accelsim.report.html import request_latencies, result_report
 
-        built = result_report(doc, samples=samples, resolved=resolved)
+        built = result_report(doc, samples=request_latencies(records), resolved=resolved)
         reporting.write_report(built, report, report_format, quiet or json_out == "-")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,11 +10,19 @@ from accelsim.config.loader import ResolvedScenario, load_scenario
 from accelsim.errors import ConfigError
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from accelsim.engine.records import RunRecords
     from accelsim.metrics.streaming import Percentiles
 
 
+Scenario = str | Path | Mapping[str, Any] | None
+"""A shipped scenario name, a YAML path, a mapping of scenario fields, or None (the
+default scenario)."""
+
+
 def load_checked(
-    scenario: str | Path | None = None,
+    scenario: Scenario = None,
     overrides: Sequence[str] = (),
     max_memory_bytes: float | None = None,
     percentiles: Percentiles = "auto",
@@ -53,12 +61,36 @@ def run_resolved(
     return summarize(resolved, simulate(resolved, progress, sinks=sinks))
 
 
+def run_with_records(
+    resolved: ResolvedScenario, progress: Callable[[float], None] | None = None
+) -> tuple[dict[str, Any], RunRecords]:
+    """Simulate a loaded scenario and return its result document and the run's records
+    (for per-request exports and exact latency CDFs): every record is kept, so the
+    percentiles are exact."""
+    from accelsim.engine.simulation import simulate
+    from accelsim.metrics.summary import summarize
+
+    records = simulate(resolved, progress)
+    return summarize(resolved, records), records
+
+
+def run_keeping_requests(
+    resolved: ResolvedScenario, progress: Callable[[float], None] | None = None
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Simulate a loaded scenario and return its result document and, per workload, every
+    request's record as columns (see :mod:`accelsim.metrics.requests`)."""
+    from accelsim.metrics.requests import request_columns
+
+    doc, records = run_with_records(resolved, progress)
+    return doc, request_columns(resolved, records)
+
+
 def run_scenario(
-    scenario: str | Path | None = None,
+    scenario: Scenario = None,
     overrides: Sequence[str] = (),
     percentiles: Percentiles = "auto",
 ) -> dict[str, Any]:
-    """Load a scenario (shipped name, path, or the default), apply ``--set``-style
+    """Load a scenario (shipped name, path, mapping, or the default), apply ``--set``-style
     overrides such as ``"pools.gpu.count=4"``, simulate it and return the result document
     (``percentiles`` as in :func:`run_resolved`).
     Raises :class:`accelsim.errors.ConfigError` for bad input."""

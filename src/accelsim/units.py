@@ -16,7 +16,7 @@ import math
 import re
 from typing import Final
 
-__all__ = ["DIMENSION_LABELS", "UnitError", "format_quantity", "parse_quantity"]
+__all__ = ["DIMENSION_LABELS", "UnitError", "format_quantity", "parse_quantity", "si_value"]
 
 
 class UnitError(ValueError):
@@ -155,6 +155,22 @@ def parse_quantity(value: object, dimension: str) -> float:
     if not math.isfinite(result):
         raise UnitError(f"{value!r} is not a finite number")
     return result
+
+
+def si_value(value: str) -> float | None:
+    """The SI number a quantity string stands for, whatever its dimension (``"0.5 ms"``
+    -> 0.0005, ``"70%"`` -> 0.7, ``"2"`` -> 2.0); ``None`` for any other text (a chip
+    name). For tables of values written as a config file would write them."""
+    match = _QUANTITY_RE.match(value)
+    if match is None:
+        return None
+    number = float(match.group("num").replace("_", ""))
+    unit = match.group("unit")
+    found = (None, 1.0) if unit is None else _lookup_unit(unit)
+    if found is None:
+        return None
+    result = number * found[1]
+    return result if math.isfinite(result) else None
 
 
 _DISPLAY: Final[dict[str, tuple[str, bool]]] = {

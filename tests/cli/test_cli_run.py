@@ -20,6 +20,8 @@ from clikit import (
     write_world,
 )
 
+from accelsim.report.terminal import CI_NOTE
+
 # The keys the README's "Result document" section documents.
 WORKLOAD_KEYS = {
     "offered",
@@ -46,7 +48,7 @@ POOL_KEYS = {
     "idle_power_w",
     "tdp_w",
 }
-DISTRIBUTION = {"mean", "p50", "p90", "p99", "max"}
+DISTRIBUTION = {"mean", "p50", "p90", "p99", "max", "ci95", "too_few_samples"}
 
 
 def run_json(*args: object) -> dict:
@@ -67,6 +69,7 @@ def check_document(doc: dict) -> None:
     for w in doc["workloads"].values():
         assert set(w) >= WORKLOAD_KEYS
         assert set(w["latency_s"]) == set(w["queue_wait_s"]) == DISTRIBUTION
+        assert set(w["latency_s"]["ci95"]) == {"p50", "p90", "p99"}
         if w["sla"] is not None:
             assert {"latency_s", "percentile", "observed_latency_s", "met"} <= set(w["sla"])
         assert w["offered"] > 0
@@ -74,6 +77,9 @@ def check_document(doc: dict) -> None:
         assert min(w["completed"], w["dropped"], w["in_flight"]) >= 0
         lat = w["latency_s"]
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        for key in ("p50", "p90", "p99"):
+            ci = lat["ci95"][key]
+            assert ci["low"] <= lat[key] <= (lat["max"] if ci["high"] is None else ci["high"])
         assert w["throughput_per_s"] == pytest.approx(w["completed"] / doc["window_s"]["duration"])
         if w["sla_attainment"] is not None:
             assert 0 <= w["sla_attainment"] <= 1
@@ -291,6 +297,6 @@ def test_the_table_says_what_an_overloaded_fleet_completed() -> None:
     text = " ".join(stdout(invoke("run", *args, *overload)).split())
     caption = text.split("done and the rate count the requests that arrived in the window")[1]
     assert caption.startswith(
-        f"; counting those from before it, the fleet completed feed_gpu {served:.5g}/s ┏"
+        f"; counting those from before it, the fleet completed feed_gpu {served:.5g}/s {CI_NOTE} ┏"
     )
     assert "the fleet completed" not in stdout(invoke("run", *args))

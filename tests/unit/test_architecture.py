@@ -27,7 +27,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "accelsim"
 
 # Lower layers first. A module may import its own layer and the layers before it.
 LAYERS = (
-    {"__init__", "__version__", "units", "errors"},
+    {"__version__", "units", "errors"},
     {"config"},
     {"model"},
     {"engine"},
@@ -35,7 +35,8 @@ LAYERS = (
     {"runner", "validation"},
     {"study"},
     {"report"},
-    {"commands", "cli"},
+    # the command line, and the Python API the package's __init__ loads on first use
+    {"commands", "cli", "api", "__init__"},
 )
 
 

@@ -144,6 +144,17 @@ def _within(estimate: float, sample: np.ndarray, q: float) -> None:
     assert abs(estimate - exact) <= BOUND * exact, (estimate, exact, q)
 
 
+def _close_intervals(exact: dict[str, Any], streamed: dict[str, Any], path: str) -> None:
+    assert set(exact) == set(streamed), path
+    for key, bounds in exact.items():
+        for end in ("low", "high"):
+            if bounds[end] is None:
+                assert streamed[key][end] is None, (path, key, end)
+            else:
+                value = streamed[key][end]
+                assert abs(value - bounds[end]) <= BOUND * bounds[end], (path, key, end)
+
+
 def _compare(
     exact: Any, streamed: Any, path: str, samples: dict[str, np.ndarray], rel: float = 1e-9
 ) -> None:
@@ -157,11 +168,20 @@ def _compare(
                 _within(streamed[key], samples[series], q)
             for key in ("mean", "max"):
                 assert streamed[key] == pytest.approx(exact[key], rel=1e-12), path
+            # The intervals: the same order statistics, read from the sketch.
+            _close_intervals(exact["ci95"], streamed["ci95"], path)
+            assert streamed["too_few_samples"] == exact["too_few_samples"], path
             return
         if "observed_method" in streamed:
             assert streamed.pop("observed_method") == "sketch"
             _within(streamed["observed_latency_s"], samples["latency_s"], exact["percentile"] / 100)
             streamed["observed_latency_s"] = exact["observed_latency_s"]
+            _close_intervals(
+                {"sla": exact["observed_latency_ci95_s"]},
+                {"sla": streamed["observed_latency_ci95_s"]},
+                path,
+            )
+            streamed["observed_latency_ci95_s"] = exact["observed_latency_ci95_s"]
         assert set(exact) == set(streamed), path
         for key in exact:
             _compare(exact[key], streamed[key], f"{path}.{key}", samples, rel)

@@ -200,7 +200,10 @@ def _print_summary(plan: Plan, rows: list[dict[str, Any]]) -> None:
         missing = [p for p in plan.study.metrics if not expand_patterns([p], keys)]
         for pattern in missing:
             stderr(f"warning: metric {pattern!r} matches nothing in the results")
-    title = f"{plan.study.name}: mean over {plan.study.seeds.replicates} seed(s)"
+    replicates = plan.study.seeds.replicates
+    title = f"{plan.study.name}: mean over {replicates} seed(s)" + (
+        " ± standard deviation as a share of the mean" if replicates > 1 else ""
+    )
     console().print(sweep_view(title, group_rows(rows), axis_paths(plan.study), metrics))
 
 
@@ -221,29 +224,6 @@ def _load_rows(folder: Path, *outputs: Output) -> list[dict[str, Any]]:
     if contents.unreadable:
         stderr(f"warning: ignored {contents.unreadable} unreadable line(s)")
     return contents.ordered()
-
-
-def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Columns and flat records: run fields, ``axis.PATH`` values, metrics, warnings."""
-    import json
-
-    from accelsim.study.analysis import axis_keys, metric_keys
-
-    axes = axis_keys(rows)
-    metrics = metric_keys(rows)
-    columns = ["run_id", "status", "error", "wall_s", "replicate", "seed"]
-    columns += [f"axis.{a}" for a in axes] + metrics + ["warnings"]
-    records = []
-    for row in rows:
-        record: dict[str, Any] = {c: row.get(c) for c in columns[:6]}
-        for a in axes:
-            value = row.get("axes", {}).get(a)
-            record[f"axis.{a}"] = json.dumps(value) if isinstance(value, dict | list) else value
-        for m in metrics:
-            record[m] = row.get("metrics", {}).get(m)
-        record["warnings"] = " | ".join(row.get("warnings", [])) or None
-        records.append(record)
-    return columns, records
 
 
 @user_errors
@@ -268,7 +248,9 @@ def export(
             raise AccelsimError(
                 'Parquet export needs pyarrow: pip install -e ".[parquet]" (or use --csv)'
             ) from None
-    columns, records = table_rows(
+    from accelsim.study.table import run_table
+
+    columns, records = run_table(
         _load_rows(folder, Output("--csv", csv_out), Output("--parquet", parquet_out))
     )
     if csv_out is not None:

@@ -11,11 +11,12 @@ relative to the file that names it. A file may start from another with
 from __future__ import annotations
 
 import codecs
+import copy
 import csv
 import math
 import os
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
@@ -269,17 +270,56 @@ class ResolvedScenario:
         return Problem(loc.source, loc.line, dotted(path), message)
 
 
-def load_scenario(
-    ref: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> ResolvedScenario:
-    """Load a scenario by name or path, apply ``--set`` overrides, resolve its references."""
-    ref = DEFAULT_SCENARIO if ref is None else str(ref)
+DICT_SOURCE = "<dict>"
+"""Where errors in a scenario given as a Python mapping point (it has no file or lines)."""
+
+
+def _mapping_document(data: Mapping[str, Any], read: list[Path]) -> Document:
+    """A scenario given as data: its own fields over what its ``extends:`` names (a shipped
+    name, or a path relative to the working directory), like a file's. Without a name of
+    its own it keeps the name of what it extends, or is called ``scenario``."""
+    here = Loc(DICT_SOURCE, None)
+    locs: dict[Path_, Loc] = {}
+
+    def walk(node: Any, at: Path_) -> None:  # every field the mapping sets is blamed on it
+        locs[at] = here
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(value, (*at, key))
+
+    walk(data, ())
+    doc = Document(copy.deepcopy(dict(data)), locs, DICT_SOURCE)
+    parent_ref = doc.data.pop("extends", None)
+    if parent_ref is None:
+        doc.data.setdefault("name", "scenario")
+        return doc
+    if not isinstance(parent_ref, str):
+        raise ConfigError.single(DICT_SOURCE, "expected a name or a path", field="extends")
     try:
-        path = resolve_ref(ref, "scenario", Path.cwd())
+        parent_path = resolve_ref(parent_ref, "scenario", Path.cwd())
     except KeyError as exc:
-        raise ConfigError.single(ref, str(exc.args[0])) from None
+        raise ConfigError.single(DICT_SOURCE, str(exc.args[0]), field="extends") from None
+    return merge(load_document(parent_path, "scenario", read=read), doc)
+
+
+def load_scenario(
+    ref: str | Path | Mapping[str, Any] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> ResolvedScenario:
+    """Load a scenario by name, path or as a mapping of its fields (which may name a
+    scenario to start from with ``extends:``), apply ``--set`` overrides, resolve its
+    references."""
     read: list[Path] = []
-    doc = load_document(path, "scenario", read=read)
+    if isinstance(ref, Mapping):
+        doc = _mapping_document(ref, read)
+        path: Path | str = DICT_SOURCE
+    else:
+        ref = DEFAULT_SCENARIO if ref is None else str(ref)
+        try:
+            path = resolve_ref(ref, "scenario", Path.cwd())
+        except KeyError as exc:
+            raise ConfigError.single(ref, str(exc.args[0])) from None
+        doc = load_document(path, "scenario", read=read)
     for assignment in overrides:
         doc = apply_override(doc, assignment)
     scenario = validate(doc, Scenario)

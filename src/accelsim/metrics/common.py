@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.config.loader import ResolvedScenario
+from accelsim.metrics.confidence import SHOWN_PERCENTILES, interval_doc, too_few_samples
 from accelsim.metrics.power import cost_fields, per_million, power_fields
 
 
@@ -18,10 +19,16 @@ def json_float(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def distribution(values: np.ndarray) -> dict[str, float | None]:
-    """mean, p50, p90, p99 and max of a sample (nulls when it is empty)."""
+def distribution(values: np.ndarray) -> dict[str, Any]:
+    """mean, p50, p90, p99 and max of a sample (nulls when it is empty); ``ci95``, each
+    percentile's 95% confidence interval, and ``too_few_samples``, whether the sample is
+    too small to bound p99 from above (see :mod:`accelsim.metrics.confidence`)."""
+    tail = {
+        "ci95": interval_doc(values, SHOWN_PERCENTILES),
+        "too_few_samples": too_few_samples(int(values.size), SHOWN_PERCENTILES[-1]),
+    }
     if values.size == 0:
-        return {"mean": None, "p50": None, "p90": None, "p99": None, "max": None}
+        return {"mean": None, "p50": None, "p90": None, "p99": None, "max": None, **tail}
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
     return {
         "mean": json_float(values.mean()),
@@ -29,6 +36,7 @@ def distribution(values: np.ndarray) -> dict[str, float | None]:
         "p90": json_float(p90),
         "p99": json_float(p99),
         "max": json_float(values.max()),
+        **tail,
     }
 
 

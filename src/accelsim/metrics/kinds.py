@@ -36,5 +36,8 @@ class MetricsKind:
     # (the fleet's records, w0, w1) -> per workload, latency samples by series name
     # ("latency_s", "ttft_s", ...) over the window's completed requests, for exact CDFs
     samples: Callable[[Any, float, float], dict[str, dict[str, np.ndarray]]]
+    # (the fleet's records, w0, w1) -> per workload, one column per request field (see
+    # ``metrics.requests``): every request the run recorded, warm-up and in flight included
+    requests: Callable[[Any, float, float], dict[str, dict[str, np.ndarray]]]
     # why a request of this kind is dropped (None: this kind never drops)
     dropped_because: str | None = None

@@ -17,6 +17,7 @@ from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import LLMWorkload
 from accelsim.engine.records import MODES, LLMFleetRecords, LLMRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
+from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.timeline import pool_timeline
 
@@ -93,6 +94,9 @@ def _workload(
                 and observed_ttft <= t.ttft_s
                 and observed_tpot <= t.tpot_s
             ),
+            "observed_ttft_ci95_s": percentile_interval(ttft, t.percentile),
+            "observed_tpot_ci95_s": percentile_interval(tpot, t.percentile),
+            "too_few_samples": too_few_samples(completed, t.percentile),
         }
         entry["sla_attainment"] = attainment
     by_mode: dict[str, Any] = {}
@@ -220,6 +224,34 @@ def _samples(records: LLMFleetRecords, w0: float, w1: float) -> dict[str, dict[s
     return out
 
 
+def _requests(records: LLMFleetRecords, w0: float, w1: float) -> dict[str, dict[str, np.ndarray]]:
+    pools = np.array([r.pool for r in records.replicas] + [None], dtype=object)  # -1: none
+    modes = np.array(MODES, dtype=object)
+    out = {}
+    for name, rec in records.workloads.items():
+        streamed = rec.output_tokens > 1
+        tpot = np.full(rec.arrival_s.shape, np.nan)
+        tpot[streamed] = (rec.finish_s[streamed] - rec.first_token_s[streamed]) / (
+            rec.output_tokens[streamed] - 1
+        )
+        out[name] = {
+            "in_window": (rec.arrival_s >= w0) & (rec.arrival_s < w1),
+            "arrival_s": rec.arrival_s,
+            "first_token_s": rec.first_token_s,
+            "finish_s": rec.finish_s,
+            "latency_s": rec.finish_s - rec.arrival_s,
+            "ttft_s": rec.first_token_s - rec.arrival_s,
+            "tpot_s": tpot,
+            "mode": modes[rec.mode],
+            "prompt_tokens": rec.prompt_tokens,
+            "output_tokens": rec.output_tokens,
+            "generated_tokens": rec.generated_tokens,
+            "rejected": rec.rejected,
+            "pool": pools[rec.replica],
+        }
+    return out
+
+
 METRICS = MetricsKind(
     unit=UNIT,
     one=ONE,
@@ -229,5 +261,6 @@ METRICS = MetricsKind(
     pool_timeline=_timeline,
     busy=_busy,
     samples=_samples,
+    requests=_requests,
     dropped_because="their prompt and output need more KV cache than a replica has",
 )

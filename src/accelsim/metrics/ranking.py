@@ -22,9 +22,10 @@ from accelsim.metrics.common import (
     window_overlap,
     with_cost,
 )
+from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.power import power_summary, residency
-from accelsim.metrics.streaming import RankingStream, streamed_distribution
+from accelsim.metrics.streaming import RankingStream, sketch_interval, streamed_distribution
 from accelsim.metrics.timeline import pool_series, pool_timeline
 
 UNIT, ONE = "queries", "query"  # what perf/W and cost count
@@ -75,6 +76,10 @@ def _workload(
                 and attainment is not None
                 and attainment >= wl.sla.percentile / 100.0
             ),
+            # the latency distribution's own interval when it reports this percentile
+            "observed_latency_ci95_s": entry["latency_s"]["ci95"].get(f"p{wl.sla.percentile:g}")
+            or percentile_interval(latency, wl.sla.percentile),
+            "too_few_samples": too_few_samples(completed, wl.sla.percentile),
         }
         entry["sla_attainment"] = attainment
     serving = [p for p, pool in resolved.scenario.pools.items() if name in pool.serves]
@@ -218,6 +223,8 @@ def _streamed_workload(
                 and attainment is not None
                 and attainment >= wl.sla.percentile / 100.0
             ),
+            "observed_latency_ci95_s": sketch_interval(latency, wl.sla.percentile),
+            "too_few_samples": too_few_samples(s.completed, wl.sla.percentile),
         }
         entry["sla_attainment"] = attainment
     serving = [p for p, pool in resolved.scenario.pools.items() if name in pool.serves]
@@ -269,6 +276,23 @@ def _streamed_pool(
     }
 
 
+def _requests(records: RankingRecords, w0: float, w1: float) -> dict[str, dict[str, np.ndarray]]:
+    pools = np.array([s.pool for s in records.stations], dtype=object)
+    out = {}
+    for name, rec in records.workloads.items():
+        out[name] = {
+            "in_window": (rec.arrival_s >= w0) & (rec.arrival_s < w1),
+            "arrival_s": rec.arrival_s,
+            "start_s": rec.start_s,
+            "finish_s": rec.finish_s,
+            "latency_s": rec.finish_s - rec.arrival_s,
+            "queue_wait_s": rec.start_s - rec.arrival_s,
+            "items": rec.items,
+            "pool": pools[rec.station] if rec.station.size else np.array([], dtype=object),
+        }
+    return out
+
+
 METRICS = MetricsKind(
     unit=UNIT,
     one=ONE,
@@ -278,4 +302,5 @@ METRICS = MetricsKind(
     pool_timeline=_timeline,
     busy=_busy,
     samples=_samples,
+    requests=_requests,
 )

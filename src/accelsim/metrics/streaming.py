@@ -43,6 +43,7 @@ from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import RankingWorkload
 from accelsim.engine.records import BatchRecords, RecordSink, RunRecords, WorkloadRecords
 from accelsim.metrics.common import json_float, window_overlap
+from accelsim.metrics.confidence import SHOWN_PERCENTILES, order_statistic_ranks, too_few_samples
 from accelsim.metrics.power import CLOCK_BANDS, band_busy
 from accelsim.metrics.sketch import RELATIVE_ERROR, StreamingDistribution
 from accelsim.metrics.timeline import bin_edges, in_system_at, integrate
@@ -59,8 +60,24 @@ def record_sinks(resolved: ResolvedScenario, percentiles: Percentiles) -> dict[s
     return {}
 
 
+def sketch_interval(dist: StreamingDistribution, percentile: float) -> dict[str, float | None]:
+    """A percentile's 95% interval from a sketch: the order statistics at the ranks
+    :func:`order_statistic_ranks` gives, each read from the sketch (so within its
+    relative error); none for p100."""
+    if percentile >= 100 or dist.count == 0:
+        return {"low": None, "high": None}
+    n = dist.count
+    low, high = order_statistic_ranks(n, percentile / 100)
+
+    def at(rank: int | None) -> float | None:
+        return None if rank is None else dist.quantile((rank - 1) / max(1, n - 1))
+
+    return {"low": at(low), "high": at(high)}
+
+
 def streamed_distribution(dist: StreamingDistribution) -> dict[str, Any]:
-    """mean, p50, p90, p99 and max (nulls when empty), marked as the sketch's."""
+    """mean, p50, p90, p99 and max (nulls when empty), marked as the sketch's, with the
+    percentiles' intervals and the too-few-samples flag of an exact distribution."""
     if dist.count == 0:
         values: dict[str, Any] = dict.fromkeys(("mean", "p50", "p90", "p99", "max"))
     else:
@@ -71,7 +88,13 @@ def streamed_distribution(dist: StreamingDistribution) -> dict[str, Any]:
             "p99": dist.quantile(0.99),
             "max": json_float(dist.max),
         }
-    return {**values, "method": "sketch", "relative_error": RELATIVE_ERROR}
+    return {
+        **values,
+        "ci95": {f"p{p:g}": sketch_interval(dist, p) for p in SHOWN_PERCENTILES},
+        "too_few_samples": too_few_samples(dist.count, SHOWN_PERCENTILES[-1]),
+        "method": "sketch",
+        "relative_error": RELATIVE_ERROR,
+    }
 
 
 class PeakTracker:

@@ -25,6 +25,7 @@ from accelsim.config.loader import ResolvedScenario
 from accelsim.engine.records import RunRecords
 from accelsim.metrics import llm, ranking
 from accelsim.metrics.common import json_float
+from accelsim.metrics.confidence import tail_warning
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.power import peak_dynamic_power_w, per_million
 from accelsim.metrics.streaming import completed_per_bin, in_system, streams
@@ -75,6 +76,9 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
             warnings.append(
                 f"workload {name}: {entry['dropped']} requests rejected: {kind.dropped_because}"
             )
+        tail = tail_warning(name, entry, kind.noun)
+        if tail is not None:
+            warnings.append(tail)
         workloads[name] = entry
 
     pools: dict[str, Any] = {}

@@ -31,6 +31,7 @@ from accelsim.report.kinds import REPORT_KINDS, kind_of, per_work_unit, pool_kin
 from accelsim.report.kinds.base import ReportKind
 from accelsim.report.markup import esc, grouped_table, num, ops_table, pct, qty, rate, table
 from accelsim.report.plots import Chart
+from accelsim.report.terminal import CI_NOTE
 from accelsim.report.wording import finite, sig
 
 Samples = dict[str, dict[str, list[tuple[float, float]]]]  # workload -> key -> CDF points
@@ -157,6 +158,8 @@ def _summary_tables(doc: dict[str, Any]) -> str:
         if rows:
             numeric = 1 + kind.html_columns.index("offered")
             parts.append(table([f"{kind.label} workload", *kind.html_columns], rows, numeric))
+    if parts:
+        parts.append(f'<p class="note">{esc(CI_NOTE)}</p>')
     rows = []
     for n, p in doc["pools"].items():
         kind = pool_kind(doc, n)

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from accelsim.config.schema import Chip
+from accelsim.report import terminal
 from accelsim.report.kinds import REPORT_KINDS, kind_of, per_work_unit, pool_kind
 from accelsim.report.terminal import pct, qty, table
 from accelsim.units import format_quantity
@@ -30,7 +31,9 @@ def result_view(doc: dict[str, Any]) -> RenderableType:
         for name, w in rows.items():
             for row in kind.terminal_rows(doc, name, w):
                 workloads.add_row(*row)
-        workloads.caption = _backlog_caption(doc, rows)
+        workloads.caption = "\n".join(
+            line for line in (_backlog_caption(doc, rows), terminal.CI_NOTE) if line
+        )
         workloads.caption_justify = "left"
         lines.append(workloads)
         title = None

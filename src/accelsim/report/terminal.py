@@ -30,6 +30,53 @@ def sec(value: float | None) -> str:
     return qty(value, "s")
 
 
+CI_NOTE = "±: the wider side of the p99's 95% confidence interval (?: too few samples)"
+"""The caption of a table whose p99 cells carry their interval."""
+
+_SCALES = {"": 1.0, "k": 1e3, "m": 1e-3, "µ": 1e-6, "n": 1e-9, "p": 1e-12}
+
+
+def _half_width(dist: dict[str, Any], key: str) -> float | None:
+    """The wider side of a percentile's interval; nan when it has no upper end; None when
+    the document gives no interval (one written before intervals were reported)."""
+    value = dist.get(key)
+    interval = (dist.get("ci95") or {}).get(key)
+    if value is None or interval is None:
+        return None
+    low, high = interval.get("low"), interval.get("high")
+    if high is None:
+        return math.nan
+    return float(max(high - value, value - (value if low is None else low)))
+
+
+def _plus_minus(number: str, half: float | None, scale: float) -> str:
+    """`` ±x`` in the unit ``scale`` and to the last digit ``number`` shows, rounded up
+    (so ``1.27`` with a half-width of 0.0009 reads ``1.27 ±0.01``)."""
+    if half is None:
+        return ""
+    if math.isnan(half):
+        return " ±?"
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    step = 10.0**-decimals
+    return f" ±{math.ceil(half / scale / step - 1e-9) * step:.{decimals}f}"
+
+
+def ms_ci(dist: dict[str, Any], key: str = "p99") -> str:
+    """A percentile in milliseconds with its interval: ``1.27 ±0.01``."""
+    number = ms(dist.get(key))
+    return number + _plus_minus(number, _half_width(dist, key), 1e-3)
+
+
+def sec_ci(dist: dict[str, Any], key: str = "p99") -> str:
+    """A percentile in seconds with a prefix, and its interval in that unit:
+    ``117 ±12 ms``."""
+    text = sec(dist.get(key))
+    if text == "-":
+        return text
+    number, unit = text.split(" ", 1)
+    return f"{number}{_plus_minus(number, _half_width(dist, key), _SCALES[unit[:-1]])} {unit}"
+
+
 def table(title: str | None, columns: list[str], left: int = 2) -> Table:
     """A table whose first ``left`` columns are text and the rest right-aligned numbers."""
     out = Table(title=title, title_justify="left", header_style="bold")

@@ -107,6 +107,15 @@ class Group:
         """Mean over the replicates that ran and have a value (booleans count as 0/1)."""
         return _mean(value_of(r, key) for r in self.ok)
 
+    def spread(self, key: str) -> float | None:
+        """Sample standard deviation over the replicates that ran and have a value
+        (``None`` below two values)."""
+        numbers = [float(v) for r in self.ok if isinstance(v := value_of(r, key), int | float)]
+        if len(numbers) < 2:
+            return None
+        mean = sum(numbers) / len(numbers)
+        return math.sqrt(sum((x - mean) ** 2 for x in numbers) / (len(numbers) - 1))
+
 
 def _key(axes: dict[str, Any]) -> str:
     import json

@@ -74,11 +74,22 @@ def short_names(keys: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def relative_spread(group: Group, key: str) -> str:
+    """`` ±s%``: the replicates' sample standard deviation as a share of their mean (empty
+    for one replicate or a mean of zero)."""
+    mean, spread = group.mean(key), group.spread(key)
+    if mean is None or spread is None or mean == 0:
+        return ""
+    share = 100 * spread / abs(mean)
+    return f" ±{share:.1f}%" if share < 9.95 else f" ±{share:.0f}%"
+
+
 def sweep_view(
     title: str, groups: Sequence[Group], axes: Sequence[str], metrics: Sequence[str]
 ) -> RenderableType:
     """One line per point of the axes: its axis values, and each headline metric as the
-    mean over its replicates that ran."""
+    mean over its replicates that ran, with their spread (``±`` the sample standard
+    deviation as a share of the mean) when there are several."""
     names = short_names([*axes, *metrics])
     table = Table(title=title, title_justify="left", header_style="bold")
     for axis in axes:
@@ -91,7 +102,7 @@ def sweep_view(
         table.add_column("warned", justify="right")
     for group in groups:
         cells = [fmt(group.axes.get(a)) for a in axes]
-        cells += [fmt(group.mean(m), m) for m in metrics]
+        cells += [fmt(group.mean(m), m) + relative_spread(group, m) for m in metrics]
         ok, total = len(group.ok), len(group.rows)
         cells.append(f"{ok}/{total}" if ok == total else f"[red]{ok}[/]/{total}")
         if warned:

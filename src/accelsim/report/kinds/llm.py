@@ -42,10 +42,10 @@ def _terminal_rows(doc: Doc, name: str, w: Doc) -> list[list[RenderableType]]:
             f"{m['completed'] / doc['window_s']['duration']:.2f}",
             f"{w['output_tokens_per_s']:.0f}" if i == 0 else "",
             terminal.sec(m["ttft_s"]["p50"]),
-            terminal.sec(m["ttft_s"]["p99"]),
+            terminal.sec_ci(m["ttft_s"]),
             terminal.sec(m["tpot_s"]["p50"]),
-            terminal.sec(m["tpot_s"]["p99"]),
-            terminal.sec(m["latency_s"]["p99"]),
+            terminal.sec_ci(m["tpot_s"]),
+            terminal.sec_ci(m["latency_s"]),
             sla_text if i == 0 else "",
         ]
         for i, (mode, m) in enumerate(parts)
@@ -69,10 +69,10 @@ def _html_rows(doc: Doc, name: str, w: Doc) -> list[list[str]]:
             markup.num(m["completed"] / duration if duration else None, ".3g"),
             markup.rate(w["output_tokens_per_s"]) if i == 0 else "",
             markup.qty(m["ttft_s"]["p50"], "s"),
-            markup.qty(m["ttft_s"]["p99"], "s"),
+            markup.esc(terminal.sec_ci(m["ttft_s"])),
             markup.qty(m["tpot_s"]["p50"], "s"),
-            markup.qty(m["tpot_s"]["p99"], "s"),
-            markup.qty(m["latency_s"]["p99"], "s"),
+            markup.esc(terminal.sec_ci(m["tpot_s"])),
+            markup.esc(terminal.sec_ci(m["latency_s"])),
             markup.sla_cell(w) if i == 0 else "",
         ]
         for i, (mode, m) in enumerate(parts)

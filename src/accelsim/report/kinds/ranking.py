@@ -35,7 +35,7 @@ def _terminal_rows(doc: Doc, name: str, w: Doc) -> list[list[RenderableType]]:
             str(w["in_flight"]),
             f"{w['throughput_per_s']:.1f}",
             terminal.ms(lat["p50"]),
-            terminal.ms(lat["p99"]),
+            terminal.ms_ci(lat),
             terminal.ms(lat["max"]),
             sla_text,
             terminal.pct(w["sla_attainment"]),
@@ -52,7 +52,9 @@ def _html_rows(doc: Doc, name: str, w: Doc) -> list[list[str]]:
             str(w["completed"]),
             str(w["in_flight"]),
             markup.num(w["throughput_per_s"], ".1f"),
-            *(markup.qty(w["latency_s"][k], "s") for k in ("p50", "p90", "p99", "max")),
+            *(markup.qty(w["latency_s"][k], "s") for k in ("p50", "p90")),
+            markup.esc(terminal.sec_ci(w["latency_s"])),
+            markup.qty(w["latency_s"]["max"], "s"),
             markup.sla_cell(w),
         ]
     ]
