@@ -18,7 +18,8 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, BinaryIO, Literal, TypeVar, Union, get_args, get_origin
 
 import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -39,8 +40,9 @@ from accelsim.config.yamlio import (
     dotted,
     load_yaml,
     merge,
+    split_assignment,
 )
-from accelsim.errors import ConfigError, Problem
+from accelsim.errors import ConfigError, Problem, did_you_mean
 
 Kind = Literal["chip", "model", "scenario", "study"]
 _KIND_DIRS: dict[str, tuple[str, ...]] = {
@@ -107,8 +109,7 @@ def resolve_ref(ref: str, kind: Kind, relative_to: Path | None) -> Path:
     known = catalog(kind)
     if ref in known:
         return known[ref]
-    names = ", ".join(known) or "none shipped"
-    raise KeyError(f"no {kind} named {ref!r} (known: {names})")
+    raise KeyError(f"no {kind} named {ref!r}{did_you_mean(ref, known)}")
 
 
 def load_document(
@@ -199,6 +200,73 @@ def validate(doc: Document, model: type[M]) -> M:
         raise ConfigError(problems) from None
 
 
+def _members(annotation: Any) -> list[Any]:
+    """The types an annotation admits: ``Annotated`` metadata dropped, unions flattened."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        return [m for arg in get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _kind_of_node(models: list[type[BaseModel]], node: Any) -> list[type[BaseModel]]:
+    """Of the models a union admits, the one(s) a mapping's ``kind`` selects (no ``kind``:
+    the first whose ``kind`` has a default, as the loader reads it)."""
+    tagged = [m for m in models if "kind" in m.model_fields]
+    if len(tagged) < 2:
+        return models
+    kind = node.get("kind") if isinstance(node, dict) else None
+    if kind is None:
+        defaults = [m for m in tagged if not m.model_fields["kind"].is_required()]
+        return defaults[:1] or models
+    chosen = [m for m in tagged if kind in get_args(m.model_fields["kind"].annotation)]
+    return chosen or models
+
+
+def check_override_path(data: Any, assignment: str, model: type[BaseModel]) -> None:
+    """Fail when a ``--set`` path names a field the schema does not have, or walks through
+    an entry (a pool, a workload) the document does not have: the error is blamed on the
+    override and offers the close matches and the known keys at that level. A new entry
+    may still be added whole (``pools.extra={chip: ..., count: 2, serves: [...]}``)."""
+    source = f"--set {assignment}"
+    parts, _ = split_assignment(assignment)
+    types: list[Any] = [model]
+    node = data
+    for i, part in enumerate(parts):
+        here = dotted(tuple(parts[: i + 1]))
+        models = [t for t in types if isinstance(t, type) and issubclass(t, BaseModel)]
+        if models:
+            models = _kind_of_node(models, node)
+            fields = {f: m.model_fields[f] for m in reversed(models) for f in m.model_fields}
+            if part not in fields:
+                raise ConfigError.single(
+                    source, "unknown field" + did_you_mean(part, fields), field=here
+                )
+            types = _members(fields[part].annotation)
+        else:
+            mappings = [t for t in types if get_origin(t) is dict]
+            sequences = [t for t in types if get_origin(t) is list]
+            if mappings:
+                entries = node if isinstance(node, dict) else {}
+                if part not in entries and i < len(parts) - 1:
+                    parent = parts[i - 1] if i else "entries"
+                    noun = parent[:-1] if parent.endswith("s") else parent
+                    raise ConfigError.single(
+                        source,
+                        f"no {noun} named {part!r}" + did_you_mean(part, entries),
+                        field=here,
+                    )
+                types = _members(get_args(mappings[0])[1])
+            elif sequences and part.isdigit():
+                types = _members(get_args(sequences[0])[0])
+                index = int(part)
+                node = node[index] if isinstance(node, list) and index < len(node) else None
+                continue
+            else:
+                return  # a free-form value (a list of numbers, Any): nothing more to check
+        node = node.get(part) if isinstance(node, dict) else None
+
+
 def load_chip(ref: str, relative_to: Path | None = None) -> Chip:
     return _load(ref, "chip", Chip, relative_to)
 
@@ -281,6 +349,7 @@ def load_scenario(
     read: list[Path] = []
     doc = load_document(path, "scenario", read=read)
     for assignment in overrides:
+        check_override_path(doc.data, assignment, Scenario)
         doc = apply_override(doc, assignment)
     scenario = validate(doc, Scenario)
 
