@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from clikit import SHORT, invoke, one_error, write_world
 
 from accelsim.config.loader import catalog
-from clikit import SHORT, invoke, one_error, write_world
 
 SCENARIO_KEYS = "name, description, simulation, workloads, pools, router, facility"
 POOL_KEYS = (
-    "chip, count, chips_per_replica, serves, batching, continuous_batching, power_cap_w, "
-    "clock_lock"
+    "chip, count, chips_per_replica, serves, batching, continuous_batching, power_cap_w, clock_lock"
 )
 
 
@@ -27,9 +26,7 @@ POOL_KEYS = (
         # first segment
         (
             "simulaton.seed=3",
-            "simulaton: unknown field; did you mean 'simulation'? (known: "
-            + SCENARIO_KEYS
-            + ")",
+            "simulaton: unknown field; did you mean 'simulation'? (known: " + SCENARIO_KEYS + ")",
         ),
         # a middle segment
         (
@@ -39,9 +36,7 @@ POOL_KEYS = (
         ),
         (
             "pools.p.batchin.max_wait_s=1",
-            "pools.p.batchin: unknown field; did you mean 'batching'? (known: "
-            + POOL_KEYS
-            + ")",
+            "pools.p.batchin: unknown field; did you mean 'batching'? (known: " + POOL_KEYS + ")",
         ),
         # the last segment
         (
@@ -73,9 +68,7 @@ def test_a_typo_in_any_segment_is_blamed_on_set(
 
 def test_the_kind_of_a_workload_picks_the_fields_offered(tmp_path: Path) -> None:
     """An LLM workload's fields are offered for an LLM workload, not a ranking one's."""
-    line = one_error(
-        invoke("run", "llm-chat-gpu", "--set", "workloads.chat.prompt_tokns.value=3")
-    )
+    line = one_error(invoke("run", "llm-chat-gpu", "--set", "workloads.chat.prompt_tokns.value=3"))
     assert line.startswith(
         "error: --set workloads.chat.prompt_tokns.value=3: workloads.chat.prompt_tokns: "
         "unknown field; did you mean 'prompt_tokens'? (known: kind, model, traffic, "
