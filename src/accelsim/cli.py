@@ -211,28 +211,28 @@ def explain(
 @app.command()
 @user_errors
 def schema(
-    kind: Annotated[str, typer.Argument(help="One of: scenario, chip, model.")] = "scenario",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+    kind: Annotated[
+        str,
+        typer.Argument(
+            metavar="[chip|model|scenario|study]", help="The kind of file (default: scenario)."
+        ),
+    ] = "scenario",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write to this file.")
+    ] = None,
 ) -> None:
-    """Print (or write) the JSON Schema of a config file kind, for editor completion."""
-    from pydantic import TypeAdapter
+    """Print (or write) the JSON Schema (draft-07) of a kind of config file, for editors
+    and validators; the files in schemas/ are its output."""
+    from accelsim.config.json_schema import SCHEMA_KINDS, json_schema
+    from accelsim.errors import AccelsimError, did_you_mean
 
-    from accelsim.config.schema import AnyModel, Chip, Scenario
-    from accelsim.errors import AccelsimError
-
-    models: dict[str, Any] = {
-        "scenario": TypeAdapter(Scenario),
-        "chip": TypeAdapter(Chip),
-        "model": TypeAdapter(AnyModel),
-    }
-    if kind not in models:
-        raise AccelsimError(f"unknown schema kind {kind!r} (one of: {', '.join(models)})")
-    doc = models[kind].json_schema()
-    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    if kind not in SCHEMA_KINDS:
+        raise AccelsimError(f"unknown schema kind {kind!r}{did_you_mean(kind, SCHEMA_KINDS)}")
+    text = _dump(json_schema(kind))
     if out is None:
-        sys.stdout.write(_dump(doc))
+        sys.stdout.write(text)
     else:
-        write_atomic(out, _dump(doc))
+        write_atomic(out, text)
         _stderr(f"wrote {out}")
 
 
