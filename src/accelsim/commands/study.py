@@ -91,6 +91,14 @@ def sweep(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="With --resume, run failed runs again.")
     ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Start again in --out: remove the sweep already there (its runs.jsonl and "
+            "study.json; nothing else).",
+        ),
+    ] = False,
     quiet: _Quiet = False,
 ) -> None:
     """Run a study: every point of its axes, for every replicate seed, recorded as it ends."""
@@ -102,6 +110,8 @@ def sweep(
 
     if retry_failed and not resume:
         raise AccelsimError("--retry-failed goes with --resume")
+    if overwrite and resume:
+        raise AccelsimError("--overwrite starts the sweep again; --resume continues it: not both")
     chosen = backend.value if backend is not None else ("dask" if scheduler else "local")
     if chosen == "local" and scheduler is not None:
         raise AccelsimError("--scheduler needs --backend dask")
@@ -163,6 +173,7 @@ def sweep(
             workers=workers,
             scheduler=scheduler,
             resume=resume,
+            overwrite=overwrite,
             retry_failed=retry_failed,
             on_start=on_start,
             on_row=on_row,
