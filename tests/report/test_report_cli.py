@@ -161,7 +161,7 @@ def _mkdir(path: Path) -> Path:
 
 
 def test_format_needs_report() -> None:
-    assert "--format goes with --report" in one_error(invoke("run", *SHORT, "--format", "png"))
+    assert "--format png goes with --report" in one_error(invoke("run", *SHORT, "--format", "png"))
 
 
 @pytest.mark.parametrize(

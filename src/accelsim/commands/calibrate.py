@@ -17,6 +17,7 @@ from accelsim.commands.common import (
     user_errors,
     write_atomic,
 )
+from accelsim.commands.terminal import TableFormat
 
 
 def register(app: typer.Typer) -> None:
@@ -50,6 +51,9 @@ def calibrate(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the fit as JSON instead of tables.")
     ] = False,
+    fmt: Annotated[
+        TableFormat, typer.Option("--format", help="Print tables as a table, csv or markdown.")
+    ] = TableFormat.table,
 ) -> None:
     """Fit the chip's efficiencies and kernel overhead to the rows marked `fit` that were
     measured on it (bounded least squares on log(accelsim / measured)), print every row's
@@ -67,7 +71,7 @@ def calibrate(
     if json_out:
         sys.stdout.write(dump_json(_document(result)))
     else:
-        view = console()
+        view = console(fmt)
         view.print(_rows_table(result))
         view.print()
         view.print(_params_table(result))

@@ -19,6 +19,7 @@ from accelsim.commands.common import (
     stderr,
     user_errors,
 )
+from accelsim.commands.terminal import TableFormat
 
 if TYPE_CHECKING:
     from accelsim.study.plan import Plan
@@ -53,6 +54,9 @@ _Json = Annotated[
     typer.Option("--json", help="Write the result as JSON to this file ('-' for stdout)."),
 ]
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print no table or progress.")]
+_Format = Annotated[
+    TableFormat, typer.Option("--format", help="Print tables as a table, csv or markdown.")
+]
 _Workers = Annotated[
     int | None, typer.Option("--workers", "-j", min=1, help="Parallel runs (default: all cores).")
 ]
@@ -100,6 +104,7 @@ def sweep(
         ),
     ] = False,
     quiet: _Quiet = False,
+    fmt: _Format = TableFormat.table,
 ) -> None:
     """Run a study: every point of its axes, for every replicate seed, recorded as it ends."""
     from accelsim.config.study import load_study
@@ -184,7 +189,7 @@ def sweep(
 
     bad = [row for row in result.rows if row["status"] != "ok"]
     if not quiet:
-        _print_summary(plan, result.rows)
+        _print_summary(plan, result.rows, fmt)
         stderr(
             f"{result.ran} runs in {result.elapsed_s:.1f} s ({result.skipped} already done): "
             f"{len(result.rows) - len(bad)} ok, {len(bad)} failed; rows in {folder / 'runs.jsonl'}"
@@ -199,7 +204,7 @@ def sweep(
         raise AccelsimError("\n".join(lines))
 
 
-def _print_summary(plan: Plan, rows: list[dict[str, Any]]) -> None:
+def _print_summary(plan: Plan, rows: list[dict[str, Any]], fmt: TableFormat) -> None:
     from accelsim.study.analysis import expand_patterns, group_rows, metric_keys
     from accelsim.study.plan import axis_paths
     from accelsim.study.views import sweep_view
@@ -212,7 +217,7 @@ def _print_summary(plan: Plan, rows: list[dict[str, Any]]) -> None:
         for pattern in missing:
             stderr(f"warning: metric {pattern!r} matches nothing in the results")
     title = f"{plan.study.name}: mean over {plan.study.seeds.replicates} seed(s)"
-    console().print(sweep_view(title, group_rows(rows), axis_paths(plan.study), metrics))
+    console(fmt).print(sweep_view(title, group_rows(rows), axis_paths(plan.study), metrics))
 
 
 # ------------------------------------------------------------------------ export
@@ -355,6 +360,7 @@ def pareto(
     ] = False,
     show_all: Annotated[bool, typer.Option("--all", help="List dominated points too.")] = False,
     json_out: _Json = None,
+    fmt: _Format = TableFormat.table,
 ) -> None:
     """The Pareto frontier of a sweep over two metrics (each point: mean of its replicates)."""
     from accelsim.study.analysis import guess_goal
@@ -373,7 +379,7 @@ def pareto(
     if json_out is not None:
         emit_json(result.document(), json_out)
     if json_out != "-":
-        console().print(pareto_view(result, show_all=show_all))
+        console(fmt).print(pareto_view(result, show_all=show_all))
 
 
 # ------------------------------------------------------------------------ capacity
@@ -420,6 +426,7 @@ def capacity(
     workers: _Workers = None,
     json_out: _Json = None,
     quiet: _Quiet = False,
+    fmt: _Format = TableFormat.table,
 ) -> None:
     """The largest arrival rate a workload sustains within its SLA (by bisection), or
     with --min-chips the fewest chips of a pool that sustain a target rate."""
@@ -466,7 +473,7 @@ def capacity(
         if quiet:
             print(capacity_line(answer))
         else:
-            console().print(capacity_view(answer))
+            console(fmt).print(capacity_view(answer))
 
 
 @contextlib.contextmanager
@@ -556,6 +563,7 @@ def compare(
         typer.Option("--metric", "-m", help="Only metrics matching this pattern (* = any part)."),
     ] = None,
     json_out: _Json = None,
+    fmt: _Format = TableFormat.table,
 ) -> None:
     """Two scenarios' metrics side by side, with the ratio B/A."""
     from accelsim.errors import AccelsimError
@@ -583,4 +591,5 @@ def compare(
             json_out,
         )
     if json_out != "-":
-        console().print(compare_view(str(doc_a.get("scenario")), str(doc_b.get("scenario")), rows))
+        names = str(doc_a.get("scenario")), str(doc_b.get("scenario"))
+        console(fmt).print(compare_view(*names, rows))
