@@ -17,6 +17,7 @@ from accelsim import __version__
 from accelsim.commands.common import (
     Output,
     PlaceholderGroup,
+    complete_shipped,
     refuse_overwriting_inputs,
     user_errors,
     write_atomic,
@@ -85,7 +86,8 @@ def run(
     scenario: Annotated[
         str | None,
         typer.Argument(
-            help="A shipped scenario name or a YAML path (default: ranking-mtia-vs-gpu)."
+            help="A shipped scenario name or a YAML path (default: ranking-mtia-vs-gpu).",
+            autocompletion=complete_shipped("scenario"),
         ),
     ] = None,
     set_: Annotated[
@@ -195,8 +197,16 @@ def _run_formats(fmt: str | None, has_report: bool) -> tuple[TableFormat, Report
 @app.command()
 @user_errors
 def explain(
-    chip: Annotated[str, typer.Option(help="Chip name or YAML path.")],
-    model: Annotated[str, typer.Option(help="Ranking or LLM model name, or a YAML path.")],
+    chip: Annotated[
+        str, typer.Option(help="Chip name or YAML path.", autocompletion=complete_shipped("chip"))
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Ranking or LLM model name, or a YAML path.",
+            autocompletion=complete_shipped("model"),
+        ),
+    ],
     batch: Annotated[
         int,
         typer.Option(help="Items in a ranking batch, or sequences in an LLM decode step.", min=1),
@@ -318,7 +328,10 @@ def _name_table(title: str, rows: Sequence[tuple[str, ...]], *columns: str) -> A
 @hardware_app.command("show")
 @user_errors
 def hardware_show(
-    name: Annotated[str, typer.Argument(help="Chip name or YAML path.")],
+    name: Annotated[
+        str,
+        typer.Argument(help="Chip name or YAML path.", autocompletion=complete_shipped("chip")),
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
     fmt: _Format = TableFormat.table,
 ) -> None:

@@ -276,3 +276,15 @@ def test_init_writes_scenario_yaml_by_default(
     monkeypatch.chdir(tmp_path)
     assert_ok(invoke("init"))
     assert (tmp_path / "scenario.yaml").is_file()
+
+
+def test_shell_completion_offers_shipped_names() -> None:
+    """`accelsim run llm-<TAB>` completes to the shipped LLM scenarios (the function
+    typer calls for the SCENARIO argument; the shell protocol is typer's own)."""
+    from accelsim.commands.common import complete_shipped
+
+    assert complete_shipped("scenario")("llm-") == [
+        n for n in catalog("scenario") if n.startswith("llm-")
+    ]
+    assert complete_shipped("chip")("mtia-like-gen2") == ["mtia-like-gen2-hbm", "mtia-like-gen2"]
+    assert complete_shipped("study")("nothing") == []

@@ -248,3 +248,15 @@ def name_placeholder(param: Any) -> None:
         param.metavar = "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
     else:
         param.metavar = PLACEHOLDERS.get(param.name, param.name.upper())
+
+
+def complete_shipped(kind: str) -> Callable[[str], list[str]]:
+    """A shell-completion function offering the shipped names of one kind of file
+    (``chip``, ``model``, ``scenario``, ``study``) that start with what was typed."""
+
+    def names(incomplete: str) -> list[str]:
+        from accelsim.config.loader import catalog
+
+        return [name for name in catalog(kind) if name.startswith(incomplete)]  # type: ignore[arg-type]
+
+    return names

@@ -13,6 +13,7 @@ import typer
 
 from accelsim.commands.common import (
     Output,
+    complete_shipped,
     console,
     emit_json,
     refuse_overwriting_inputs,
@@ -75,7 +76,13 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def sweep(
-    study: Annotated[str, typer.Argument(help="A shipped study name or a study YAML path.")],
+    study: Annotated[
+        str,
+        typer.Argument(
+            help="A shipped study name or a study YAML path.",
+            autocompletion=complete_shipped("study"),
+        ),
+    ],
     workers: _Workers = None,
     backend: Annotated[
         BackendName | None,
