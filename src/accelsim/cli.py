@@ -17,6 +17,7 @@ from accelsim import __version__
 from accelsim.commands.common import (
     Output,
     PlaceholderGroup,
+    TableFormat,
     complete_shipped,
     refuse_overwriting_inputs,
     user_errors,
@@ -27,7 +28,6 @@ from accelsim.commands.common import dump_json as _dump
 from accelsim.commands.common import emit_json as _emit_json
 from accelsim.commands.common import stderr as _stderr
 from accelsim.commands.report import ReportFormat
-from accelsim.commands.terminal import TableFormat
 
 _Format = Annotated[
     TableFormat,

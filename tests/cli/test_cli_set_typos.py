@@ -134,3 +134,21 @@ def test_shipped_name_typos_get_did_you_mean() -> None:
         "error: ranking-power-caps: no study named 'ranking-power-caps'; did you mean "
         f"'ranking-power-cap'? (known: {known('study')})"
     )
+
+
+def test_a_misspelt_field_in_a_file_gets_did_you_mean_at_its_line(tmp_path: Path) -> None:
+    scenario = write_world(tmp_path)
+    text = scenario.read_text(encoding="utf-8").replace("    count: 2", "    cont: 2")
+    scenario.write_text(text, encoding="utf-8")
+    lines = [line for line in invoke("run", scenario).stderr.splitlines() if "cont:" in line]
+    number = text.splitlines().index("    cont: 2") + 1
+    assert lines == [
+        f"error: {scenario}:{number}: pools.p.cont: unknown field; did you mean 'count'? "
+        f"(known: {POOL_KEYS})"
+    ]
+    chip = tmp_path / "chip2.yaml"
+    chip.write_text("extends: mtia-like-gen2\npower: {tdp: 3}\n", encoding="utf-8")
+    assert one_error(invoke("hardware", "show", chip)) == (
+        f"error: {chip}:2: power.tdp: unknown field; did you mean 'tdp_w'? "
+        "(known: idle_w, tdp_w, energy_per_flop_j, vector_energy_per_flop_j)"
+    )

@@ -10,6 +10,7 @@ import typer
 
 from accelsim.commands.common import (
     Output,
+    TableFormat,
     console,
     dump_json,
     refuse_overwriting_inputs,
@@ -17,7 +18,6 @@ from accelsim.commands.common import (
     user_errors,
     write_atomic,
 )
-from accelsim.commands.terminal import TableFormat
 
 
 def register(app: typer.Typer) -> None:

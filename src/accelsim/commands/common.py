@@ -13,12 +13,21 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TableFormat(StrEnum):
+    """How a command prints its tables (see :mod:`accelsim.commands.terminal`)."""
+
+    table = "table"
+    csv = "csv"
+    markdown = "markdown"
 
 
 def stderr(message: str) -> None:
@@ -58,7 +67,7 @@ def console(table_format: Any = None) -> Any:
     """The console commands print to: tables fitted to the terminal's width (``COLUMNS``
     if set; 160 when standard output is not a terminal), or written as CSV or Markdown
     (``table_format``, see :mod:`accelsim.commands.terminal`)."""
-    from accelsim.commands.terminal import TableConsole, TableFormat
+    from accelsim.commands.terminal import TableConsole
 
     width: int | None = None if sys.stdout.isatty() else 160
     with contextlib.suppress(KeyError, ValueError):

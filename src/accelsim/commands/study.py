@@ -13,6 +13,7 @@ import typer
 
 from accelsim.commands.common import (
     Output,
+    TableFormat,
     complete_shipped,
     console,
     emit_json,
@@ -20,7 +21,6 @@ from accelsim.commands.common import (
     stderr,
     user_errors,
 )
-from accelsim.commands.terminal import TableFormat
 
 if TYPE_CHECKING:
     from accelsim.study.plan import Plan

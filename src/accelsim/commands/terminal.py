@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from enum import StrEnum
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -28,13 +27,9 @@ from rich.errors import MarkupError
 from rich.table import Table
 from rich.text import Text
 
+from accelsim.commands.common import TableFormat
+
 ELLIPSIS = "…"
-
-
-class TableFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    markdown = "markdown"
 
 
 def plain(cell: Any) -> str:

@@ -10,8 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from accelsim.commands.common import console, dump_json, stderr, user_errors
-from accelsim.commands.terminal import TableFormat
+from accelsim.commands.common import TableFormat, console, dump_json, stderr, user_errors
 
 # SI prefixes for the table: the largest whose scale is at most the value.
 _PREFIXES = (
