@@ -7,6 +7,7 @@ Heavy imports (numpy, simpy, the engine) happen inside commands, so
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,15 @@ from typing import Annotated, Any
 import typer
 
 from accelsim import __version__
-from accelsim.commands.common import Output, refuse_overwriting_inputs, user_errors, write_atomic
+from accelsim.commands.common import (
+    Output,
+    PlaceholderGroup,
+    TableFormat,
+    complete_shipped,
+    refuse_overwriting_inputs,
+    user_errors,
+    write_atomic,
+)
 from accelsim.commands.common import console as _console
 from accelsim.commands.common import dump_json as _dump
 from accelsim.commands.common import emit_json as _emit_json
@@ -30,23 +39,49 @@ class Percentiles(StrEnum):
     sketch = "sketch"
 
 
+_Format = Annotated[
+    TableFormat,
+    typer.Option("--format", help="Print tables as a table, csv or markdown."),
+]
+# A command that draws charts too takes either kind of format in one --format.
+_TableOrReportFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        metavar="table|csv|markdown|html|png|svg",
+        help="The tables as a table (default), csv or markdown; or, with --report, "
+        "the report as html (default), png or svg.",
+    ),
+]
+
 app = typer.Typer(
     name="accelsim",
     help=(
-        "Simulate ranking inference served by fleets of hypothetical accelerators: "
-        "latency, throughput, utilisation, power and energy."
+        "Simulate inference serving on fleets of hypothetical accelerators: ranking "
+        "(DLRM-like recommendation models) and LLM inference (dense or mixture-of-experts, "
+        "continuous batching, tensor parallelism). Reports latency percentiles (TTFT and "
+        "TPOT for LLMs), throughput, utilisation, power, energy and cost."
     ),
+    cls=PlaceholderGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 hardware_app = typer.Typer(
-    help="Chip profiles (all shipped ones are hypothetical).", no_args_is_help=True
+    help="Chip profiles (all shipped ones are hypothetical).",
+    no_args_is_help=True,
+    cls=PlaceholderGroup,
 )
-workloads_app = typer.Typer(help="Shipped models and scenarios.", no_args_is_help=True)
+workloads_app = typer.Typer(
+    help="Shipped models and scenarios.", no_args_is_help=True, cls=PlaceholderGroup
+)
+studies_app = typer.Typer(
+    help="Shipped studies (sweeps).", no_args_is_help=True, cls=PlaceholderGroup
+)
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(workloads_app, name="workloads")
+app.add_typer(studies_app, name="studies")
 
 
 def _version(value: bool) -> None:
@@ -61,7 +96,8 @@ def _main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    """accelsim: what if we served this model on that chip, under that power budget?"""
+    """accelsim: what if we served this ranking model or this LLM on that chip, under that
+    power budget?"""
 
 
 @app.command()
@@ -70,7 +106,8 @@ def run(
     scenario: Annotated[
         str | None,
         typer.Argument(
-            help="A shipped scenario name or a YAML path (default: ranking-mtia-vs-gpu)."
+            help="A shipped scenario name or a YAML path (default: ranking-mtia-vs-gpu).",
+            autocompletion=complete_shipped("scenario"),
         ),
     ] = None,
     set_: Annotated[
@@ -98,8 +135,13 @@ def run(
         ),
     ] = None,
     fmt: Annotated[
-        ReportFormat | None,
-        typer.Option("--format", help="The --report format: html (default), png or svg."),
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="table|csv|markdown|html|png|svg",
+            help="The summary as a table (default), csv or markdown; or, with --report, "
+            "the report as html (default), png or svg.",
+        ),
     ] = None,
     requests: Annotated[
         Path | None,
@@ -139,15 +181,13 @@ def run(
     if max_memory_bytes is not None and max_memory_bytes <= 0:
         raise AccelsimError(f"--max-memory: {max_memory!r} is not a positive size")
 
-    if fmt is not None and report is None:
-        raise AccelsimError("--format goes with --report PATH")
+    table_format, report_format = _run_formats(fmt, report is not None)
     if report is not None and percentiles is Percentiles.sketch:
         raise AccelsimError("--report draws exact latency CDFs: it needs --percentiles exact")
     if requests is not None and percentiles is Percentiles.sketch:
         raise AccelsimError("--requests keeps every request: it needs --percentiles exact")
     # A report and a per-request export keep every record (exact percentiles).
     keeps_records = report is not None or requests is not None
-    report_format = fmt or ReportFormat.html
     if report is not None:
         reporting.require_plotting(report_format)
     if requests is not None:
@@ -187,7 +227,7 @@ def run(
     if not quiet and json_out != "-":
         from accelsim.report.tables import result_view
 
-        _console().print(result_view(doc))
+        _console(table_format).print(result_view(doc))
         if json_out is not None:
             _stderr(f"wrote {json_out}")
     if report is not None:
@@ -197,11 +237,33 @@ def run(
         reporting.write_report(built, report, report_format, quiet or json_out == "-")
 
 
+def _run_formats(fmt: str | None, has_report: bool) -> tuple[TableFormat, ReportFormat]:
+    """``run --format``: a table format for the summary, or a report format."""
+    from accelsim.errors import AccelsimError, did_you_mean
+
+    tables, reports = [f.value for f in TableFormat], [f.value for f in ReportFormat]
+    if fmt is None or fmt in tables:
+        return TableFormat(fmt or "table"), ReportFormat.html
+    if fmt in reports:
+        if not has_report:
+            raise AccelsimError(f"--format {fmt} goes with --report PATH")
+        return TableFormat.table, ReportFormat(fmt)
+    raise AccelsimError(f"--format: unknown format {fmt!r}{did_you_mean(fmt, tables + reports)}")
+
+
 @app.command()
 @user_errors
 def explain(
-    chip: Annotated[str, typer.Option(help="Chip name or YAML path.")],
-    model: Annotated[str, typer.Option(help="Ranking or LLM model name, or a YAML path.")],
+    chip: Annotated[
+        str, typer.Option(help="Chip name or YAML path.", autocompletion=complete_shipped("chip"))
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Ranking or LLM model name, or a YAML path.",
+            autocompletion=complete_shipped("model"),
+        ),
+    ],
     batch: Annotated[
         int,
         typer.Option(help="Items in a ranking batch, or sequences in an LLM decode step.", min=1),
@@ -229,10 +291,7 @@ def explain(
             "png|svg a folder of chart images (needs the 'report' extra).",
         ),
     ] = None,
-    fmt: Annotated[
-        ReportFormat | None,
-        typer.Option("--format", help="The --report format: html (default), png or svg."),
-    ] = None,
+    fmt: _TableOrReportFormat = None,
 ) -> None:
     """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode)."""
     from accelsim.commands import report as reporting
@@ -245,9 +304,7 @@ def explain(
         cap_w = None if power_cap is None else parse_quantity(power_cap, "W")
     except UnitError as exc:
         raise AccelsimError(f"--power-cap: {exc}") from None
-    if fmt is not None and report is None:
-        raise AccelsimError("--format goes with --report PATH")
-    report_format = fmt or ReportFormat.html
+    table_format, report_format = _run_formats(fmt, report is not None)
     if report is not None:
         reporting.require_plotting(report_format)
     cwd = Path.cwd()
@@ -271,7 +328,7 @@ def explain(
     if json_out != "-":
         from accelsim.report.tables import explain_view
 
-        _console().print(explain_view(doc))
+        _console(table_format).print(explain_view(doc))
     if report is not None:
         from accelsim.report.html import explain_report
 
@@ -281,28 +338,26 @@ def explain(
 @app.command()
 @user_errors
 def schema(
-    kind: Annotated[str, typer.Argument(help="One of: scenario, chip, model.")] = "scenario",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+    kind: Annotated[
+        str,
+        typer.Argument(metavar="KIND", help="chip, model, scenario or study.", show_default=True),
+    ] = "scenario",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write to this file.")
+    ] = None,
 ) -> None:
-    """Print (or write) the JSON Schema of a config file kind, for editor completion."""
-    from pydantic import TypeAdapter
+    """Print (or write) the JSON Schema (draft-07) of a kind of config file, for editors
+    and validators; the files in schemas/ are its output."""
+    from accelsim.config.json_schema import SCHEMA_KINDS, json_schema
+    from accelsim.errors import AccelsimError, did_you_mean
 
-    from accelsim.config.schema import AnyModel, Chip, Scenario
-    from accelsim.errors import AccelsimError
-
-    models: dict[str, Any] = {
-        "scenario": TypeAdapter(Scenario),
-        "chip": TypeAdapter(Chip),
-        "model": TypeAdapter(AnyModel),
-    }
-    if kind not in models:
-        raise AccelsimError(f"unknown schema kind {kind!r} (one of: {', '.join(models)})")
-    doc = models[kind].json_schema()
-    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    if kind not in SCHEMA_KINDS:
+        raise AccelsimError(f"unknown schema kind {kind!r}{did_you_mean(kind, SCHEMA_KINDS)}")
+    text = _dump(json_schema(kind))
     if out is None:
-        sys.stdout.write(_dump(doc))
+        sys.stdout.write(text)
     else:
-        write_atomic(out, _dump(doc))
+        write_atomic(out, text)
         _stderr(f"wrote {out}")
 
 
@@ -315,18 +370,44 @@ def _load_all(kind: str) -> list[Any]:
 
 @hardware_app.command("list")
 @user_errors
-def hardware_list() -> None:
-    """List the shipped chip profiles."""
+def hardware_list(fmt: _Format = TableFormat.table) -> None:
+    """List the shipped chip profiles, each with a one-line description."""
+    from rich.console import Group
+
     from accelsim.report.tables import chip_list_view
 
-    _console().print(chip_list_view(_load_all("chip")))
+    chips = _load_all("chip")
+    about = _name_table("chips", [(chip.name, _first_sentence(chip.description)) for chip in chips])
+    _console(fmt).print(Group(about, chip_list_view(chips)))
+
+
+def _first_sentence(text: str) -> str:
+    """A description's first sentence (up to its first full stop or colon): one line."""
+    text = " ".join(text.split())
+    ends = [i for i in (text.find(". "), text.find(": ")) if i > 0]
+    return (text[: min(ends)] if ends else text).rstrip(".")
+
+
+def _name_table(title: str, rows: Sequence[tuple[str, ...]], *columns: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold", title_justify="left")
+    for column in ("name", *columns, "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 @hardware_app.command("show")
 @user_errors
 def hardware_show(
-    name: Annotated[str, typer.Argument(help="Chip name or YAML path.")],
+    name: Annotated[
+        str,
+        typer.Argument(help="Chip name or YAML path.", autocompletion=complete_shipped("chip")),
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+    fmt: _Format = TableFormat.table,
 ) -> None:
     """Show every field of one chip profile (after `extends:`), with derived ridge points."""
     from rich.table import Table
@@ -352,7 +433,7 @@ def hardware_show(
             f"{t} {rates.ridge_point(dtype, t):.3g}" for t in TIERS if rates.has_tier(t)
         )
         table.add_row(f"ridge point {dtype} (FLOP/B)", ridges)
-    _console().print(table)
+    _console(fmt).print(table)
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -367,6 +448,7 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
 _SUFFIX_DIMENSIONS = (
     ("_bytes_per_s", "bytes/s"),
     ("_flops_per_s", "ops/s"),
+    ("_per_s", "1/s"),
     ("_per_byte_j", "J/byte"),
     ("_per_flop_j", "J/op"),
     ("_bytes", "bytes"),
@@ -394,8 +476,9 @@ def _with_unit(path: str, value: Any) -> str:
 
 @workloads_app.command("list")
 @user_errors
-def workloads_list() -> None:
+def workloads_list(fmt: _Format = TableFormat.table) -> None:
     """List the shipped models and scenarios."""
+    from rich.console import Group
     from rich.table import Table
 
     from accelsim.config.loader import catalog, load_document
@@ -412,9 +495,70 @@ def workloads_list() -> None:
     for name, path in catalog("scenario").items():
         doc = load_document(path, "scenario")
         scenarios.add_row(name, str(doc.data.get("description", "")))
-    console = _console()
-    console.print(models)
-    console.print(scenarios)
+    _console(fmt).print(Group(models, scenarios))
+
+
+@workloads_app.command("show")
+@user_errors
+def workloads_show(
+    name: Annotated[str, typer.Argument(help="A shipped model or scenario name, or a YAML path.")],
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print it as JSON (every field, defaults too).")
+    ] = False,
+    fmt: _Format = TableFormat.table,
+) -> None:
+    """Show every field of one model or scenario (after `extends:`, with defaults)."""
+    from rich.table import Table
+
+    from accelsim.config.files import guess_kind
+    from accelsim.config.loader import catalog, load_model, load_scenario, resolve_path
+    from accelsim.errors import AccelsimError, did_you_mean
+
+    models, scenarios = catalog("model"), catalog("scenario")
+    if name in models or name in scenarios:
+        kind = "model" if name in models else "scenario"
+    elif name.endswith((".yaml", ".yml")) or "/" in name:
+        try:
+            kind = guess_kind(resolve_path(name, Path.cwd()))
+        except KeyError as exc:
+            raise AccelsimError(f"{name}: {exc.args[0]}") from None
+        if kind not in ("model", "scenario"):
+            raise AccelsimError(f"{name}: a {kind} file (see `accelsim hardware show`)")
+    else:
+        known = [*models, *scenarios]
+        raise AccelsimError(f"no model or scenario named {name!r}{did_you_mean(name, known)}")
+    if kind == "model":
+        shown: Any = load_model(name, Path.cwd())
+        title = f"{shown.name} ({shown.kind} model)"
+    else:
+        shown = load_scenario(name).scenario
+        title = f"{shown.name} (scenario)"
+    data = shown.model_dump(mode="json")
+    if json_out:
+        sys.stdout.write(_dump(data))
+        return
+    table = Table(title=title, header_style="bold", title_justify="left")
+    table.add_column("field")
+    table.add_column("value")
+    for path, value in _flatten(data):
+        if path != "description":
+            table.add_row(path, _with_unit(path, value))
+    _console(fmt).print(table)
+
+
+@studies_app.command("list")
+@user_errors
+def studies_list(fmt: _Format = TableFormat.table) -> None:
+    """List the shipped studies: their base scenario, their axes and what they ask."""
+    from accelsim.config.loader import catalog
+    from accelsim.config.study import load_study
+
+    rows = []
+    for name in catalog("study"):
+        study = load_study(name).study
+        axes = ", ".join(path for group in study.axes for path in group.paths())
+        rows.append((name, study.base, axes, _first_sentence(study.description)))
+    _console(fmt).print(_name_table("studies", rows, "base", "axes"))
 
 
 # Commands of other features live in accelsim.commands.*; each module has a

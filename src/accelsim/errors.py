@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -46,3 +48,22 @@ class ConfigError(AccelsimError):
         cls, source: str, message: str, line: int | None = None, field: str = ""
     ) -> ConfigError:
         return cls([Problem(source, line, field, message)])
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """What to append to "no such NAME": the close matches among ``known`` (by difflib),
+    then every known name, e.g. ``; did you mean 'gpu'? (known: gpu, mtia)``."""
+    names = list(known)
+    # Similarity, a little more for a name the word begins (a name cut short).
+    scores = {
+        name: difflib.SequenceMatcher(None, word, name).ratio() + 0.1 * name.startswith(word)
+        for name in names
+    }
+    best = max(scores.values(), default=0.0)
+    # The best match and any nearly as good; none when nothing is close.
+    close = sorted(
+        (n for n, score in scores.items() if score >= max(0.5, best - 0.05)),
+        key=lambda n: -scores[n],
+    )[:3]
+    guess = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+    return f"{guess} (known: {', '.join(names) or 'none'})"

@@ -293,9 +293,11 @@ def _alias_bomb(levels: int = 9, width: int = 9) -> str:
 
 def test_alias_bomb_is_rejected_quickly(tmp_path: Path) -> None:
     path = write(tmp_path / "bomb.yaml", _alias_bomb())
-    start = time.perf_counter()
+    start = time.process_time()
     line = one_error(invoke("hardware", "show", path))
-    assert time.perf_counter() - start < 5.0  # a loose hang guard
+    # A runaway guard, not a speed test: CPU time (the command runs in this process), far
+    # from both a bomb that got through (minutes) and a refused one (under a second).
+    assert time.process_time() - start < 10.0
     assert line.startswith(f"error: {path}:")
     assert "expands to more than" in line
 
@@ -311,8 +313,10 @@ def _merge_bomb(levels: int) -> str:
 def test_merge_key_bomb_is_bounded_before_expansion(tmp_path: Path) -> None:
     # Eight levels would materialise 9**9 = 387 million merged keys (~7 GB) if expanded.
     path = write(tmp_path / "bomb.yaml", _merge_bomb(levels=8))
-    start = time.perf_counter()
+    start = time.process_time()
     line = one_error(invoke("hardware", "show", path))
-    assert time.perf_counter() - start < 5.0  # a loose hang guard
+    # A runaway guard, not a speed test: CPU time (the command runs in this process), far
+    # from both a bomb that got through (minutes) and a refused one (under a second).
+    assert time.process_time() - start < 10.0
     assert line.startswith(f"error: {path}:")
     assert "expands to more than" in line

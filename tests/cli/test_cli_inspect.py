@@ -108,8 +108,8 @@ def test_hardware_list_shows_every_shipped_profile() -> None:
     assert "hypothetical" in text.lower()
     rows = [line for line in text.splitlines() if line.startswith("│")]
     first_cells = [row.split("│")[1].strip() for row in rows]
-    # One row per profile, in name order, none marked as measured.
-    assert [cell for cell in first_cells if cell] == names
+    # One row per profile, in name order, in each table (what it is; its figures).
+    assert [cell for cell in first_cells if cell] == names + names
 
 
 def test_every_shipped_profile_says_hypothetical() -> None:
@@ -247,22 +247,27 @@ def test_explain_batch_must_be_positive() -> None:
 
 def test_schema_prints_the_scenario_schema() -> None:
     doc = json_stdout(invoke("schema"))
-    assert {"workloads", "pools", "simulation"} <= set(doc["properties"])
-    assert {"workloads", "pools"} <= set(doc["required"])
-    assert doc["$schema"].startswith("https://json-schema.org/")
+    body = doc["definitions"]["Scenario"]
+    assert {"workloads", "pools", "simulation", "extends"} <= set(body["properties"])
+    assert {"workloads", "pools"} <= set(body["required"])
+    assert "name" not in body["required"]  # a file without one takes its file name
+    assert doc["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert doc["else"] == {"$ref": "#/definitions/Scenario"}
+    # A file that extends another may leave any field out, at any depth.
+    assert doc["then"] == {"$ref": "#/definitions/PartialScenario"}
+    assert all("required" not in d for n, d in doc["definitions"].items() if n[:7] == "Partial")
 
 
 @pytest.mark.parametrize(
     ("kind", "definition", "fields"),
     [
-        ("chip", None, {"compute", "memory", "power"}),
+        ("chip", "Chip", {"compute", "memory", "power"}),
         ("model", "RankingModel", {"embedding_tables", "top_mlp"}),
         ("model", "LLMModel", {"layers", "kv_heads", "moe"}),
+        ("study", "Study", {"base", "axes", "seeds", "metrics"}),
     ],
 )
-def test_schema_kind_to_file(
-    tmp_path: Path, kind: str, definition: str | None, fields: set[str]
-) -> None:
+def test_schema_kind_to_file(tmp_path: Path, kind: str, definition: str, fields: set[str]) -> None:
     out = tmp_path / "sub" / f"{kind}.schema.json"
     result = invoke("schema", kind, "-o", out)
     assert_ok(result)
@@ -270,13 +275,14 @@ def test_schema_kind_to_file(
     assert f"wrote {out}" in stderr(result)
     doc = json.loads(out.read_text(encoding="utf-8"))
     # A model file is either kind: the schema is a union of both definitions.
-    body = doc if definition is None else doc["$defs"][definition]
+    body = doc["definitions"][definition]
     assert fields <= set(body["properties"])
     assert body["additionalProperties"] is False  # typos are errors, and editors can say so
 
 
 def test_schema_unknown_kind() -> None:
-    line = one_error(invoke("schema", "bogus"))
-    assert "bogus" in line
-    for kind in ("scenario", "chip", "model"):
-        assert kind in line
+    line = one_error(invoke("schema", "scenaro"))
+    assert line == (
+        "error: unknown schema kind 'scenaro'; did you mean 'scenario'? "
+        "(known: chip, model, scenario, study)"
+    )

@@ -163,9 +163,9 @@ def _mkdir(path: Path) -> Path:
 
 
 def test_format_needs_report() -> None:
-    assert "--format goes with --report" in one_error(invoke("run", *SHORT, "--format", "png"))
+    assert "--format png goes with --report" in one_error(invoke("run", *SHORT, "--format", "png"))
     explain = ("explain", "--chip", "mtia-like-gen2", "--model", "dlrm-mlp-heavy")
-    assert "--format goes with --report" in one_error(invoke(*explain, "--format", "svg"))
+    assert "--format svg goes with --report" in one_error(invoke(*explain, "--format", "svg"))
 
 
 def test_explain_report_draws_its_roofline(tmp_path: Path) -> None:

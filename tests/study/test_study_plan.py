@@ -126,8 +126,8 @@ def _one_error(tmp_path: Path, text: str) -> str:
 def test_unknown_field_names_file_line_and_field(tmp_path: Path) -> None:
     text = "base: scenario.yaml\naxes:\n  - grid:\n      pools.p.count: [1]\nseed: {base: 1}\n"
     line = _one_error(tmp_path, text)
-    assert line == f"error: {tmp_path / 'bad.yaml'}:5: seed: unknown field " + (
-        "(check its spelling, or see `accelsim schema`)"
+    assert line == f"error: {tmp_path / 'bad.yaml'}:5: seed: unknown field; " + (
+        "did you mean 'seeds'? (known: name, description, base, set, axes, seeds, metrics)"
     )
 
 

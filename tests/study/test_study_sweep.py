@@ -107,6 +107,17 @@ def test_the_sweep_command_prints_a_summary_and_refuses_to_overwrite(tmp_path: P
     manifest = json.loads((folder / "study.json").read_text())
     assert manifest["study"] == "study" and len(manifest["runs"]) == 16
 
+    # --overwrite starts again: the old rows go, other files in the folder stay.
+    (folder / "notes.txt").write_text("mine")
+    (folder / "runs.jsonl").write_bytes(before + before)  # twice the rows: visibly old
+    (line,) = error_lines(invoke("sweep", study, "--out", folder, "--overwrite", "--resume"))
+    assert line == "error: --overwrite starts the sweep again; --resume continues it: not both"
+    again = invoke("sweep", study, "--out", folder, "--overwrite", "-q", "-j", 1)
+    assert_ok(again)
+    assert len(rows_of(folder)) == 16
+    assert len((folder / "runs.jsonl").read_bytes().splitlines()) == 16
+    assert (folder / "notes.txt").read_text() == "mine"
+
 
 def test_resuming_with_a_changed_study_is_refused(tmp_path: Path) -> None:
     study = write_study(tmp_path, "base: scenario.yaml\naxes: [{grid: {pools.p.count: [1, 2]}}]\n")

@@ -10,6 +10,7 @@ import typer
 
 from accelsim.commands.common import (
     Output,
+    TableFormat,
     console,
     dump_json,
     refuse_overwriting_inputs,
@@ -50,6 +51,9 @@ def calibrate(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the fit as JSON instead of tables.")
     ] = False,
+    fmt: Annotated[
+        TableFormat, typer.Option("--format", help="Print tables as a table, csv or markdown.")
+    ] = TableFormat.table,
 ) -> None:
     """Fit the chip's efficiencies and kernel overhead to the rows marked `fit` that were
     measured on it (bounded least squares on log(accelsim / measured)), print every row's
@@ -67,7 +71,7 @@ def calibrate(
     if json_out:
         sys.stdout.write(dump_json(_document(result)))
     else:
-        view = console()
+        view = console(fmt)
         view.print(_rows_table(result))
         view.print()
         view.print(_params_table(result))

@@ -13,12 +13,21 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TableFormat(StrEnum):
+    """How a command prints its tables (see :mod:`accelsim.commands.terminal`)."""
+
+    table = "table"
+    csv = "csv"
+    markdown = "markdown"
 
 
 def stderr(message: str) -> None:
@@ -54,10 +63,16 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def console() -> Any:
-    from rich.console import Console
+def console(table_format: Any = None) -> Any:
+    """The console commands print to: tables fitted to the terminal's width (``COLUMNS``
+    if set; 160 when standard output is not a terminal), or written as CSV or Markdown
+    (``table_format``, see :mod:`accelsim.commands.terminal`)."""
+    from accelsim.commands.terminal import TableConsole
 
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    width: int | None = None if sys.stdout.isatty() else 160
+    with contextlib.suppress(KeyError, ValueError):
+        width = max(20, int(os.environ["COLUMNS"]))
+    return TableConsole(table_format or TableFormat.table, soft_wrap=False, width=width)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -179,3 +194,78 @@ def refuse_overwriting_inputs(inputs: Iterable[str | Path], *outputs: Output) ->
                         f"{output.option} {output.path}: would write over {path}{shown}, "
                         "which this command reads; choose another path"
                     )
+
+
+# ------------------------------------------------------------------ help placeholders
+
+# What each option's value is, as its help shows it (``--json FILE``); an option not named
+# here shows its name in capitals, and a choice its choices.
+PLACEHOLDERS: dict[str, str] = {
+    "json_out": "FILE",
+    "csv": "FILE",
+    "parquet": "FILE",
+    "out": "PATH",
+    "output": "FILE",
+    "report": "PATH",
+    "set_": "PATH=VALUE",
+    "set_a": "PATH=VALUE",
+    "set_b": "PATH=VALUE",
+    "seed": "N",
+    "seeds": "N",
+    "workers": "N",
+    "batch": "N",
+    "context": "TOKENS",
+    "prompt": "TOKENS",
+    "chips_per_replica": "N",
+    "max_memory": "SIZE",
+    "power_cap": "POWER",
+    "metric": "PATTERN",
+    "x": "METRIC",
+    "y": "METRIC",
+    "scheduler": "ADDRESS",
+}
+
+
+class PlaceholderGroup(typer.core.TyperGroup):
+    """A command group whose commands' help shows a plain placeholder for every value
+    (``--json FILE``, ``--set PATH=VALUE``, ``SCENARIO``) instead of the Python type of
+    its parameter (``<str>``, ``<list[str]>``)."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            for param in command.params:
+                name_placeholder(param)
+        return command
+
+
+def name_placeholder(param: Any) -> None:
+    if getattr(param, "param_type_name", "") == "argument" and hasattr(param, "display_type_rich"):
+        # Newer typer adds the type after an argument's name (`SCENARIO <str>`): the name
+        # (its placeholder) says it all.
+        param.display_type_rich = lambda ctx: None
+    if param.metavar is not None or getattr(param, "is_flag", False):
+        return
+    # typer (0.12 to 0.29 and on) keeps a parameter's choices in one of two places.
+    descriptor = getattr(param, "type_descriptor", None)
+    choices = (
+        descriptor.choices
+        if descriptor is not None
+        else getattr(getattr(param, "type", None), "choices", None)
+    )
+    if choices:
+        param.metavar = "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
+    else:
+        param.metavar = PLACEHOLDERS.get(param.name, param.name.upper())
+
+
+def complete_shipped(kind: str) -> Callable[[str], list[str]]:
+    """A shell-completion function offering the shipped names of one kind of file
+    (``chip``, ``model``, ``scenario``, ``study``) that start with what was typed."""
+
+    def names(incomplete: str) -> list[str]:
+        from accelsim.config.loader import catalog
+
+        return [name for name in catalog(kind) if name.startswith(incomplete)]  # type: ignore[arg-type]
+
+    return names

@@ -13,6 +13,8 @@ import typer
 
 from accelsim.commands.common import (
     Output,
+    TableFormat,
+    complete_shipped,
     console,
     emit_json,
     refuse_overwriting_inputs,
@@ -53,6 +55,9 @@ _Json = Annotated[
     typer.Option("--json", help="Write the result as JSON to this file ('-' for stdout)."),
 ]
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print no table or progress.")]
+_Format = Annotated[
+    TableFormat, typer.Option("--format", help="Print tables as a table, csv or markdown.")
+]
 _Workers = Annotated[
     int | None, typer.Option("--workers", "-j", min=1, help="Parallel runs (default: all cores).")
 ]
@@ -71,7 +76,13 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def sweep(
-    study: Annotated[str, typer.Argument(help="A shipped study name or a study YAML path.")],
+    study: Annotated[
+        str,
+        typer.Argument(
+            help="A shipped study name or a study YAML path.",
+            autocompletion=complete_shipped("study"),
+        ),
+    ],
     workers: _Workers = None,
     backend: Annotated[
         BackendName | None,
@@ -91,7 +102,16 @@ def sweep(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="With --resume, run failed runs again.")
     ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Start again in --out: remove the sweep already there (its runs.jsonl and "
+            "study.json; nothing else).",
+        ),
+    ] = False,
     quiet: _Quiet = False,
+    fmt: _Format = TableFormat.table,
 ) -> None:
     """Run a study: every point of its axes, for every replicate seed, recorded as it ends."""
     from accelsim.config.study import load_study
@@ -102,6 +122,8 @@ def sweep(
 
     if retry_failed and not resume:
         raise AccelsimError("--retry-failed goes with --resume")
+    if overwrite and resume:
+        raise AccelsimError("--overwrite starts the sweep again; --resume continues it: not both")
     chosen = backend.value if backend is not None else ("dask" if scheduler else "local")
     if chosen == "local" and scheduler is not None:
         raise AccelsimError("--scheduler needs --backend dask")
@@ -163,6 +185,7 @@ def sweep(
             workers=workers,
             scheduler=scheduler,
             resume=resume,
+            overwrite=overwrite,
             retry_failed=retry_failed,
             on_start=on_start,
             on_row=on_row,
@@ -173,7 +196,7 @@ def sweep(
 
     bad = [row for row in result.rows if row["status"] != "ok"]
     if not quiet:
-        _print_summary(plan, result.rows)
+        _print_summary(plan, result.rows, fmt)
         stderr(
             f"{result.ran} runs in {result.elapsed_s:.1f} s ({result.skipped} already done): "
             f"{len(result.rows) - len(bad)} ok, {len(bad)} failed; rows in {folder / 'runs.jsonl'}"
@@ -188,7 +211,7 @@ def sweep(
         raise AccelsimError("\n".join(lines))
 
 
-def _print_summary(plan: Plan, rows: list[dict[str, Any]]) -> None:
+def _print_summary(plan: Plan, rows: list[dict[str, Any]], fmt: TableFormat) -> None:
     from accelsim.study.analysis import expand_patterns, group_rows, metric_keys
     from accelsim.study.plan import axis_paths
     from accelsim.study.views import sweep_view
@@ -204,7 +227,7 @@ def _print_summary(plan: Plan, rows: list[dict[str, Any]]) -> None:
     title = f"{plan.study.name}: mean over {replicates} seed(s)" + (
         " ± standard deviation as a share of the mean" if replicates > 1 else ""
     )
-    console().print(sweep_view(title, group_rows(rows), axis_paths(plan.study), metrics))
+    console(fmt).print(sweep_view(title, group_rows(rows), axis_paths(plan.study), metrics))
 
 
 # ------------------------------------------------------------------------ export
@@ -326,6 +349,7 @@ def pareto(
     ] = False,
     show_all: Annotated[bool, typer.Option("--all", help="List dominated points too.")] = False,
     json_out: _Json = None,
+    fmt: _Format = TableFormat.table,
 ) -> None:
     """The Pareto frontier of a sweep over two metrics (each point: mean of its replicates)."""
     from accelsim.study.analysis import guess_goal
@@ -344,7 +368,7 @@ def pareto(
     if json_out is not None:
         emit_json(result.document(), json_out)
     if json_out != "-":
-        console().print(pareto_view(result, show_all=show_all))
+        console(fmt).print(pareto_view(result, show_all=show_all))
 
 
 # ------------------------------------------------------------------------ capacity
@@ -391,6 +415,7 @@ def capacity(
     workers: _Workers = None,
     json_out: _Json = None,
     quiet: _Quiet = False,
+    fmt: _Format = TableFormat.table,
 ) -> None:
     """The largest arrival rate a workload sustains within its SLA (by bisection), or
     with --min-chips the fewest chips of a pool that sustain a target rate."""
@@ -437,7 +462,7 @@ def capacity(
         if quiet:
             print(capacity_line(answer))
         else:
-            console().print(capacity_view(answer))
+            console(fmt).print(capacity_view(answer))
 
 
 @contextlib.contextmanager
@@ -527,6 +552,7 @@ def compare(
         typer.Option("--metric", "-m", help="Only metrics matching this pattern (* = any part)."),
     ] = None,
     json_out: _Json = None,
+    fmt: _Format = TableFormat.table,
 ) -> None:
     """Two scenarios' metrics side by side, with the ratio B/A."""
     from accelsim.errors import AccelsimError
@@ -554,4 +580,5 @@ def compare(
             json_out,
         )
     if json_out != "-":
-        console().print(compare_view(str(doc_a.get("scenario")), str(doc_b.get("scenario")), rows))
+        names = str(doc_a.get("scenario")), str(doc_b.get("scenario"))
+        console(fmt).print(compare_view(*names, rows))

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from accelsim.commands.common import console, dump_json, stderr, user_errors
+from accelsim.commands.common import TableFormat, console, dump_json, stderr, user_errors
 
 # SI prefixes for the table: the largest whose scale is at most the value.
 _PREFIXES = (
@@ -66,6 +66,9 @@ def validate(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON instead of a table.")
     ] = False,
+    fmt: Annotated[
+        TableFormat, typer.Option("--format", help="Print tables as a table, csv or markdown.")
+    ] = TableFormat.table,
 ) -> None:
     """Check the simulator against closed-form answers (M/D/1, M/M/1, M/M/c, Little's law,
     roofline, energy); exit 1 if any check fails. With --fidelity, compare it with public
@@ -81,7 +84,7 @@ def validate(
             raise AccelsimError("--quick sets the checks' query budget; --fidelity has none")
         if paths and len(paths) > 1:
             raise AccelsimError("--fidelity reads one measurements file")
-        _validate_measured(paths[0] if paths else None, json_out, markdown)
+        _validate_measured(paths[0] if paths else None, json_out, markdown, fmt)
         return
     if configs:
         _validate_configs(list(paths or []), json_out)
@@ -90,13 +93,13 @@ def validate(
         raise AccelsimError(
             f"{paths[0]}: files are checked with --configs (accelsim validate --configs FILE...)"
         )
-    _validate_fidelity(quick, json_out)
+    _validate_fidelity(quick, json_out, fmt)
 
 
 # ------------------------------------------------------------------- fidelity
 
 
-def _validate_fidelity(quick: bool, json_out: bool) -> None:
+def _validate_fidelity(quick: bool, json_out: bool, fmt: TableFormat) -> None:
     from accelsim import __version__
     from accelsim.validation import CHECKS, FULL, NOT_CHECKED, QUICK, run_checks
 
@@ -126,7 +129,7 @@ def _validate_fidelity(quick: bool, json_out: bool) -> None:
         }
         sys.stdout.write(dump_json(doc))
     else:
-        out = console()
+        out = console(fmt)
         out.print(_table(results, budget.queries, quick))
         out.print(
             f"confidence interval: simulated mean ± {budget.z:g} standard errors (batch means "
@@ -194,7 +197,7 @@ def _scaled(values: list[float], unit: str) -> list[str]:
 # ---------------------------------------------------------- public measurements
 
 
-def _validate_measured(path: str | None, json_out: bool, markdown: bool) -> None:
+def _validate_measured(path: str | None, json_out: bool, markdown: bool, fmt: TableFormat) -> None:
     from accelsim import __version__
     from accelsim.validation.fidelity import fidelity_table
     from accelsim.validation.fidelity import markdown as markdown_table
@@ -214,7 +217,7 @@ def _validate_measured(path: str | None, json_out: bool, markdown: bool) -> None
 
         sys.stdout.write(markdown_table(table, calibrated_errors(table)))
     else:
-        out = console()
+        out = console(fmt)
         out.print(_measured_table(table))
         out.print()
         out.print(_summary_table(table))

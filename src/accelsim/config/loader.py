@@ -19,7 +19,8 @@ from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, BinaryIO, Literal, TypeVar, Union, get_args, get_origin
 
 import numpy as np
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -40,8 +41,9 @@ from accelsim.config.yamlio import (
     dotted,
     load_yaml,
     merge,
+    split_assignment,
 )
-from accelsim.errors import ConfigError, Problem
+from accelsim.errors import ConfigError, Problem, did_you_mean
 
 Kind = Literal["chip", "model", "scenario", "study"]
 _KIND_DIRS: dict[str, tuple[str, ...]] = {
@@ -108,8 +110,7 @@ def resolve_ref(ref: str, kind: Kind, relative_to: Path | None) -> Path:
     known = catalog(kind)
     if ref in known:
         return known[ref]
-    names = ", ".join(known) or "none shipped"
-    raise KeyError(f"no {kind} named {ref!r} (known: {names})")
+    raise KeyError(f"no {kind} named {ref!r}{did_you_mean(ref, known)}")
 
 
 def load_document(
@@ -196,8 +197,121 @@ def validate(doc: Document, model: type[M]) -> M:
         for err in exc.errors():
             path = _data_path(doc.data, tuple(err["loc"]), err["type"])
             loc = doc.loc(path)
-            problems.append(Problem(loc.source, loc.line, dotted(path), _clean_message(dict(err))))
+            message = (
+                _unknown_field_message(model, doc.data, path)
+                if err["type"] == "extra_forbidden" and path
+                else _clean_message(dict(err))
+            )
+            problems.append(Problem(loc.source, loc.line, dotted(path), message))
         raise ConfigError(problems) from None
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types an annotation admits: ``Annotated`` metadata dropped, unions flattened."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        return [m for arg in get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _kind_of_node(models: list[type[BaseModel]], node: Any) -> list[type[BaseModel]]:
+    """Of the models a union admits, the one(s) a mapping's ``kind`` selects (no ``kind``:
+    the first whose ``kind`` has a default, as the loader reads it)."""
+    tagged = [m for m in models if "kind" in m.model_fields]
+    if len(tagged) < 2:
+        return models
+    kind = node.get("kind") if isinstance(node, dict) else None
+    if kind is None:
+        defaults = [m for m in tagged if not m.model_fields["kind"].is_required()]
+        return defaults[:1] or models
+    chosen = [m for m in tagged if kind in get_args(m.model_fields["kind"].annotation)]
+    return chosen or models
+
+
+def _fields(types: list[Any], node: Any) -> dict[str, Any] | None:
+    """The fields a mapping may hold where the schema admits ``types`` (for a union, the
+    member its ``kind`` selects), or None where the schema admits no model there."""
+    models = [t for t in types if isinstance(t, type) and issubclass(t, BaseModel)]
+    if not models:
+        return None
+    models = _kind_of_node(models, node)
+    return {f: m.model_fields[f] for m in reversed(models) for f in m.model_fields}
+
+
+class _Unknown(LookupError):
+    """A path segment the schema or the document does not have; ``entry`` when it names
+    an entry of a mapping such as ``pools`` (so the known names are the document's)."""
+
+    def __init__(self, known: list[str], *, entry: bool) -> None:
+        super().__init__(known)
+        self.known, self.entry = known, entry
+
+
+def _walk(model: Any, data: Any, parts: list[str] | Path_, *, last_may_be_new: bool) -> Any:
+    """Follow a path into ``data`` alongside the schema of ``model``; returns the types the
+    schema admits at its end (an empty list where it says nothing: a free-form value).
+    Raises _Unknown at the first segment that is not a field, or an entry of a mapping
+    that the document lacks (unless it is the last and ``last_may_be_new``)."""
+    types: list[Any] = _members(model)
+    node = data
+    for i, part in enumerate(parts):
+        key = str(part)
+        fields = _fields(types, node)
+        mappings = [t for t in types if get_origin(t) is dict]
+        sequences = [t for t in types if get_origin(t) is list]
+        if fields is not None:
+            if key not in fields:
+                raise _Unknown(list(fields), entry=False)
+            types = _members(fields[key].annotation)
+        elif mappings:
+            entries = node if isinstance(node, dict) else {}
+            if key not in entries and not (last_may_be_new and i == len(parts) - 1):
+                raise _Unknown(list(entries), entry=True)
+            types = _members(get_args(mappings[0])[1])
+        elif sequences and key.isdigit():
+            types = _members(get_args(sequences[0])[0])
+            index = int(key)
+            node = node[index] if isinstance(node, list) and index < len(node) else None
+            continue
+        else:
+            return []
+        node = node.get(key) if isinstance(node, dict) else None
+    return types
+
+
+def check_override_path(data: Any, assignment: str, model: type[BaseModel]) -> None:
+    """Fail when a ``--set`` path names a field the schema does not have, or walks through
+    an entry (a pool, a workload) the document does not have: the error is blamed on the
+    override and offers the close matches and the known keys at that level. A new entry
+    may still be added whole (``pools.extra={chip: ..., count: 2, serves: [...]}``)."""
+    parts, _ = split_assignment(assignment)
+    for end in range(1, len(parts) + 1):
+        try:
+            _walk(model, data, parts[:end], last_may_be_new=end == len(parts))
+        except _Unknown as exc:
+            part = parts[end - 1]
+            if exc.entry:
+                parent = parts[end - 2] if end > 1 else "entries"
+                what = f"no {parent[:-1] if parent.endswith('s') else parent} named {part!r}"
+            else:
+                what = "unknown field"
+            raise ConfigError.single(
+                f"--set {assignment}",
+                what + did_you_mean(part, exc.known),
+                field=dotted(tuple(parts[:end])),
+            ) from None
+
+
+def _unknown_field_message(model: Any, data: Any, path: Path_) -> str:
+    """The message for a field the schema forbids: the close matches among the fields
+    known at its level, and those fields."""
+    try:
+        _walk(model, data, path, last_may_be_new=False)
+    except _Unknown as exc:
+        if not exc.entry:
+            return "unknown field" + did_you_mean(str(path[-1]), exc.known)
+    return "unknown field (check its spelling, or see `accelsim schema`)"
 
 
 def load_chip(ref: str, relative_to: Path | None = None) -> Chip:
@@ -321,6 +435,7 @@ def load_scenario(
             raise ConfigError.single(ref, str(exc.args[0])) from None
         doc = load_document(path, "scenario", read=read)
     for assignment in overrides:
+        check_override_path(doc.data, assignment, Scenario)
         doc = apply_override(doc, assignment)
     scenario = validate(doc, Scenario)
 

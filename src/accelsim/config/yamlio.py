@@ -277,21 +277,32 @@ def _replace_locs(locs: dict[Path_, Loc], new: dict[Path_, Loc], prefix: Path_) 
             locs[key] = value
 
 
-def apply_override(doc: Document, assignment: str) -> Document:
-    """Apply one ``dotted.path=value`` override; the value is read as YAML."""
+def split_assignment(assignment: str) -> tuple[list[str], str]:
+    """The field path (split at dots) and the value text of a ``dotted.path=value``
+    override; a malformed one is a ConfigError blamed on ``--set``."""
     source = f"--set {assignment}"
     if "=" not in assignment:
         raise ConfigError.single(source, "expected PATH=VALUE, e.g. simulation.seed=7")
     path_text, _, value_text = assignment.partition("=")
-    parts = [p for p in path_text.strip().split(".")]
+    parts = path_text.strip().split(".")
     if not path_text.strip() or any(not p for p in parts):
         raise ConfigError.single(source, f"bad field path {path_text!r}")
+    return parts, value_text
+
+
+def apply_override(doc: Document, assignment: str) -> Document:
+    """Apply one ``dotted.path=value`` override; the value is read as YAML. Every node the
+    override creates or replaces is located at ``--set PATH=VALUE``, so an error in it is
+    blamed on the override, not on the file."""
+    source = f"--set {assignment}"
+    parts, value_text = split_assignment(assignment)
     value_doc = parse_yaml(value_text, source)
     data = copy.deepcopy(doc.data)
     if not isinstance(data, dict):
         raise ConfigError.single(source, "the document is not a mapping")
     node: Any = data
     path: list[str | int] = []
+    created: Path_ | None = None
     for i, part in enumerate(parts):
         key: str | int = part
         if isinstance(node, list):
@@ -307,10 +318,12 @@ def apply_override(doc: Document, assignment: str) -> Document:
         else:
             if isinstance(node, dict) and not isinstance(node.get(key), dict | list):
                 node[key] = {}
+                created = created or (*path, key)
             node = node[key]
         path.append(key)
-    last = path.pop()
-    full: Path_ = (*path, last)
+    full: Path_ = tuple(path)
+    # The first node the override created (or else the field it sets) and all below it.
+    replaced = created if created is not None else full
     locs = dict(doc.locs)
-    _replace_locs(locs, {full: Loc(source, None)}, full)
+    _replace_locs(locs, {replaced: Loc(source, None)}, replaced)
     return Document(data, locs, doc.source)

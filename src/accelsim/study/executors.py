@@ -295,6 +295,7 @@ def run_sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     retry_failed: bool = False,
     dask_processes: bool = True,
     on_start: Callable[[int, int], None] | None = None,
@@ -302,6 +303,7 @@ def run_sweep(
 ) -> SweepResult:
     """Run the plan's runs that the store at ``out`` does not have yet, recording each.
 
+    ``overwrite`` first removes the results of a sweep already in ``out``.
     ``on_start(planned, to_run)`` is called once before the first run, ``on_row(row)``
     after each run is safely stored."""
     start = time.perf_counter()
@@ -311,7 +313,7 @@ def run_sweep(
         _distributed()  # fail before the store is created
     elif scheduler is not None:
         raise AccelsimError("--scheduler needs --backend dask")
-    with StoreWriter(out, plan.manifest(), resume=resume) as store:
+    with StoreWriter(out, plan.manifest(), resume=resume, overwrite=overwrite) as store:
         previous = store.previous.rows
         todo = [
             run

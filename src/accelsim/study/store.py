@@ -190,7 +190,12 @@ def _write_durably(path: Path, text: str) -> None:
 class StoreWriter:
     """The open store of a running sweep; holds a lock so that one sweep writes at a time."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], *, resume: bool) -> None:
+    def __init__(
+        self, folder: Path, manifest: dict[str, Any], *, resume: bool, overwrite: bool = False
+    ) -> None:
+        """Open the store in ``folder``: a folder holding another sweep is an error unless
+        ``resume`` continues it (same study) or ``overwrite`` starts it again (its rows and
+        manifest are removed, once the lock is held; no other file in the folder is)."""
         self.folder = folder
         self._fd: int | None = None
         self._lock: int | None = None
@@ -198,6 +203,9 @@ class StoreWriter:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._take_lock()
+            if overwrite:
+                for name in (ROWS, MANIFEST):
+                    (folder / name).unlink(missing_ok=True)
             self.previous = self._prepare(manifest, resume)
             self._fd = os.open(folder / ROWS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             _fsync_dir(folder)
@@ -229,7 +237,8 @@ class StoreWriter:
             if not resume:
                 raise AccelsimError(
                     f"{self.folder}: already holds a sweep ({len(contents.rows)} runs "
-                    "recorded); pass --resume to continue it, or choose another --out"
+                    "recorded); pass --resume to continue it, --overwrite to start it again, "
+                    "or choose another --out"
                 )
             old = contents.manifest or {}
             if contents.manifest is not None and not old.get("fingerprint"):
