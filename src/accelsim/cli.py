@@ -211,12 +211,13 @@ def explain(
 @app.command()
 @user_errors
 def schema(
-    kind: Annotated[str, typer.Argument(help="One of: scenario, chip, model.")] = "scenario",
+    kind: Annotated[str, typer.Argument(help="One of: scenario, chip, model, plan.")] = "scenario",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Print (or write) the JSON Schema of a config file kind, for editor completion."""
     from pydantic import TypeAdapter
 
+    from accelsim.config.fleet_plan import Plan
     from accelsim.config.schema import AnyModel, Chip, Scenario
     from accelsim.errors import AccelsimError
 
@@ -224,6 +225,7 @@ def schema(
         "scenario": TypeAdapter(Scenario),
         "chip": TypeAdapter(Chip),
         "model": TypeAdapter(AnyModel),
+        "plan": TypeAdapter(Plan),
     }
     if kind not in models:
         raise AccelsimError(f"unknown schema kind {kind!r} (one of: {', '.join(models)})")

@@ -33,7 +33,7 @@ LAYERS = (
     {"engine"},
     {"metrics"},
     {"runner", "validation"},
-    {"study"},
+    {"study", "planner"},
     {"report"},
     {"commands", "cli"},
 )

@@ -28,3 +28,7 @@ COMMAND_MODULES.append(report)
 from accelsim.commands import calibrate  # noqa: E402
 
 COMMAND_MODULES.append(calibrate)
+
+from accelsim.commands import plan  # noqa: E402
+
+COMMAND_MODULES.append(plan)

@@ -200,20 +200,24 @@ class Characterise(Strict):
     duration_s: Annotated[Seconds, Field(ge=1e-6, le=1e5)] = Field(
         0.1, description="Shortest probe (a probe also expects 1,000 requests at least)."
     )
-    warmup_s: Annotated[Seconds, Field(ge=0, le=1e5)] = 1.0
+    warmup_s: Annotated[Seconds, Field(ge=0, le=1e5)] = 0.1
     seed: StrictInt = Field(1, ge=0, le=2**62)
     tolerance: Number = Field(0.03, ge=1e-4, le=0.5)
     confirm: Number = Field(3.0, ge=1, le=100)
 
 
 class Verify(Strict):
-    """The slice of the plan simulated at the peak hour."""
+    """The slice of the plan simulated at the peak hour, one run per service."""
 
     max_replicas: StrictInt = Field(
-        24, ge=1, le=10_000, description="Replicas in the slice, at most."
+        24, ge=1, le=10_000, description="Replicas of a service in the slice, at most."
     )
-    duration_s: Annotated[Seconds, Field(ge=1e-3, le=1e5)] = 10.0
-    warmup_s: Annotated[Seconds, Field(ge=0, le=1e5)] = 2.0
+    requests: StrictInt = Field(
+        20_000, ge=100, le=10**7, description="Requests a service's run expects to measure."
+    )
+    warmup_share: Number = Field(
+        0.25, ge=0, le=10, description="Warm-up, as a share of the measured window."
+    )
     seed: StrictInt = Field(1, ge=0, le=2**62)
 
 
@@ -226,6 +230,11 @@ class Plan(Strict):
     objective: Literal["cost", "power", "carbon"] = "cost"
     characterise: Characterise = Characterise()
     verify: Verify = Verify()
+    roadmap: dict[Name, Annotated[list[Name], Field(min_length=1)]] | None = Field(
+        None,
+        description="Steps to plan one after the other, each with only these candidates "
+        "available (e.g. one step per chip generation); default: one plan with all.",
+    )
 
 
 @dataclass(frozen=True)
@@ -296,22 +305,29 @@ def load_plan(ref: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> R
         chip, found = resolve(("candidates", cand_name, "chip"), cand.chip, "chip", Chip)
         if chip is not None and found is not None:
             chips[cand_name], chip_files[cand_name] = chip, found
-        for service, configs in cand.serves.items():
-            at: Path_ = ("candidates", cand_name, "serves", service)
-            if service not in plan.services:
-                problem(at, f"unknown service {service!r} (services: {', '.join(plan.services)})")
+        for served_name, configs in cand.serves.items():
+            at: Path_ = ("candidates", cand_name, "serves", served_name)
+            if served_name not in plan.services:
+                known = ", ".join(plan.services)
+                problem(at, f"unknown service {served_name!r} (services: {known})")
                 continue
             if not configs:
                 problem(at, "give at least one serving configuration ({} for the defaults)")
-            served.add(service)
+            served.add(served_name)
+            kind = plan.services[served_name].kind
             for i, config in enumerate(configs):
-                for field, message in _config_problems(config, plan.services[service].kind):
+                for field, message in _config_problems(config, kind):
                     problem((*at, i, field), message)
         if chip is not None and chip.economics is None and cand.unit_price_usd is None:
             problem(
                 ("candidates", cand_name),
                 f"{chip.name} has no economics: give unit_price_usd (and service_life_years)",
             )
+    for step, names in (plan.roadmap or {}).items():
+        for i, name in enumerate(names):
+            if name not in plan.candidates:
+                known = ", ".join(plan.candidates)
+                problem(("roadmap", step, i), f"unknown candidate {name!r} (candidates: {known})")
     for name in plan.services:
         if name not in served:
             problem(("services", name), "no candidate serves this service")

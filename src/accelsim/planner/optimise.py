@@ -12,10 +12,12 @@ the replicas active at each hour ``a_oh <= n_o`` (whole numbers; the others draw
 
 At every hour ``h`` and for every service ``s``::
 
-    sum_o cap_o a_oh >= headroom x demand_sh        (capacity, with headroom)
-    sum_o x_oh        = demand_sh                   (the demand is served)
-    x_oh             <= cap_o a_oh                  (no replica past its capacity)
-    PUE x IT_h       <= power_budget                (facility power)
+    sum_o x_oh  = demand_sh                         (the demand is served)
+    x_oh       <= cap_o a_oh / headroom             (each replica keeps its headroom)
+    PUE x IT_h <= power_budget                      (facility power)
+
+so the capacity serving a service is at least ``headroom x demand`` at every hour, and
+no replica is loaded past ``1 / headroom`` of its capacity.
 
 and per candidate ``sum chips <= max_chips``. Objectives: cost per year (chips' price
 over their service life, plus facility energy at each hour's price, 365 days), the peak
@@ -113,7 +115,8 @@ class Solution:
         return out
 
     def facility_power_w(self) -> np.ndarray:
-        return self.problem.pue * self.option_power_w().sum(axis=0)
+        total: np.ndarray = self.option_power_w().sum(axis=0)
+        return self.problem.pue * total
 
 
 class PlanInfeasible(AccelsimError):
@@ -187,15 +190,11 @@ def _program(
     for s, demand in problem.demand_per_s.items():
         mine = [o for o, opt in enumerate(opts) if opt.service == s]
         for h in range(HOURS):
-            prog.add(
-                {prog.a(o, h): opts[o].capacity_per_s for o in mine},
-                problem.headroom * demand[h],
-                math.inf,
-            )
             prog.add({prog.x(o, h): 1.0 for o in mine}, demand[h], demand[h])
     for o, opt in enumerate(opts):
+        usable = opt.capacity_per_s / problem.headroom
         for h in range(HOURS):
-            prog.add({prog.x(o, h): 1.0, prog.a(o, h): -opt.capacity_per_s}, -math.inf, 0.0)
+            prog.add({prog.x(o, h): 1.0, prog.a(o, h): -usable}, -math.inf, 0.0)
             if prog.park:
                 prog.add({prog.a(o, h): 1.0, prog.n(o): -1.0}, -math.inf, 0.0)
     for h in range(HOURS):
@@ -208,7 +207,9 @@ def _program(
     for name, terms in problem.candidates.items():
         if terms.max_chips is None:
             continue
-        row = {o: float(opt.chips_per_replica) for o, opt in enumerate(opts) if opt.candidate == name}
+        row = {
+            o: float(opt.chips_per_replica) for o, opt in enumerate(opts) if opt.candidate == name
+        }
         if not row:
             continue
         if caps == "scaled":
