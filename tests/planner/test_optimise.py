@@ -97,7 +97,11 @@ def test_parking_powers_down_replicas_an_hour_does_not_need() -> None:
     # Demand 105 /s for one hour, 10 /s the rest: parked replicas draw 10% of idle.
     demand = (105.0,) + (10.0,) * (HOURS - 1)
     solution = optimise(toy(demand_per_s={"web": demand}, parked_power_share=0.1))
+    assert solution.replicas == (8, 1)
     power = solution.facility_power_w()
     assert power[0] == pytest.approx(1000.0)  # 8 A + 1 B all active
-    # At 10 /s one A serves: 100 W, plus 7 A and 1 B parked at 10 W and 20 W.
-    assert power[1] == pytest.approx(100.0 + 70.0 + 20.0)
+    # At 10 /s: parked, 8 A and 1 B draw 80 + 20 W; waking replicas for 10 /s costs
+    # (100 - 10) / 10 = 9 W per 1 /s on A, (200 - 20) / 25 = 7.2 W per 1 /s on B, so
+    # 0.4 of B serves (active replicas are continuous): 100 + 72 W.
+    assert power[1] == pytest.approx(172.0)
+    assert solution.active[1, 1] == pytest.approx(0.4)

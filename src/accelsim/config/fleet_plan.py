@@ -202,8 +202,15 @@ class Characterise(Strict):
     )
     warmup_s: Annotated[Seconds, Field(ge=0, le=1e5)] = 0.1
     seed: StrictInt = Field(1, ge=0, le=2**62)
-    tolerance: Number = Field(0.03, ge=1e-4, le=0.5)
-    confirm: Number = Field(3.0, ge=1, le=100)
+    tolerance: Number = Field(0.05, ge=1e-4, le=0.5)
+    confirm: Number = Field(2.0, ge=1, le=100)
+    sla_margin: Number = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Characterise against the SLA's targets times this, so that a plan "
+        "keeps a margin for what one run sees and another does not.",
+    )
 
 
 class Verify(Strict):

@@ -4,7 +4,9 @@ simulation: its largest SLA-compliant rate, and its power there and at half that
 Each entry is a one-replica scenario (the service's workload, Poisson at a rate the
 search sets; one pool of ``chips_per_replica`` chips in the configuration) handed to
 the capacity search of :mod:`accelsim.study.capacity` (ranking judged by its latency at
-the SLA's percentile, LLM by TTFT and TPOT). Two more runs, at the answer and at half
+the SLA's percentile, LLM by TTFT and TPOT), against the SLA's targets tightened by
+``characterise.sla_margin`` so that the plan keeps a margin for run-to-run noise (the
+verification judges the SLA itself). Two more runs, at the answer and at half
 of it, give the replica's power line ``floor + slope x load`` the optimiser uses; idle
 power is the chip's idle power times the chips of a replica.
 
@@ -78,6 +80,9 @@ def entries(resolved: ResolvedPlan) -> list[Entry]:
             model = resolved.models[service_name]
             start = service.probe_rate_per_s or service.peak_rate_per_s * DEFAULT_START_SHARE
             workload = {**service.workload(), "traffic": {"kind": "poisson", "rate_per_s": start}}
+            workload["sla"] = {
+                k: v * c.sla_margin if k.endswith("_s") else v for k, v in workload["sla"].items()
+            }
             for i, config in enumerate(configs):
                 pool = {
                     **config.pool_fields(),
