@@ -99,7 +99,14 @@ def test_the_table_names_the_mix_and_the_totals(tmp_path: Path) -> None:
 def test_an_infeasible_budget_names_itself_and_the_budget_needed(tmp_path: Path) -> None:
     plan, cache = toy(tmp_path)
     result = invoke(
-        "plan", plan, "--cache", cache, "--no-verify", "-q", "--set", "facility.power_budget_w=500 W"
+        "plan",
+        plan,
+        "--cache",
+        cache,
+        "--no-verify",
+        "-q",
+        "--set",
+        "facility.power_budget_w=500 W",
     )
     assert result.exit_code == 1
     lines = err(result).strip().splitlines()
