@@ -16,10 +16,10 @@ import json
 from pathlib import Path
 
 import pytest
-from clirunner import assert_ok, err, invoke, out
 
 from accelsim.config.fleet_plan import load_plan
 from accelsim.planner.characterise import Cache, entries
+from clirunner import assert_ok, err, invoke, out
 
 PLAN = """\
 description: toy plan

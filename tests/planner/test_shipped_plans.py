@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from clirunner import assert_ok, invoke, out
 
 from accelsim.config.fleet_plan import load_plan
 from accelsim.config.loader import catalog
 from accelsim.planner.characterise import entries
+from clirunner import assert_ok, invoke, out
 
 SHIPPED = ("fleet-100mw", "fleet-1gw", "fleet-roadmap")
 
