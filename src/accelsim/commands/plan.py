@@ -1,4 +1,5 @@
-"""``accelsim plan``: size a fleet for a plan file (characterise, optimise, verify)."""
+"""``accelsim plan``: size a fleet for a plan file (characterise, optimise, verify), and
+print, write (``--json``) or draw (``--report``) the answer."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from accelsim.commands.common import (
     stderr,
     user_errors,
 )
+from accelsim.commands.report import ReportFormat
 from accelsim.commands.study import BackendName
 
 
@@ -51,6 +53,18 @@ def plan(
             "else ~/.cache/accelsim).",
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write the plan's page: an HTML file, or with --format png|svg a folder "
+            "of chart images (needs the 'report' extra).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", help="The --report format: html (default), png or svg."),
+    ] = None,
     verify: Annotated[
         bool,
         typer.Option(
@@ -72,6 +86,7 @@ def plan(
     """Size a fleet: characterise one replica of each (service, chip, configuration) by
     simulation, choose how many of each with an integer program under the power budget,
     and verify a slice of the answer by simulation."""
+    from accelsim.commands import report as reporting
     from accelsim.config.fleet_plan import load_plan
     from accelsim.errors import AccelsimError
     from accelsim.planner.characterise import Cache, characterise, default_cache_dir
@@ -81,8 +96,17 @@ def plan(
     chosen = backend.value if backend is not None else ("dask" if scheduler else "local")
     if chosen == "local" and scheduler is not None:
         raise AccelsimError("--scheduler needs --backend dask")
+    if fmt is not None and report is None:
+        raise AccelsimError("--format goes with --report PATH")
+    report_format = fmt or ReportFormat.html
+    if report is not None:
+        reporting.require_plotting(report_format)
     resolved = load_plan(plan_file, list(set_ or []))
-    refuse_overwriting_inputs(resolved.sources, Output("--json", json_out))
+    refuse_overwriting_inputs(
+        resolved.sources,
+        Output("--json", json_out),
+        reporting.report_output("--report", report, report_format),
+    )
     store = Cache(cache if cache is not None else default_cache_dir())
 
     def executor_factory(tasks: int) -> Any:
@@ -124,6 +148,10 @@ def plan(
         console().print(plan_view(doc))
         if json_out is not None:
             stderr(f"wrote {json_out}")
+    if report is not None:
+        from accelsim.report.plan_page import plan_report
+
+        reporting.write_report(plan_report(doc), report, report_format, quiet or json_out == "-")
     failed = [step for step in doc["steps"] if step["status"] != "ok"]
     if failed:
         raise AccelsimError("\n".join(f"{step['name']}: {step['message']}" for step in failed))

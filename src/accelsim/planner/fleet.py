@@ -172,6 +172,7 @@ def step_document(resolved: ResolvedPlan, solution: Solution) -> dict[str, Any]:
                 "energy_usd_per_year": energy_usd,
                 "cost_usd_per_year": capex + energy_usd,
                 "carbon_t_per_year": carbon / 1000.0,
+                "hourly_power_w": [float(w) for w in power[o]],
             }
         )
         totals["chips"] += chips
