@@ -108,10 +108,11 @@ def _power_chart(doc: dict[str, Any], budget: float | None) -> plots.Chart:
     )
 
 
-def _service_power_chart(step: dict[str, Any]) -> plots.Chart:
-    by_service: dict[str, list[float]] = {}
+def _service_power_chart(step: dict[str, Any], services: list[str]) -> plots.Chart:
+    """One line per service, in the plan's order (so a service keeps its colour)."""
+    by_service: dict[str, list[float]] = {name: [0.0] * 24 for name in services}
     for r in step["fleet"]:
-        hourly = by_service.setdefault(r["service"], [0.0] * 24)
+        hourly = by_service[r["service"]]
         for h, w in enumerate(r["hourly_power_w"]):
             hourly[h] += w
     series = [
@@ -165,7 +166,11 @@ def plan_report(doc: dict[str, Any]) -> Report:
         if step["status"] != "ok":
             items.append(f'<p class="bad">{esc(step["message"])}</p>')
         else:
-            items += [_mix_table(step), _totals(step, budget), _service_power_chart(step)]
+            items += [
+                _mix_table(step),
+                _totals(step, budget),
+                _service_power_chart(step, list(doc["services"])),
+            ]
             if step.get("verification"):
                 items.append(_verification_table(step["verification"]))
         sections.append(
