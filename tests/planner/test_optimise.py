@@ -105,3 +105,9 @@ def test_parking_powers_down_replicas_an_hour_does_not_need() -> None:
     # 0.4 of B serves (active replicas are continuous): 100 + 72 W.
     assert power[1] == pytest.approx(172.0)
     assert solution.active[1, 1] == pytest.approx(0.4)
+
+
+def test_the_carbon_objective_minimises_energy_times_intensity() -> None:
+    # Flat intensity: the least energy wins, 900 W all day (see the power objective).
+    solution = optimise(toy(objective="carbon", carbon_kg_per_mwh=(400.0,) * HOURS))
+    assert solution.facility_power_w() == pytest.approx([900.0] * HOURS)
