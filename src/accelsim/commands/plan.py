@@ -29,9 +29,7 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def plan(
-    plan_file: Annotated[
-        str, typer.Argument(metavar="PLAN", help="A shipped plan name or a plan YAML path.")
-    ],
+    plan: Annotated[str, typer.Argument(help="A shipped plan name or a plan YAML path.")],
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -101,7 +99,7 @@ def plan(
     report_format = fmt or ReportFormat.html
     if report is not None:
         reporting.require_plotting(report_format)
-    resolved = load_plan(plan_file, list(set_ or []))
+    resolved = load_plan(plan, list(set_ or []))
     refuse_overwriting_inputs(
         resolved.sources,
         Output("--json", json_out),
