@@ -340,7 +340,9 @@ def explain(
 def schema(
     kind: Annotated[
         str,
-        typer.Argument(metavar="KIND", help="chip, model, scenario or study.", show_default=True),
+        typer.Argument(
+            metavar="KIND", help="chip, model, scenario, study or plan.", show_default=True
+        ),
     ] = "scenario",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write to this file.")

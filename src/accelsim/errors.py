@@ -65,5 +65,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
         (n for n, score in scores.items() if score >= max(0.5, best - 0.05)),
         key=lambda n: -scores[n],
     )[:3]
-    guess = "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+    quoted = [repr(c) for c in close]
+    listed = ", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
+    guess = f"; did you mean {listed}?" if close else ""
     return f"{guess} (known: {', '.join(names) or 'none'})"

@@ -284,5 +284,5 @@ def test_schema_unknown_kind() -> None:
     line = one_error(invoke("schema", "scenaro"))
     assert line == (
         "error: unknown schema kind 'scenaro'; did you mean 'scenario'? "
-        "(known: chip, model, scenario, study)"
+        "(known: chip, model, scenario, study, plan)"
     )

@@ -105,10 +105,10 @@ def known(kind: str) -> str:
 
 def test_a_chip_name_typo_in_set(tmp_path: Path) -> None:
     scenario = write_world(tmp_path)
-    line = one_error(invoke("run", scenario, "--set", "pools.p.chip=mtia-like-gen3"))
+    line = one_error(invoke("run", scenario, "--set", "pools.p.chip=mtia-like-gen5"))
     assert line == (
-        "error: --set pools.p.chip=mtia-like-gen3: pools.p.chip: no chip named "
-        f"'mtia-like-gen3'; did you mean 'mtia-like-gen1' or 'mtia-like-gen2'? "
+        "error: --set pools.p.chip=mtia-like-gen5: pools.p.chip: no chip named "
+        "'mtia-like-gen5'; did you mean 'mtia-like-gen1', 'mtia-like-gen2' or 'mtia-like-gen3'? "
         f"(known: {known('chip')})"
     )
 

@@ -246,7 +246,8 @@ def test_file_arguments_need_configs(tmp_path: Path) -> None:
 
 
 def _shipped() -> list[str]:
-    return [name for kind in ("chip", "model", "scenario", "study") for name in catalog(kind)]  # type: ignore[arg-type]
+    kinds = ("chip", "model", "scenario", "study", "plan")
+    return [name for kind in kinds for name in catalog(kind)]  # type: ignore[arg-type]
 
 
 def test_configs_reports_every_shipped_file_ok() -> None:

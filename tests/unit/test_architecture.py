@@ -33,7 +33,7 @@ LAYERS = (
     {"engine"},
     {"metrics"},
     {"runner", "validation"},
-    {"study"},
+    {"study", "planner"},
     {"report"},
     # the command line, and the Python API the package's __init__ loads on first use
     {"commands", "cli", "api", "__init__"},

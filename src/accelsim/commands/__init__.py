@@ -32,3 +32,7 @@ COMMAND_MODULES.append(calibrate)
 from accelsim.commands import init  # noqa: E402
 
 COMMAND_MODULES.append(init)
+
+from accelsim.commands import plan  # noqa: E402
+
+COMMAND_MODULES.append(plan)

@@ -16,16 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from accelsim.config import loader
+from accelsim.config.fleet_plan import load_plan
 from accelsim.config.loader import Kind, ResolvedScenario
 from accelsim.config.study import load_study
 from accelsim.config.yamlio import load_yaml
 from accelsim.errors import AccelsimError, ConfigError, Problem
 
-CONFIG_KINDS: tuple[Kind, ...] = ("chip", "model", "scenario", "study")
+CONFIG_KINDS: tuple[Kind, ...] = ("chip", "model", "scenario", "study", "plan")
 
 # Top-level keys that tell a file's kind when its folder does not.
 _KIND_KEYS: dict[Kind, frozenset[str]] = {
     "scenario": frozenset({"workloads", "pools", "simulation", "router"}),
+    "plan": frozenset({"services", "candidates"}),
     "chip": frozenset({"compute", "memory", "host_link", "power", "chip_to_chip", "economics"}),
     "model": frozenset(
         {"embedding_tables", "bottom_mlp", "top_mlp", "interaction", "dense_features", "layers"}
@@ -36,6 +38,7 @@ _KIND_FOLDERS: dict[str, Kind] = {
     "models": "model",
     "scenarios": "scenario",
     "studies": "study",
+    "plans": "plan",
 }
 
 
@@ -171,6 +174,8 @@ def _load_config(path: Path, kind: str) -> ResolvedScenario | None:
         return loader.load_scenario(ref)
     elif kind == "study":
         load_study(ref)
+    elif kind == "plan":
+        load_plan(ref)
     else:
         raise ValueError(f"unknown config kind {kind!r}")
     return None

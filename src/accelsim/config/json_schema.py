@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from accelsim.config.fleet_plan import Plan
 from accelsim.config.schema import AnyModel, Chip, Scenario
 from accelsim.config.study import Study
 
@@ -30,6 +31,7 @@ SCHEMA_KINDS: dict[str, tuple[Any, str]] = {
     "model": (AnyModel, "An accelsim ranking or LLM model (workloads/models/NAME.yaml)."),
     "scenario": (Scenario, "An accelsim scenario (workloads/scenarios/NAME.yaml)."),
     "study": (Study, "An accelsim study: a sweep over a base scenario (workloads/studies/)."),
+    "plan": (Plan, "An accelsim fleet plan (workloads/plans/NAME.yaml)."),
 }
 
 _EXTENDS = {

@@ -45,12 +45,13 @@ from accelsim.config.yamlio import (
 )
 from accelsim.errors import ConfigError, Problem, did_you_mean
 
-Kind = Literal["chip", "model", "scenario", "study"]
+Kind = Literal["chip", "model", "scenario", "study", "plan"]
 _KIND_DIRS: dict[str, tuple[str, ...]] = {
     "chip": ("hardware",),
     "model": ("workloads", "models"),
     "scenario": ("workloads", "scenarios"),
     "study": ("workloads", "studies"),
+    "plan": ("workloads", "plans"),
 }
 DEFAULT_SCENARIO = "ranking-mtia-vs-gpu"
 
