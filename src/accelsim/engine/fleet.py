@@ -12,13 +12,14 @@ scenario, starts them all, runs the clock, and collects their records:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import simpy
 
 from accelsim.config.loader import ResolvedScenario
-from accelsim.engine.routing import Router
+from accelsim.engine.routing import Router, router_rng
 from accelsim.errors import Problem
 from accelsim.model.power import ClockPolicy
 
@@ -34,6 +35,13 @@ class FleetContext:
     clocks: dict[str, ClockPolicy]  # by pool; a pool missing here has a problem already
     problems: list[Problem]  # a fleet adds the located problems it finds while building
     coalesce: bool = True  # let a fleet run unchanging stretches as one event
+
+    def route(self, units: Sequence[Any], workload: int, name: str) -> Router:
+        """The scenario's router for one workload (index ``workload`` in its fleet, named
+        ``name``) over the units that serve it, with the workload's router stream."""
+        scenario = self.resolved.scenario
+        rng = router_rng(scenario.simulation.seed, name)
+        return self.router(units, workload, rng, scenario.router.samples)
 
 
 class Fleet(Protocol):

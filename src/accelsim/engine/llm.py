@@ -250,6 +250,7 @@ class LLMReplica:
         self.admissions = 0
         self.preemptions = 0
         self.max_kv_used = 0
+        self.watchers: list[tuple[Callable[[int], None], int]] = []  # indexed routers
         env.process(self.loop())
 
     @property
@@ -257,15 +258,22 @@ class LLMReplica:
         """Sequences waiting or running here."""
         return len(self.waiting) + len(self.running)
 
-    def backlog_s(self, w: int, items: int) -> float:
+    @property
+    def work_s(self) -> float:
         """Least-work routing's estimate: an LLM replica counts its sequences."""
         return self.outstanding
+
+    def item_cost_s(self, w: int) -> float:
+        """A request adds nothing to the estimate before it is queued."""
+        return 0.0
 
     def submit(self, seq: Sequence) -> bool:
         """Queue a sequence; False if it can never fit this replica's KV cache."""
         if seq.prompt + seq.output > self.capacity:
             return False
         self.waiting.append(seq)
+        for moved, position in self.watchers:
+            moved(position)
         if self.wake is not None and not self.wake.triggered:
             self.wake.succeed()
         return True
@@ -432,11 +440,7 @@ class LLMReplica:
             self.kv_used += steps * batch
         self.max_kv_used = max(self.max_kv_used, self.kv_used)
         now = env.now
-        for s in [s for s in decoding if s.generated >= s.output]:
-            self.running.remove(s)
-            self.kv_used -= s.kv
-            s.kv = 0
-            self.workload.finished(s, now)
+        self._finish([s for s in decoding if s.generated >= s.output], now)
         return True
 
     def loop(self) -> Any:
@@ -538,11 +542,20 @@ class LLMReplica:
                     if s.generated >= s.output:
                         done.append(s)
             self.max_kv_used = max(self.max_kv_used, self.kv_used)
-            for s in done:
-                self.running.remove(s)
-                self.kv_used -= s.kv
-                s.kv = 0
-                self.workload.finished(s, now)
+            if done:
+                self._finish(done, now)
+
+    def _finish(self, done: list[Sequence], now: float) -> None:
+        """Sequences that generated their last token leave the batch and free their KV
+        (routers hear of each before it completes: a branch's completion may route its
+        request's aggregation at once)."""
+        for s in done:
+            self.running.remove(s)
+            self.kv_used -= s.kv
+            s.kv = 0
+            for moved, position in self.watchers:
+                moved(position)
+            self.workload.finished(s, now)
 
 
 class LLMFleet:
@@ -597,7 +610,7 @@ class LLMFleet:
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
         for name, state in self.states.items():
-            state.route = ctx.router(replicas_of[name], 0).pick
+            state.route = ctx.route(replicas_of[name], 0, name).pick
 
     def start(self) -> None:
         for state in self.states.values():
