@@ -465,7 +465,7 @@ class LLMReplica:
         # skips building a condition.
         self.wake = wake = env.event()
         end = env.timeout(float(cumulative[-1]))
-        end.callbacks.append(partial(_wake_up, wake))  # type: ignore[union-attr]
+        end.callbacks.append(partial(_wake_up, wake))
         yield wake
         if not end.processed:  # woken by an arrival before the span ended
             done = int(np.searchsorted(cumulative, env.now - start, side="right"))

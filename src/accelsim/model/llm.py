@@ -880,8 +880,8 @@ class LLMCostModel:
 
     def decode_plan(self, batch: int) -> DecodePlan | None:
         """The :class:`DecodePlan` of decode-only iterations of ``batch`` sequences
-        (memoised), or None when the context reaches more than the one simple op whose
-        FLOPs and bytes are both linear in it (then only :meth:`terms` applies)."""
+        (memoised), or None unless the context reaches exactly one op, one whose FLOPs and
+        bytes are both linear in it (otherwise only :meth:`terms` applies)."""
         if batch in self._plans:
             return self._plans[batch]
         plan = self._plans[batch] = self._decode_plan(batch)
@@ -912,14 +912,41 @@ class LLMCostModel:
                 x = n[of]
                 e_compute.append((e_c, True) if of == _CONTEXT else (e_c * x, False))
                 e_fixed.append((e_b, True) if of == _CONTEXT else (e_b * x, False))
-            if general:  # curves and summed counters: not walked here
-                return None
+            for _, flops_of, f, e_f, moves, _, _, slow in general:
+                if flops_of == _CONTEXT or any(
+                    of == _CONTEXT or _CONTEXT in also_of for of, also_of, *_ in moves
+                ):
+                    return None
+                x = n[flops_of]
+                compute.append(f * x if slow is None else f * x * slow[x])
+                e_compute.append((e_f * x, False))
+                t = 0.0
+                for of, also_of, m, e_b, curve in moves:
+                    y = n[of]
+                    for i in also_of:
+                        y += n[i]
+                    if curve is None:
+                        t += m * y
+                        e_fixed.append((e_b * y, False))
+                    else:
+                        t_y, e_y = curve[y]
+                        t += t_y
+                        e_fixed.append((e_y, False))
+                memory.append(t)
         if len(varying) != 1:
             return None
         position, c, m = varying[0]
-        reference = self.terms(Iteration(decode_sequences=batch, decode_context_tokens=1, logits=batch))
+        reference = self.terms(
+            Iteration(decode_sequences=batch, decode_context_tokens=1, logits=batch)
+        )
         return DecodePlan(
-            compute, memory, position, (c, m), (e_compute, e_fixed), reference.overhead, reference.overlap
+            compute,
+            memory,
+            position,
+            (c, m),
+            (e_compute, e_fixed),
+            reference.overhead,
+            reference.overlap,
         )
 
     def iteration(self, it: Iteration) -> BatchCost:
