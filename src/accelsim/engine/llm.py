@@ -59,7 +59,7 @@ from accelsim.engine.records import (
     frozen,
 )
 from accelsim.model.checks import llm_replica_cost
-from accelsim.model.llm import Iteration, LLMCostModel, prefill_pairs
+from accelsim.model.llm import DecodePlan, Iteration, LLMCostModel, prefill_pairs
 from accelsim.model.power import ClockPolicy, Terms, at_nominal_clock, clocked_terms
 
 
@@ -272,6 +272,7 @@ class LLMReplica:
         self.watchers: list[tuple[Callable[[int], None], int]] = []  # indexed routers
         # The context-free part of a decode step's time, by batch size and clock ratio.
         self.constants: dict[tuple[int, float], float] = {}
+        self.nominal: dict[int, bool] = {}  # by batch size: never capped (a decode plan's bound)
         env.process(self.loop())
 
     @property
@@ -385,7 +386,7 @@ class LLMReplica:
             first, last = plan.terms(context), plan.terms(end_context)
         ratio = self.clock.locked_ratio
         if ratio is None:
-            if not (
+            if not (plan is not None and self._always_nominal(plan, batch)) and not (
                 at_nominal_clock(first, self.idle_w, self.clock)
                 and at_nominal_clock(last, self.idle_w, self.clock)
             ):
@@ -424,6 +425,16 @@ class LLMReplica:
         e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
         energies = e0 + (e1 - e0) * j
         return times, energies, ratio
+
+    def _always_nominal(self, plan: DecodePlan, batch: int) -> bool:
+        """True when no decode step of ``batch`` sequences can reach the power cap at the
+        nominal clock, by the plan's bound with a margin far above rounding: then the
+        span's ends need no check of their own."""
+        known = self.nominal.get(batch)
+        if known is None:
+            bound = plan.peak_power_w(self.idle_w)
+            known = self.nominal[batch] = bound * (1 + 1e-9) <= self.clock.cap_w
+        return known
 
     def _coalesced(self, decoding: list[Sequence]) -> Any:
         """Run decode-only iterations as one event while nothing can change the batch;

@@ -767,6 +767,24 @@ class DecodePlan:
         self.overhead = overhead
         self.overlap = overlap
 
+    def peak_power_w(self, idle_w: float) -> float:
+        """An upper bound on the average power at the nominal clock of every iteration of
+        this plan, whatever its context. Energy is a + b x context; time is at least
+        t0 + d x context, with t0 the ops that do not vary and d the larger of the varying
+        op's compute and memory per token (an op takes at least the longer of the two).
+        Their ratio is monotone in the context, so its bound is at one token or in the
+        limit. Infinite when the time could stay flat while the energy grows."""
+        nominal = Terms(self.compute, self.memory, self.overhead, 0.0, 0.0, self.overlap)
+        varying = self.compute[self.position], self.memory[self.position]
+        t0 = nominal.time(1.0) - (sum(varying) - self.overlap * min(varying))
+        a = sum(v for v, per_token in self.compute_energy + self.fixed_energy if not per_token)
+        b = sum(v for v, per_token in self.compute_energy + self.fixed_energy if per_token)
+        d = max(self.compute_per_token, self.memory_per_token)
+        if t0 <= 0 or (d == 0 and b > 0):
+            return math.inf
+        at_one = (a + b) / (t0 + d)
+        return idle_w + (max(at_one, b / d) if d > 0 else at_one)
+
     def terms(self, context: int) -> Terms:
         compute = self.compute.copy()
         memory = self.memory.copy()
