@@ -6,6 +6,9 @@
 Cases, each in a fresh subprocess so that peak RSS is its own:
 
 * ``ranking``: 1,000,000 DLRM-v2 queries on 8 MTIA-like chips with dynamic batching;
+* ``fleet-1000``: the same queries on 1,000 such chips at the same load per chip
+  (the rate is 125 times higher), against the ranking case's floor: routing
+  must not cost more with the pool's size;
 * ``llm``: 100,000 requests of an ~8B model on 4 GPU-like replicas with continuous
   batching (instant and thinking modes);
 * ``floor-ranking`` / ``floor-llm``: the reference floor, a bare SimPy M/D/1 loop
@@ -39,25 +42,30 @@ RANKING_QUERIES = 1_000_000
 LLM_REQUESTS = 100_000
 MEMORY_QUERIES = (1_000_000, 3_000_000)
 LONG_MEMORY_QUERIES = (3_000_000, 10_000_000, 30_000_000)
+FLEET_CHIPS = 1_000
+# A case's floor, where its name does not give it: the floor of the same request count.
+FLOOR_OF = {"fleet-1000": "floor-ranking"}
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def ranking_case(n: int) -> dict[str, Any]:
+def ranking_case(n: int, chips: int = 8) -> dict[str, Any]:
+    """``n`` queries on ``chips`` chips; the rate grows with the chips, so every chip sees
+    the same load (2,500 queries/s, about 33% utilisation) whatever the pool's size."""
     from accelsim.config.loader import load_scenario
     from accelsim.engine.simulation import Simulation
     from accelsim.metrics.summary import summarize
 
-    rate = 20_000.0
+    rate = 2_500.0 * chips
     resolved = load_scenario(
         "ranking-mtia-vs-gpu",
         [
             "workloads={feed: {model: dlrm-dcn-large, traffic: {kind: poisson, rate_per_s: "
             f"{rate}}}, items_per_query: {{kind: lognormal, median: 200, sigma: 0.6, max: 2000}}, "
             "sla: {latency_s: 20 ms}}}",
-            "pools={p: {chip: mtia-like-gen2, count: 8, serves: [feed], "
+            f"pools={{p: {{chip: mtia-like-gen2, count: {chips}, serves: [feed], "
             "batching: {max_batch_items: 512, max_wait_s: 1 ms}}}",
             f"simulation.duration_s={n / rate}",
             "simulation.warmup_s=0",
@@ -173,6 +181,7 @@ def startup_case() -> dict[str, Any]:
 
 CASES = {
     "ranking": lambda scale, long: ranking_case(int(RANKING_QUERIES * scale)),
+    "fleet-1000": lambda scale, long: ranking_case(int(RANKING_QUERIES * scale), FLEET_CHIPS),
     "floor-ranking": lambda scale, long: floor_case(int(RANKING_QUERIES * scale)),
     "llm": lambda scale, long: llm_case(int(LLM_REQUESTS * scale)),
     "floor-llm": lambda scale, long: floor_case(int(LLM_REQUESTS * scale)),
@@ -219,7 +228,7 @@ def main() -> None:
     for name, r in results.items():
         if name == "memory":
             continue
-        floor = results.get(f"floor-{name}")
+        floor = results.get(FLOOR_OF.get(name, f"floor-{name}"))
         ratio = f"{r['wall_s'] / floor['wall_s']:.2f}x" if floor else "-"
         per_s = f"{r['requests'] / r['wall_s']:,.0f}" if r["requests"] else "-"
         events = f"{r['events'] / r['requests']:.2f}" if r["requests"] else "-"
@@ -227,6 +236,9 @@ def main() -> None:
             f"{name:<14}{r['requests']:>10,}{r['wall_s']:>9.2f}{per_s:>11}{events:>12}"
             f"{r['peak_rss_mib']:>14.0f}{ratio:>10}"
         )
+    big, small = results["fleet-1000"], results["ranking"]
+    per_query = (big["wall_s"] / big["requests"]) / (small["wall_s"] / small["requests"])
+    print(f"wall time per query, {FLEET_CHIPS:,} chips over 8 at the same load: {per_query:.2f}x")
 
     print_memory(results["memory"]["runs"], results["floor-ranking"])
 

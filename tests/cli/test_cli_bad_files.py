@@ -160,6 +160,24 @@ def scenario_typo(tmp: Path) -> Case:
     )
 
 
+def d_without_power_of_d(tmp: Path) -> Case:
+    write_world(tmp)
+    data = scenario_data()
+    data["router"] = {"policy": "least_work", "d": 3}
+    path = write(tmp / "scenario.yaml", data)
+    return Case(
+        ("run", path), path, line_of(path, "d: 3"), "router.d", ("only power_of_d", "least_work")
+    )
+
+
+def power_of_d_with_no_draws(tmp: Path) -> Case:
+    write_world(tmp)
+    data = scenario_data()
+    data["router"] = {"policy": "power_of_d", "d": 0}
+    path = write(tmp / "scenario.yaml", data)
+    return Case(("run", path), path, line_of(path, "d: 0"), "router.d", ("greater than",))
+
+
 def bad_unit_in_referenced_chip(tmp: Path) -> Case:
     """A scenario run names the chip file and line, not the scenario's."""
     scenario = write_world(tmp)
@@ -207,6 +225,8 @@ CASES: list[Callable[[Path], Case]] = [
     missing_model_path,
     unknown_served_workload,
     scenario_typo,
+    d_without_power_of_d,
+    power_of_d_with_no_draws,
     bad_unit_in_referenced_chip,
     unknown_extends,
     bad_trace_timestamp,

@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim.config.loader import load_scenario
+from accelsim.config.schema import ContinuousBatching
 from accelsim.engine.simulation import simulate
 from accelsim.metrics.summary import summarize
 from accelsim.model.llm import Iteration, LLMCostModel
-from accelsim.model.power import Terms
+from accelsim.model.power import ClockPolicy, Terms, at_nominal_clock, clocked_terms
 from helpers import chip, llm, llm_resolved
 
 LINK = {"bandwidth_bytes_per_s": 10e9, "latency_s": 2e-6, "energy_per_byte_j": 1e-12}
@@ -121,3 +122,84 @@ def test_shipped_llm_scenarios_match_the_reference_path(scenario: str) -> None:
     res = load_scenario(scenario, ["simulation.duration_s=20", "simulation.warmup_s=2"])
     fast = summarize(res, simulate(res))
     assert_same(fast, summarize(res, simulate(res, coalesce=False)), rel=1e-4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 300),
+    context=st.integers(1, 2_000_000),
+    chips=st.sampled_from([1, 2, 8]),
+    moe=st.booleans(),
+    graph=st.booleans(),
+)
+def test_a_decode_plan_gives_exactly_the_terms_of_its_iteration(
+    batch: int, context: int, chips: int, moe: bool, graph: bool
+) -> None:
+    # Exactly, not to rounding: a decode span built from the plan must be the span the
+    # general path builds, to the last bit.
+    model = llm(moe={"experts": 8, "active_experts": 2} if moe else None)
+    serving = ContinuousBatching(graph_decode=graph, iteration_overhead_s=3e-5)
+    cost = LLMCostModel(model, chip(chip_to_chip=LINK), chips, serving)
+    plan = cost.decode_plan(batch)
+    assert plan is not None
+    assert cost.decode_plan(batch) is plan  # memoised
+    fast = plan.terms(context)
+    slow = cost.terms(
+        Iteration(decode_sequences=batch, decode_context_tokens=context, logits=batch)
+    )
+    for name in Terms.__slots__:
+        assert getattr(fast, name) == getattr(slow, name), name
+    # The op that varies is the decode attention: it grows with the context.
+    assert plan.terms(context + 1).compute[plan.position] > fast.compute[plan.position]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    compute=st.lists(st.floats(0, 1e-2), min_size=1, max_size=5),
+    memory=st.lists(st.floats(0, 1e-2), min_size=5, max_size=5),
+    energy=st.tuples(st.floats(0, 10.0), st.floats(0, 10.0)),
+    idle_w=st.floats(0, 200),
+    headroom_w=st.floats(1, 1000),
+    locked=st.sampled_from([None, None, 1.0, 0.8]),
+)
+def test_the_nominal_clock_check_agrees_with_the_clocked_cost(
+    compute: list[float],
+    memory: list[float],
+    energy: tuple[float, float],
+    idle_w: float,
+    headroom_w: float,
+    locked: float | None,
+) -> None:
+    terms = Terms(compute, memory[: len(compute)], 1e-5, *energy, 0.8)
+    policy = ClockPolicy(cap_w=idle_w + headroom_w, locked_ratio=locked)  # a cap above idle
+    cost = clocked_terms(terms, idle_w, policy)
+    expected = cost.clock_ratio == 1.0 and cost.stall_s == 0
+    assert at_nominal_clock(terms, idle_w, policy) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 300),
+    contexts=st.lists(st.integers(1, 5_000_000), min_size=1, max_size=5),
+    chips=st.sampled_from([1, 2, 8]),
+    moe=st.booleans(),
+)
+def test_a_decode_plans_peak_power_bounds_every_context(
+    batch: int, contexts: list[int], chips: int, moe: bool
+) -> None:
+    # A span skips its clock check when this bound is under the cap: it must hold for
+    # every context, or a capped step would run at the nominal clock.
+    model = llm(moe={"experts": 8, "active_experts": 2} if moe else None)
+    cost = LLMCostModel(model, chip(chip_to_chip=LINK), chips)
+    plan = cost.decode_plan(batch)
+    assert plan is not None
+    peak = plan.peak_power_w(idle_w=40.0)
+    for context in [1, *contexts]:
+        terms = plan.terms(context)
+        assert terms.dynamic(1.0) / terms.time(1.0) + 40.0 <= peak * (1 + 1e-12)
+    # Not loose: the varying op takes at most twice the longer of its compute and memory,
+    # so at one token or in the limit of long contexts the power above idle reaches at
+    # least half the bound's.
+    ends = [plan.terms(context) for context in (1, 10**12)]
+    highest = max(t.dynamic(1.0) / t.time(1.0) for t in ends)
+    assert highest >= 0.5 * (peak - 40.0) * (1 - 1e-9)

@@ -20,11 +20,14 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
     Tag,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -664,7 +667,12 @@ ROUTER_POLICIES: dict[str, str] = {
         "query's own work on that chip is smallest (favours faster chips in a mixed fleet)"
     ),
     "shared_queue": "each pool one queue that every idle chip of the pool takes work from",
+    "power_of_d": (
+        "each chip its own queue, the one with the fewest queries per chip of `d` chips "
+        "drawn at random (for very large pools: a decision costs O(d), not O(chips))"
+    ),
 }
+POWER_OF_D_DEFAULT = 2
 
 
 def _policy_enum(schema: dict[str, Any]) -> None:
@@ -688,6 +696,46 @@ class Router(Strict):
                 "literal_error", "Input should be {expected}", {"expected": expected}
             )
         return value
+
+    d: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description=(
+            f"power_of_d only: chips drawn per decision (default {POWER_OF_D_DEFAULT}); "
+            "a workload with fewer units than d compares them all."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_d(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("policy") == "power_of_d" and "d" not in data:
+            return {**data, "d": POWER_OF_D_DEFAULT}
+        return data
+
+    @field_validator("d")
+    @classmethod
+    def _d_needs_power_of_d(cls, value: int | None, info: ValidationInfo) -> int | None:
+        policy = info.data.get("policy")
+        if value is not None and policy is not None and policy != "power_of_d":
+            raise PydanticCustomError(
+                "router_d", "only power_of_d draws d units (policy is {policy})", {"policy": policy}
+            )
+        return value
+
+    @model_serializer(mode="wrap")
+    def _without_d(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``d`` appears in a result's config only where the policy reads it."""
+        data: dict[str, Any] = handler(self)
+        if data.get("d") is None:
+            data.pop("d", None)
+        return data
+
+    @property
+    def samples(self) -> int:
+        """Units a power_of_d decision compares."""
+        return self.d if self.d is not None else POWER_OF_D_DEFAULT
 
 
 class Facility(Strict):

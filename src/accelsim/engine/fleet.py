@@ -12,13 +12,14 @@ scenario, starts them all, runs the clock, and collects their records:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import simpy
 
 from accelsim.config.loader import ResolvedScenario
-from accelsim.engine.routing import Router
+from accelsim.engine.routing import Router, router_rng
 from accelsim.errors import Problem
 from accelsim.model.power import ClockPolicy
 
@@ -36,6 +37,13 @@ class FleetContext:
     coalesce: bool = True  # let a fleet run unchanging stretches as one event
     # by workload kind: hand the records over in chunks instead of keeping them
     sinks: dict[str, Any] = field(default_factory=dict)
+
+    def route(self, units: Sequence[Any], workload: int, name: str) -> Router:
+        """The scenario's router for one workload (index ``workload`` in its fleet, named
+        ``name``) over the units that serve it, with the workload's router stream."""
+        scenario = self.resolved.scenario
+        rng = router_rng(scenario.simulation.seed, name)
+        return self.router(units, workload, rng, scenario.router.samples)
 
 
 class Fleet(Protocol):

@@ -36,6 +36,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -58,8 +59,8 @@ from accelsim.engine.records import (
     frozen,
 )
 from accelsim.model.checks import llm_replica_cost
-from accelsim.model.llm import Iteration, LLMCostModel, prefill_pairs
-from accelsim.model.power import ClockPolicy, clocked_terms
+from accelsim.model.llm import DecodePlan, Iteration, LLMCostModel, prefill_pairs
+from accelsim.model.power import ClockPolicy, Terms, at_nominal_clock, clocked_terms
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,24 @@ class LLMWorkloadState:
             self.finish[i] = now
 
 
+def _wake_up(wake: simpy.Event, _event: simpy.Event) -> None:
+    if not wake.triggered:
+        wake.succeed()
+
+
+def _constant_s(terms: Terms, ratio: float, varying: int) -> float:
+    """The time of every op but the ``varying`` one at a clock ratio, plus the fixed
+    overheads: the part of a decode step the context does not change, summed as the
+    general path of :meth:`LLMReplica._decode_span` sums it."""
+    constant = terms.overhead
+    overlap = terms.overlap
+    for k, (c0, m0) in enumerate(zip(terms.compute, terms.memory, strict=True)):
+        if k != varying:
+            c0 = c0 / ratio
+            constant += c0 + m0 - overlap * (c0 if c0 < m0 else m0)
+    return constant
+
+
 class IterationLog:
     def __init__(self) -> None:
         self.replica = array("i")
@@ -250,6 +269,10 @@ class LLMReplica:
         self.admissions = 0
         self.preemptions = 0
         self.max_kv_used = 0
+        self.watchers: list[tuple[Callable[[int], None], int]] = []  # indexed routers
+        # The context-free part of a decode step's time, by batch size and clock ratio.
+        self.constants: dict[tuple[int, float], float] = {}
+        self.nominal: dict[int, bool] = {}  # by batch size: never capped (a decode plan's bound)
         env.process(self.loop())
 
     @property
@@ -257,15 +280,22 @@ class LLMReplica:
         """Sequences waiting or running here."""
         return len(self.waiting) + len(self.running)
 
-    def backlog_s(self, w: int, items: int) -> float:
+    @property
+    def work_s(self) -> float:
         """Least-work routing's estimate: an LLM replica counts its sequences."""
         return self.outstanding
+
+    def item_cost_s(self, w: int) -> float:
+        """A request adds nothing to the estimate before it is queued."""
+        return 0.0
 
     def submit(self, seq: Sequence) -> bool:
         """Queue a sequence; False if it can never fit this replica's KV cache."""
         if seq.prompt + seq.output > self.capacity:
             return False
         self.waiting.append(seq)
+        for moved, position in self.watchers:
+            moved(position)
         if self.wake is not None and not self.wake.triggered:
             self.wake.succeed()
         return True
@@ -332,26 +362,34 @@ class LLMReplica:
         finishes (or KV runs out), at one clock; None when the clock would change within
         the span (then iterations run one by one)."""
         batch = len(decoding)
-        steps = min(s.output - s.generated for s in decoding)
+        steps = decoding[0].output
+        context = 0
+        for s in decoding:
+            left = s.output - s.generated
+            if left < steps:
+                steps = left
+            context += s.prompt + s.generated
         if self.batching.kv_policy == "preempt":
             steps = min(steps, (self.capacity - self.kv_used) // batch)
         if steps < 2:
             return None
-        context = sum(s.prompt + s.generated for s in decoding)
-        first = self.cost.terms(
-            Iteration(decode_sequences=batch, decode_context_tokens=context, logits=batch)
-        )
-        last = self.cost.terms(
-            Iteration(
-                decode_sequences=batch,
-                decode_context_tokens=context + (steps - 1) * batch,
-                logits=batch,
+        end_context = context + (steps - 1) * batch
+        plan = self.cost.decode_plan(batch)
+        if plan is None:
+            first = self.cost.terms(
+                Iteration(decode_sequences=batch, decode_context_tokens=context, logits=batch)
             )
-        )
+            last = self.cost.terms(
+                Iteration(decode_sequences=batch, decode_context_tokens=end_context, logits=batch)
+            )
+        else:
+            first, last = plan.terms(context), plan.terms(end_context)
         ratio = self.clock.locked_ratio
         if ratio is None:
-            ends = (clocked_terms(t, self.idle_w, self.clock) for t in (first, last))
-            if any(c.clock_ratio != 1.0 or c.stall_s > 0 for c in ends):
+            if not (plan is not None and self._always_nominal(plan, batch)) and not (
+                at_nominal_clock(first, self.idle_w, self.clock)
+                and at_nominal_clock(last, self.idle_w, self.clock)
+            ):
                 return None
             ratio = 1.0
         # Every term is linear in the context, which grows by `batch` tokens a step; most
@@ -359,21 +397,44 @@ class LLMReplica:
         # m: max(c, m) + (1 - overlap) min(c, m) = c + m - overlap x min(c, m).
         j = np.arange(steps) * (1.0 / (steps - 1))
         overlap = first.overlap
-        constant = first.overhead
-        times = np.zeros(steps)
-        for c0, c1, m0, m1 in zip(
-            first.compute, last.compute, first.memory, last.memory, strict=True
-        ):
-            c0, c1 = c0 / ratio, c1 / ratio
-            if c0 == c1 and m0 == m1:
-                constant += c0 + m0 - overlap * (c0 if c0 < m0 else m0)
-                continue
+        k = plan.position if plan is not None else -1
+        if k >= 0 and (first.compute[k] != last.compute[k] or first.memory[k] != last.memory[k]):
+            # Only the plan's one op varies; the others' sum is the same every step. (The
+            # general path's zeros plus this op's times are this op's times exactly.)
+            key = (batch, ratio)
+            constant = self.constants.get(key)
+            if constant is None:
+                constant = self.constants[key] = _constant_s(first, ratio, k)
+            c0, c1 = first.compute[k] / ratio, last.compute[k] / ratio
+            m0, m1 = first.memory[k], last.memory[k]
             c, m = c0 + (c1 - c0) * j, m0 + (m1 - m0) * j
-            times += c + m - overlap * np.minimum(c, m)
+            times = c + m - overlap * np.minimum(c, m)
+        else:
+            times = np.zeros(steps)
+            constant = first.overhead
+            for c0, c1, m0, m1 in zip(
+                first.compute, last.compute, first.memory, last.memory, strict=True
+            ):
+                c0, c1 = c0 / ratio, c1 / ratio
+                if c0 == c1 and m0 == m1:
+                    constant += c0 + m0 - overlap * (c0 if c0 < m0 else m0)
+                    continue
+                c, m = c0 + (c1 - c0) * j, m0 + (m1 - m0) * j
+                times += c + m - overlap * np.minimum(c, m)
         times += constant
         e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
         energies = e0 + (e1 - e0) * j
         return times, energies, ratio
+
+    def _always_nominal(self, plan: DecodePlan, batch: int) -> bool:
+        """True when no decode step of ``batch`` sequences can reach the power cap at the
+        nominal clock, by the plan's bound with a margin far above rounding: then the
+        span's ends need no check of their own."""
+        known = self.nominal.get(batch)
+        if known is None:
+            bound = plan.peak_power_w(self.idle_w)
+            known = self.nominal[batch] = bound * (1 + 1e-9) <= self.clock.cap_w
+        return known
 
     def _coalesced(self, decoding: list[Sequence]) -> Any:
         """Run decode-only iterations as one event while nothing can change the batch;
@@ -410,9 +471,13 @@ class LLMReplica:
             ratio,
             steps,
         )
-        self.wake = env.event()
+        # The process waits for its wake-up event alone: the span's end triggers it (if an
+        # arrival has not), which costs the same events as waiting for either of two and
+        # skips building a condition.
+        self.wake = wake = env.event()
         end = env.timeout(float(cumulative[-1]))
-        yield env.any_of([end, self.wake])
+        end.callbacks.append(partial(_wake_up, wake))
+        yield wake
         if not end.processed:  # woken by an arrival before the span ended
             done = int(np.searchsorted(cumulative, env.now - start, side="right"))
             if done < steps:
@@ -432,11 +497,7 @@ class LLMReplica:
             self.kv_used += steps * batch
         self.max_kv_used = max(self.max_kv_used, self.kv_used)
         now = env.now
-        for s in [s for s in decoding if s.generated >= s.output]:
-            self.running.remove(s)
-            self.kv_used -= s.kv
-            s.kv = 0
-            self.workload.finished(s, now)
+        self._finish([s for s in decoding if s.generated >= s.output], now)
         return True
 
     def loop(self) -> Any:
@@ -538,11 +599,20 @@ class LLMReplica:
                     if s.generated >= s.output:
                         done.append(s)
             self.max_kv_used = max(self.max_kv_used, self.kv_used)
-            for s in done:
-                self.running.remove(s)
-                self.kv_used -= s.kv
-                s.kv = 0
-                self.workload.finished(s, now)
+            if done:
+                self._finish(done, now)
+
+    def _finish(self, done: list[Sequence], now: float) -> None:
+        """Sequences that generated their last token leave the batch and free their KV
+        (routers hear of each before it completes: a branch's completion may route its
+        request's aggregation at once)."""
+        for s in done:
+            self.running.remove(s)
+            self.kv_used -= s.kv
+            s.kv = 0
+            for moved, position in self.watchers:
+                moved(position)
+            self.workload.finished(s, now)
 
 
 class LLMFleet:
@@ -597,7 +667,7 @@ class LLMFleet:
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
         for name, state in self.states.items():
-            state.route = ctx.router(replicas_of[name], 0).pick
+            state.route = ctx.route(replicas_of[name], 0, name).pick
 
     def start(self) -> None:
         for state in self.states.values():

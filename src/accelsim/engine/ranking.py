@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -191,7 +191,52 @@ class _Batches:
         )
 
 
+class _PoolCosts:
+    """What every station of a pool costs its batches by, with the memos they share: a
+    thousand-chip pool computes each batch size's cost once, not once per chip."""
+
+    def __init__(self, costs: dict[int, RankingCostModel], clock: ClockPolicy, idle_w: float):
+        self.costs = costs
+        self.clock = clock
+        self.idle_w = idle_w
+        self.per_item_s: dict[int, float] = {}  # estimated seconds per item, by workload
+        # Batch time, energy, clock and input copy time by size, per workload: the cost
+        # model's memo, flattened.
+        self.time_by_size: dict[int, dict[int, tuple[float, float, float, float]]] = {
+            w: {} for w in costs
+        }
+
+
 class _Station:
+    __slots__ = (
+        "clock",
+        "costs",
+        "first_ready",
+        "fleet",
+        "idle",
+        "idle_w",
+        "index",
+        "last_batch",
+        "last_end",
+        "max_items",
+        "max_queries",
+        "max_wait",
+        "n_devices",
+        "outstanding",
+        "overlap",
+        "pending",
+        "per_item_s",
+        "pool",
+        "queued_items",
+        "queues",
+        "single",
+        "time_by_size",
+        "timer_at",
+        "track_work",
+        "watchers",
+        "work_s",
+    )
+
     def __init__(
         self,
         fleet: RankingFleet,
@@ -199,10 +244,9 @@ class _Station:
         pool: str,
         devices: list[int],
         batching: Batching,
-        costs: dict[int, RankingCostModel],
-        clock: ClockPolicy,
-        idle_w: float,
+        pool_costs: _PoolCosts,
     ) -> None:
+        costs = pool_costs.costs
         self.fleet = fleet
         self.index = index
         self.pool = pool
@@ -224,20 +268,12 @@ class _Station:
         self.outstanding = 0  # queries routed here and not finished
         self.track_work = fleet.track_work  # only least_work routing needs the estimate
         self.work_s = 0.0  # estimated chip-seconds of work routed here and not finished
-        self.per_item_s: dict[int, float] = {}  # estimated seconds per item, by workload
+        self.watchers: list[tuple[Callable[[int], None], int]] = []  # indexed routers
+        self.per_item_s = pool_costs.per_item_s
         self.timer_at = float("inf")
-        self.clock = clock
-        self.idle_w = idle_w
-        # Batch time, energy, clock and input copy time by size, per workload: the cost
-        # model's memo, flattened.
-        self.time_by_size: dict[int, dict[int, tuple[float, float, float, float]]] = {
-            w: {} for w in costs
-        }
-
-    def backlog_s(self, w: int, items: int) -> float:
-        """Estimated seconds per chip until a new query of ``items`` would finish here:
-        the work routed here and not finished, plus its own (least-work routing)."""
-        return (self.work_s + items * self.item_cost_s(w)) / self.n_devices
+        self.clock = pool_costs.clock
+        self.idle_w = pool_costs.idle_w
+        self.time_by_size = pool_costs.time_by_size
 
     def item_cost_s(self, w: int) -> float:
         """Estimated seconds per item: a full batch's time over its items."""
@@ -253,6 +289,8 @@ class _Station:
         self.outstanding += 1
         if self.track_work:
             self.work_s += query.remaining * self.item_cost_s(w)
+        for moved, position in self.watchers:
+            moved(position)
         if self.idle or self.pending:
             self.dispatch()
 
@@ -469,6 +507,7 @@ class _Finish:
         station, state = self.station, self.state
         now = station.fleet.env.now
         finish = state.finish
+        outstanding = station.outstanding
         for query in self.members:
             query.pieces -= 1
             if query.remaining == 0 and query.pieces == 0:
@@ -479,6 +518,9 @@ class _Finish:
                 station.outstanding -= 1
         if self.work_s:
             station.work_s = max(0.0, station.work_s - self.work_s)
+        if self.work_s or station.outstanding != outstanding:
+            for moved, position in station.watchers:
+                moved(position)
         if self.release:
             station.idle.append(self.device)
             station.dispatch()
@@ -535,21 +577,15 @@ class RankingFleet:
             clock = ctx.clocks.get(pool_name)
             if clock is None:
                 continue
+            pool_costs = _PoolCosts(costs, clock, chip.power.idle_w)
             for group in groups:
                 station = _Station(
-                    self,
-                    len(self.stations),
-                    pool_name,
-                    group,
-                    pool.batching,
-                    costs,
-                    clock,
-                    chip.power.idle_w,
+                    self, len(self.stations), pool_name, group, pool.batching, pool_costs
                 )
                 self.stations.append(station)
                 for w in served:
                     units[w].append(station)
-        self.routers = [router(stations, w) for w, stations in enumerate(units)]
+        self.routers = [ctx.route(stations, w, workloads[w]) for w, stations in enumerate(units)]
         if self.sink is not None:
             self.sink.stations(self._station_info())
 

@@ -735,6 +735,83 @@ def _groups(fast: tuple[_FastKernel, ...]) -> tuple[_FastGroup, ...]:
     return tuple(out)
 
 
+_CONTEXT = _INDEX["decode_kv_tokens"]
+
+
+class DecodePlan:
+    """The terms of every decode-only iteration of one batch size, as a function of the
+    one thing that changes between them: the KV tokens the batch reads (its context).
+
+    Built by walking :meth:`LLMCostModel.terms` once: every figure that does not read the
+    context is kept as the value ``terms`` computes, and the one op that does (the decode
+    attention) keeps its compute and memory per context token. :meth:`terms` then gives
+    exactly what ``LLMCostModel.terms`` gives, the same products summed in the same
+    order, without walking the kernels again. ``position`` is that op's place in the
+    compute and memory lists; a decode span needs nothing else to vary."""
+
+    __slots__ = (
+        "compute",
+        "compute_energy",
+        "compute_per_token",
+        "fixed_energy",
+        "memory",
+        "memory_per_token",
+        "overhead",
+        "overlap",
+        "position",
+    )
+
+    def __init__(
+        self,
+        compute: list[float],
+        memory: list[float],
+        position: int,
+        per_token: tuple[float, float],
+        energy: tuple[list[tuple[float, bool]], list[tuple[float, bool]]],
+        overhead: float,
+        overlap: float,
+    ) -> None:
+        self.compute = compute
+        self.memory = memory
+        self.position = position
+        self.compute_per_token, self.memory_per_token = per_token
+        # Energy addends in ``terms``'s order: a value, or (True) a figure per context token.
+        self.compute_energy, self.fixed_energy = energy
+        self.overhead = overhead
+        self.overlap = overlap
+
+    def peak_power_w(self, idle_w: float) -> float:
+        """An upper bound on the average power at the nominal clock of every iteration of
+        this plan, whatever its context. Energy is a + b x context; time is at least
+        t0 + d x context, with t0 the ops that do not vary and d the larger of the varying
+        op's compute and memory per token (an op takes at least the longer of the two).
+        Their ratio is monotone in the context, so its bound is at one token or in the
+        limit. Infinite when the time could stay flat while the energy grows."""
+        nominal = Terms(self.compute, self.memory, self.overhead, 0.0, 0.0, self.overlap)
+        varying = self.compute[self.position], self.memory[self.position]
+        t0 = nominal.time(1.0) - (sum(varying) - self.overlap * min(varying))
+        a = sum(v for v, per_token in self.compute_energy + self.fixed_energy if not per_token)
+        b = sum(v for v, per_token in self.compute_energy + self.fixed_energy if per_token)
+        d = max(self.compute_per_token, self.memory_per_token)
+        if t0 <= 0 or (d == 0 and b > 0):
+            return math.inf
+        at_one = (a + b) / (t0 + d)
+        return idle_w + (max(at_one, b / d) if d > 0 else at_one)
+
+    def terms(self, context: int) -> Terms:
+        compute = self.compute.copy()
+        memory = self.memory.copy()
+        compute[self.position] = self.compute_per_token * context
+        memory[self.position] = self.memory_per_token * context
+        e_compute = 0.0
+        for value, per_token in self.compute_energy:
+            e_compute += value * context if per_token else value
+        e_fixed = 0.0
+        for value, per_token in self.fixed_energy:
+            e_fixed += value * context if per_token else value
+        return Terms(compute, memory, self.overhead, e_compute, e_fixed, self.overlap)
+
+
 @dataclass(frozen=True)
 class ReplicaCapacity:
     chips: int
@@ -768,6 +845,7 @@ class LLMCostModel:
         self._groups = _groups(tuple(_fast(kernel, self.rates) for kernel in self.kernels))
         self._host_s = serving.iteration_overhead_s
         self._graph = serving.graph_decode
+        self._plans: dict[int, DecodePlan | None] = {}
 
     def ops(self, it: Iteration) -> list[Op]:
         """The iteration's kernels on one chip, as roofline ops; then the host's time for
@@ -831,6 +909,77 @@ class LLMCostModel:
         if graph:
             launches += self.rates.kernel_overhead_s  # the graph's own launch
         return Terms(compute, memory, overhead + launches, e_compute, e_fixed, self.rates.overlap)
+
+    def decode_plan(self, batch: int) -> DecodePlan | None:
+        """The :class:`DecodePlan` of decode-only iterations of ``batch`` sequences
+        (memoised), or None unless the context reaches exactly one op, one whose FLOPs and
+        bytes are both linear in it (otherwise only :meth:`terms` applies)."""
+        if batch in self._plans:
+            return self._plans[batch]
+        plan = self._plans[batch] = self._decode_plan(batch)
+        return plan
+
+    def _decode_plan(self, batch: int) -> DecodePlan | None:
+        n = Iteration(decode_sequences=batch, decode_context_tokens=1, logits=batch).counters()
+        compute: list[float] = []
+        memory: list[float] = []
+        e_compute: list[tuple[float, bool]] = []
+        e_fixed: list[tuple[float, bool]] = []
+        varying: list[tuple[int, float, float]] = []
+        for runs_if, simple, linear, energy, _, _, _, general in self._groups:
+            if not n[runs_if]:
+                continue
+            for of, c, m in simple:
+                if of == _CONTEXT:
+                    varying.append((len(compute), c, m))
+                compute.append(c * n[of])
+                memory.append(m * n[of])
+            for of, c, slow, moves_of, m in linear:
+                if _CONTEXT in (of, moves_of):
+                    return None
+                x = n[of]
+                compute.append(c * x if slow is None else c * x * slow[x])
+                memory.append(m * n[moves_of])
+            for of, e_c, e_b in energy:
+                x = n[of]
+                e_compute.append((e_c, True) if of == _CONTEXT else (e_c * x, False))
+                e_fixed.append((e_b, True) if of == _CONTEXT else (e_b * x, False))
+            for _, flops_of, f, e_f, moves, _, _, _, slow in general:
+                if flops_of == _CONTEXT or any(
+                    of == _CONTEXT or _CONTEXT in also_of for of, also_of, *_ in moves
+                ):
+                    return None
+                x = n[flops_of]
+                compute.append(f * x if slow is None else f * x * slow[x])
+                e_compute.append((e_f * x, False))
+                t = 0.0
+                for of, also_of, m, e_b, curve in moves:
+                    y = n[of]
+                    for i in also_of:
+                        y += n[i]
+                    if curve is None:
+                        t += m * y
+                        e_fixed.append((e_b * y, False))
+                    else:
+                        t_y, e_y = curve[y]
+                        t += t_y
+                        e_fixed.append((e_y, False))
+                memory.append(t)
+        if len(varying) != 1:
+            return None
+        position, c, m = varying[0]
+        reference = self.terms(
+            Iteration(decode_sequences=batch, decode_context_tokens=1, logits=batch)
+        )
+        return DecodePlan(
+            compute,
+            memory,
+            position,
+            (c, m),
+            (e_compute, e_fixed),
+            reference.overhead,
+            reference.overlap,
+        )
 
     def iteration(self, it: Iteration) -> BatchCost:
         """Cost of one iteration on one chip of the replica (energy is per chip)."""

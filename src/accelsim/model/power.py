@@ -119,6 +119,16 @@ def clocked(cost: BatchCost, idle_w: float, policy: ClockPolicy) -> ClockedCost:
     return clocked_terms(Terms.of(cost), idle_w, policy)
 
 
+def at_nominal_clock(terms: Terms, idle_w: float, policy: ClockPolicy) -> bool:
+    """True when :func:`clocked_terms` would run these terms at the nominal clock without
+    a stall, without building its result: the clock is locked at nominal, or it is free
+    and the power at nominal clock is within the cap (or the terms take no time)."""
+    if policy.locked_ratio is not None:
+        return policy.locked_ratio == 1.0
+    t1 = terms.time(1.0)
+    return t1 <= 0 or terms.dynamic(1.0) / t1 + idle_w <= policy.cap_w
+
+
 def clocked_terms(terms: Terms, idle_w: float, policy: ClockPolicy) -> ClockedCost:
     """:func:`clocked` on already flattened terms (the engine's fast path)."""
     t1, e1 = terms.time(1.0), terms.dynamic(1.0)
