@@ -38,6 +38,12 @@ def num(value: Any, fmt: str = ".4g") -> str:
 
 def table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
     """A table of HTML cells; headers are escaped here, cells must be already."""
+    head, body = _head_and_body(headers, rows, numeric_from)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _head_and_body(headers: list[str], rows: list[list[str]], numeric_from: int) -> tuple[str, str]:
+    """The header cells and the body rows, columns from ``numeric_from`` right-aligned."""
     head = "".join(
         f'<th class="{"num" if i >= numeric_from else ""}">{esc(h)}</th>'
         for i, h in enumerate(headers)
@@ -51,7 +57,7 @@ def table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> s
         + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return head, body
 
 
 def sla_cell(w: dict[str, Any]) -> str:
@@ -90,17 +96,5 @@ def grouped_table(
         f'<th colspan="{len(cols)}" class="group">{esc(name)}</th>' for name, cols in groups if cols
     )
     headers = [h for _, cols in groups for h in cols]
-    head = "".join(
-        f'<th class="{"num" if i >= numeric_from else ""}">{esc(h)}</th>'
-        for i, h in enumerate(headers)
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="{"num" if i >= numeric_from else ""}">{cell}</td>'
-            for i, cell in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
+    head, body = _head_and_body(headers, rows, numeric_from)
     return f"<table><thead><tr>{top}</tr><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
