@@ -27,6 +27,7 @@ from accelsim.model.power import (
 )
 from accelsim.model.ranking import RankingCostModel
 from accelsim.model.roofline import ChipRates, Op, Traffic, batch_cost
+from accelsim.runner import load_checked
 from helpers import CHIP, chip, llm, model, resolved
 
 IDLE = CHIP["power"]["idle_w"]
@@ -311,3 +312,27 @@ def test_shift_settings_are_checked() -> None:
     res = _two_pools((10.0, 10.0), {"power_budget_w": 40.0, "budget_policy": "shift"})
     with pytest.raises(ConfigError, match="leaves nothing to shift"):
         simulate(res)
+
+
+def test_shifting_covers_llm_pools() -> None:
+    # The shipped mixed fleet under a 1.5 kW budget: 4 MTIA-like gen2 chips (idle 26 W,
+    # TDP 85 W) serve ranking about 13% busy; 2 GPU-like gen2 chips (idle 110 W, TDP
+    # 660 W) run LLM iterations back to back. Measured: the LLM pool holds its TDP most
+    # of the time (mean 656 W a chip) and ranking gets the rest (mean 47 W).
+    res = load_checked(
+        "mixed-fleet-ranking-and-llm",
+        [
+            "facility.power_budget_w=1500 W",
+            "facility.budget_policy=shift",
+            "facility.shift_interval_s=0.5",
+            "simulation.duration_s=4",
+        ],
+    )
+    doc = summarize(res, simulate(res))
+    shifting = doc["totals"]["power_shifting"]
+    llm_caps, ranking_caps = shifting["pools"]["llm"], shifting["pools"]["ranking"]
+    assert llm_caps["max_cap_w"] == 660.0
+    assert llm_caps["mean_cap_w"] > 600.0 > 85.0 >= ranking_caps["max_cap_w"]
+    assert ranking_caps["min_cap_w"] > 26.0
+    assert shifting["max_total_cap_w"] <= 1500.0 * (1 + 1e-12)
+    assert all(w["sla_attainment"] == 1.0 for w in doc["workloads"].values())

@@ -12,6 +12,8 @@ A unit offers what the policies read:
   routed to it and not finished, and a request item's own estimated work there
   (least work compares ``(work_s + items x item_cost_s) / n_devices``, the
   time until a new request would finish);
+* ``energy_per_item_j(workload)`` (ranking stations; power-aware routing only): a
+  request item's estimated dynamic energy there;
 * ``watchers``: a list to which an indexed router adds ``(moved, position)``;
   the unit calls ``moved(position)`` whenever its ``outstanding`` or
   ``work_s`` changes.
@@ -29,7 +31,8 @@ of the units' work: O(log N) steps. Both are brought up to date by the units'
 own notifications, in the same number of steps.
 ``power_of_d`` samples ``d`` distinct units from the workload's own seeded
 stream and takes the one with the shortest queue per chip among them, in
-O(d) whatever the fleet's size.
+O(d) whatever the fleet's size. ``power_aware`` keeps least work's min-trees,
+one per pool, and tries the pools in order of energy per item: O(pools + log N).
 """
 
 from __future__ import annotations
