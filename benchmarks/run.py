@@ -9,6 +9,8 @@ Cases, each in a fresh subprocess so that peak RSS is its own:
 * ``fleet-1000``: the same queries on 1,000 such chips at the same load per chip
   (the rate is 125 times higher), against the ranking case's floor: routing
   must not cost more with the pool's size;
+* ``fleet-1000-aware``: ``fleet-1000`` routed by ``power_aware`` (least work's
+  index, plus the headroom and energy test per pool), against the same floor;
 * ``llm``: 100,000 requests of an ~8B model on 4 GPU-like replicas with continuous
   batching (instant and thinking modes);
 * ``floor-ranking`` / ``floor-llm``: the reference floor, a bare SimPy M/D/1 loop
@@ -44,14 +46,14 @@ MEMORY_QUERIES = (1_000_000, 3_000_000)
 LONG_MEMORY_QUERIES = (3_000_000, 10_000_000, 30_000_000)
 FLEET_CHIPS = 1_000
 # A case's floor, where its name does not give it: the floor of the same request count.
-FLOOR_OF = {"fleet-1000": "floor-ranking"}
+FLOOR_OF = {"fleet-1000": "floor-ranking", "fleet-1000-aware": "floor-ranking"}
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def ranking_case(n: int, chips: int = 8) -> dict[str, Any]:
+def ranking_case(n: int, chips: int = 8, policy: str = "join_shortest_queue") -> dict[str, Any]:
     """``n`` queries on ``chips`` chips; the rate grows with the chips, so every chip sees
     the same load (2,500 queries/s, about 33% utilisation) whatever the pool's size."""
     from accelsim.config.loader import load_scenario
@@ -69,6 +71,7 @@ def ranking_case(n: int, chips: int = 8) -> dict[str, Any]:
             "batching: {max_batch_items: 512, max_wait_s: 1 ms}}}",
             f"simulation.duration_s={n / rate}",
             "simulation.warmup_s=0",
+            f"router.policy={policy}",
         ],
     )
     start = time.perf_counter()
@@ -182,6 +185,9 @@ def startup_case() -> dict[str, Any]:
 CASES = {
     "ranking": lambda scale, long: ranking_case(int(RANKING_QUERIES * scale)),
     "fleet-1000": lambda scale, long: ranking_case(int(RANKING_QUERIES * scale), FLEET_CHIPS),
+    "fleet-1000-aware": lambda scale, long: ranking_case(
+        int(RANKING_QUERIES * scale), FLEET_CHIPS, "power_aware"
+    ),
     "floor-ranking": lambda scale, long: floor_case(int(RANKING_QUERIES * scale)),
     "llm": lambda scale, long: llm_case(int(LLM_REQUESTS * scale)),
     "floor-llm": lambda scale, long: floor_case(int(LLM_REQUESTS * scale)),

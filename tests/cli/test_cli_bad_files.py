@@ -178,6 +178,25 @@ def power_of_d_with_no_draws(tmp: Path) -> Case:
     return Case(("run", path), path, line_of(path, "d: 0"), "router.d", ("greater than",))
 
 
+def shift_without_a_budget(tmp: Path) -> Case:
+    write_world(tmp)
+    data = scenario_data()
+    data["facility"] = {"budget_policy": "shift"}
+    path = write(tmp / "scenario.yaml", data)
+    return Case(
+        ("run", path), path, line_of(path, "facility:"), "facility", ("needs a power_budget_w",)
+    )
+
+
+def power_aware_without_an_sla(tmp: Path) -> Case:
+    write_world(tmp)
+    data = scenario_data()
+    del data["workloads"]["w"]["sla"]
+    data["router"] = {"policy": "power_aware"}
+    path = write(tmp / "scenario.yaml", data)
+    return Case(("run", path), path, line_of(path, "  w:"), "workloads.w.sla", ("give workload w",))
+
+
 def bad_unit_in_referenced_chip(tmp: Path) -> Case:
     """A scenario run names the chip file and line, not the scenario's."""
     scenario = write_world(tmp)
@@ -227,6 +246,8 @@ CASES: list[Callable[[Path], Case]] = [
     scenario_typo,
     d_without_power_of_d,
     power_of_d_with_no_draws,
+    shift_without_a_budget,
+    power_aware_without_an_sla,
     bad_unit_in_referenced_chip,
     unknown_extends,
     bad_trace_timestamp,

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import Chip, RankingModel, Scenario
+from accelsim.engine.records import RunRecords
 from accelsim.engine.simulation import simulate
 from accelsim.metrics.summary import summarize
 from accelsim.model.ranking import RankingCostModel
@@ -262,7 +263,11 @@ SETTINGS = settings(
 @given(res=scenarios())
 def test_invariants_hold_on_random_fleets(res: ResolvedScenario) -> None:
     records = simulate(res)
-    doc = summarize(res, records)
+    check_invariants(res, records, summarize(res, records))
+
+
+def check_invariants(res: ResolvedScenario, records: RunRecords, doc: dict[str, Any]) -> None:
+    """What every run's records and document must satisfy, whatever the fleet."""
     json.dumps(doc, allow_nan=False)  # a valid JSON document: no NaN or infinity anywhere
     assert_finite_and_non_negative(doc)
     scenario = res.scenario
@@ -321,6 +326,49 @@ def test_invariants_hold_on_random_fleets(res: ResolvedScenario) -> None:
         assert np.all(starts[1:] >= ends[:-1] - 1e-12)
     total = sum(p["energy_j"] for p in doc["pools"].values())
     assert math.isclose(doc["totals"]["energy_j"], total, rel_tol=1e-12)
+
+
+@settings(
+    max_examples=_EXAMPLES or 40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(res=scenarios(), share=st.floats(0.05, 1.0), spare=st.floats(0.01, 1.5))
+def test_power_aware_routing_and_shifted_caps_keep_the_invariants(
+    res: ResolvedScenario, share: float, spare: float
+) -> None:
+    """Power-aware routing under a facility that shifts its budget: the same invariants,
+    and caps that stay above idle power, at most their ceiling, and within the budget."""
+    data = res.scenario.model_dump()
+    for workload in data["workloads"].values():
+        workload["sla"] = workload["sla"] or {"latency_s": 0.01, "percentile": 99.0}
+    data["router"] = {"policy": "power_aware", "sla_share": share}
+    pools = data["pools"]
+    idle = sum(res.chips[p].power.idle_w * pool["count"] for p, pool in pools.items())
+    tdp = sum(res.chips[p].power.tdp_w * pool["count"] for p, pool in pools.items())
+    budget = (idle + spare * (tdp - idle)) * 1.2
+    interval = res.scenario.simulation.duration_s / 7 + res.scenario.simulation.warmup_s / 3
+    data["facility"] = {
+        "pue": 1.2,
+        "power_budget_w": budget,
+        "budget_policy": "shift",
+        "shift_interval_s": interval,
+    }
+    shifted = ResolvedScenario(Scenario.model_validate(data), res.source, res.chips, res.models, {})
+    records = simulate(shifted)
+    doc = summarize(shifted, records)
+    check_invariants(shifted, records, doc)
+    history = records.power_caps
+    assert history is not None
+    assert history.it_budget_w == budget / 1.2
+    total = sum(np.array(caps) * pools[p]["count"] for p, caps in history.caps_w.items())
+    assert np.all(total <= history.it_budget_w * (1 + 1e-9))
+    for p, caps in history.caps_w.items():
+        power = res.chips[p].power
+        assert all(power.idle_w < c <= power.tdp_w * (1 + 1e-12) for c in caps)
+    for entry in doc["totals"]["power_shifting"]["pools"].values():
+        assert entry["min_cap_w"] <= entry["mean_cap_w"] * (1 + 1e-12)
+        assert entry["mean_cap_w"] <= entry["max_cap_w"] * (1 + 1e-12)
 
 
 def _without_seed(doc: dict[str, Any]) -> dict[str, Any]:

@@ -671,8 +671,17 @@ ROUTER_POLICIES: dict[str, str] = {
         "each chip its own queue, the one with the fewest queries per chip of `d` chips "
         "drawn at random (for very large pools: a decision costs O(d), not O(chips))"
     ),
+    "power_aware": (
+        "each chip its own queue; of the chips with SLA headroom (backlog plus the query's "
+        "own work within `sla_share` of the workload's SLA latency), one of the pool whose "
+        "dynamic energy per item is lowest, the least loaded there; least_work when none "
+        "has headroom (ranking workloads with an SLA only)"
+    ),
 }
 POWER_OF_D_DEFAULT = 2
+SLA_SHARE_DEFAULT = 0.5
+# Router policies that serve only some workload kinds (the rest serve every kind).
+ROUTER_KINDS: dict[str, tuple[str, ...]] = {"power_aware": ("ranking",)}
 
 
 def _policy_enum(schema: dict[str, Any]) -> None:
@@ -707,11 +716,26 @@ class Router(Strict):
         ),
     )
 
+    sla_share: Fraction | None = Field(
+        None,
+        description=(
+            f"power_aware only: the share of a workload's SLA latency that a chip's backlog "
+            f"plus the query's own work may fill for the chip to count as having headroom "
+            f"(default {SLA_SHARE_DEFAULT})."
+        ),
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _default_d(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("policy") == "power_of_d" and "d" not in data:
             return {**data, "d": POWER_OF_D_DEFAULT}
+        if (
+            isinstance(data, dict)
+            and data.get("policy") == "power_aware"
+            and "sla_share" not in data
+        ):
+            return {**data, "sla_share": SLA_SHARE_DEFAULT}
         return data
 
     @field_validator("d")
@@ -724,18 +748,35 @@ class Router(Strict):
             )
         return value
 
+    @field_validator("sla_share")
+    @classmethod
+    def _share_needs_power_aware(cls, value: float | None, info: ValidationInfo) -> float | None:
+        policy = info.data.get("policy")
+        if value is not None and policy is not None and policy != "power_aware":
+            raise PydanticCustomError(
+                "router_sla_share",
+                "only power_aware reads sla_share (policy is {policy})",
+                {"policy": policy},
+            )
+        return value
+
     @model_serializer(mode="wrap")
     def _without_d(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """``d`` appears in a result's config only where the policy reads it."""
+        """``d`` and ``sla_share`` appear in a result's config only where the policy
+        reads them."""
         data: dict[str, Any] = handler(self)
-        if data.get("d") is None:
-            data.pop("d", None)
+        for key in ("d", "sla_share"):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
     @property
     def samples(self) -> int:
         """Units a power_of_d decision compares."""
         return self.d if self.d is not None else POWER_OF_D_DEFAULT
+
+
+SHIFT_INTERVAL_DEFAULT_S = 1.0
 
 
 class Facility(Strict):
@@ -747,16 +788,56 @@ class Facility(Strict):
     power_budget_w: Annotated[Watts, Field(gt=0)] | None = Field(
         None, description="Facility power budget (including the PUE overhead)."
     )
-    budget_policy: Literal["cap", "check"] = Field(
+    budget_policy: Literal["cap", "check", "shift"] = Field(
         "check",
         description=(
             "cap: lower every chip's power cap in proportion so the fleet's TDP fits the "
-            "budget; check: leave chips alone and report whether the peak draw fits."
+            "budget; check: leave chips alone and report whether the peak draw fits; "
+            "shift: every shift_interval_s, split the budget's room above the fleet's idle "
+            "power between the pools in proportion to each pool's recent demand (busy share "
+            "x chips x (cap - idle)), so caps move to the loaded pools."
+        ),
+    )
+    shift_interval_s: Annotated[Seconds, Field(gt=0, le=86_400)] | None = Field(
+        None,
+        description=(
+            f"shift only: how often the pools' caps are reassigned "
+            f"(default {SHIFT_INTERVAL_DEFAULT_S:g} s)."
         ),
     )
     electricity_usd_per_kwh: Number = Field(
         0.08, ge=0, le=10, description="Price of facility energy (default: 0.08 USD/kWh)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_interval(cls, data: Any) -> Any:
+        if (
+            isinstance(data, dict)
+            and data.get("budget_policy") == "shift"
+            and "shift_interval_s" not in data
+        ):
+            return {**data, "shift_interval_s": SHIFT_INTERVAL_DEFAULT_S}
+        return data
+
+    @model_validator(mode="after")
+    def _shift_settings(self) -> Facility:
+        if self.shift_interval_s is not None and self.budget_policy != "shift":
+            raise ValueError(
+                f"shift_interval_s is read only by budget_policy: shift "
+                f"(budget_policy is {self.budget_policy})"
+            )
+        if self.budget_policy == "shift" and self.power_budget_w is None:
+            raise ValueError("budget_policy: shift needs a power_budget_w to share out")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_interval(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``shift_interval_s`` appears in a result's config only under the shift policy."""
+        data: dict[str, Any] = handler(self)
+        if data.get("shift_interval_s") is None:
+            data.pop("shift_interval_s", None)
+        return data
 
 
 class Simulation(Strict):
@@ -859,4 +940,24 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
     for name in scenario.workloads:
         if name not in served:
             problems.append((("workloads", name), "no pool serves this workload"))
+    policy = scenario.router.policy
+    routed = ROUTER_KINDS.get(policy)
+    if routed is not None:
+        for name, wl in scenario.workloads.items():
+            if wl.kind not in routed:
+                problems.append(
+                    (
+                        ("router", "policy"),
+                        f"{policy} routes {' and '.join(routed)} workloads only; workload "
+                        f"{name} is {POOL_RULES[wl.kind].label}",
+                    )
+                )
+            elif wl.sla is None:
+                problems.append(
+                    (
+                        ("workloads", name, "sla"),
+                        f"{policy} routing measures headroom against the SLA: give "
+                        f"workload {name} an sla",
+                    )
+                )
     return problems

@@ -12,6 +12,7 @@ scenario, starts them all, runs the clock, and collects their records:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -19,6 +20,7 @@ from typing import Any, ClassVar, Protocol
 import simpy
 
 from accelsim.config.loader import ResolvedScenario
+from accelsim.engine.facility import PoolMeter
 from accelsim.engine.routing import Router, router_rng
 from accelsim.errors import Problem
 from accelsim.model.power import ClockPolicy
@@ -37,13 +39,25 @@ class FleetContext:
     coalesce: bool = True  # let a fleet run unchanging stretches as one event
     # by workload kind: hand the records over in chunks instead of keeping them
     sinks: dict[str, Any] = field(default_factory=dict)
+    # by pool: its busy time and how to change its clock policy (facility power shifting)
+    meters: dict[str, PoolMeter] = field(default_factory=dict)
+
+    def meter(self, pool: str) -> PoolMeter:
+        """The pool's meter (made on first use)."""
+        meter = self.meters.get(pool)
+        if meter is None:
+            meter = self.meters[pool] = PoolMeter()
+        return meter
 
     def route(self, units: Sequence[Any], workload: int, name: str) -> Router:
         """The scenario's router for one workload (index ``workload`` in its fleet, named
         ``name``) over the units that serve it, with the workload's router stream."""
         scenario = self.resolved.scenario
         rng = router_rng(scenario.simulation.seed, name)
-        return self.router(units, workload, rng, scenario.router.samples)
+        share = scenario.router.sla_share
+        sla = getattr(scenario.workloads[name].sla, "latency_s", None)
+        headroom_s = share * sla if share is not None and sla is not None else math.inf
+        return self.router(units, workload, rng, scenario.router.samples, headroom_s)
 
 
 class Fleet(Protocol):

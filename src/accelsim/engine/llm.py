@@ -44,6 +44,7 @@ import simpy
 
 from accelsim.config.schema import ContinuousBatching, LLMModel, LLMWorkload
 from accelsim.engine.arrivals import arrival_times, sample_sizes, workload_rng
+from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
 from accelsim.engine.records import (
     MODE_CONTEMPLATING,
@@ -248,9 +249,11 @@ class LLMReplica:
         workload: LLMWorkloadState,
         log: IterationLog,
         clock: ClockPolicy,
+        meter: PoolMeter,
         coalesce: bool = True,
     ) -> None:
         self.env = env
+        self.meter = meter
         self.coalesce = coalesce
         self.index = index
         self.pool = pool
@@ -269,11 +272,17 @@ class LLMReplica:
         self.admissions = 0
         self.preemptions = 0
         self.max_kv_used = 0
+        meter.appliers.append(self.set_clock)
         self.watchers: list[tuple[Callable[[int], None], int]] = []  # indexed routers
         # The context-free part of a decode step's time, by batch size and clock ratio.
         self.constants: dict[tuple[int, float], float] = {}
         self.nominal: dict[int, bool] = {}  # by batch size: never capped (a decode plan's bound)
         env.process(self.loop())
+
+    def set_clock(self, clock: ClockPolicy) -> None:
+        """A new clock policy (a shifted cap) for the iterations from now on."""
+        self.clock = clock
+        self.nominal.clear()
 
     @property
     def outstanding(self) -> int:
@@ -346,6 +355,7 @@ class LLMReplica:
         clock: float,
         steps: int,
     ) -> None:
+        self.meter.busy_s += (end - start) * self.chips
         log = self.log
         log.replica.append(self.index)
         log.start.append(start)
@@ -483,7 +493,9 @@ class LLMReplica:
             if done < steps:
                 steps = done + 1
                 log = self.log
-                log.end[record] = start + float(cumulative[done])
+                cut = start + float(cumulative[done])
+                self.meter.busy_s -= (log.end[record] - cut) * self.chips
+                log.end[record] = cut
                 log.energy[record] = float(energies[:steps].sum()) * self.chips
                 log.kv_tokens[record] = kv_mean(steps)
                 log.steps[record] = steps
@@ -662,6 +674,7 @@ class LLMFleet:
                     self.states[name],
                     self.iterations,
                     clock,
+                    ctx.meter(pool_name),
                     ctx.coalesce,
                 )
                 self.replicas.append(replica)

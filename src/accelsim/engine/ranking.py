@@ -52,6 +52,7 @@ from accelsim.engine.arrivals import (
     workload_rng,
 )
 from accelsim.engine.events import call_at
+from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
 from accelsim.engine.records import (
     CHUNK,
@@ -195,16 +196,34 @@ class _PoolCosts:
     """What every station of a pool costs its batches by, with the memos they share: a
     thousand-chip pool computes each batch size's cost once, not once per chip."""
 
-    def __init__(self, costs: dict[int, RankingCostModel], clock: ClockPolicy, idle_w: float):
+    def __init__(
+        self,
+        costs: dict[int, RankingCostModel],
+        clock: ClockPolicy,
+        idle_w: float,
+        meter: PoolMeter,
+    ):
         self.costs = costs
         self.clock = clock
         self.idle_w = idle_w
+        self.meter = meter
+        self.stations: list[_Station] = []
         self.per_item_s: dict[int, float] = {}  # estimated seconds per item, by workload
+        self.per_item_j: dict[int, float] = {}  # estimated dynamic energy per item
         # Batch time, energy, clock and input copy time by size, per workload: the cost
         # model's memo, flattened.
         self.time_by_size: dict[int, dict[int, tuple[float, float, float, float]]] = {
             w: {} for w in costs
         }
+        meter.appliers.append(self.set_clock)
+
+    def set_clock(self, clock: ClockPolicy) -> None:
+        """A new clock policy (a shifted cap) for the batches the pool starts from now."""
+        self.clock = clock
+        for station in self.stations:
+            station.clock = clock
+        for memo in self.time_by_size.values():
+            memo.clear()
 
 
 class _Station:
@@ -221,10 +240,12 @@ class _Station:
         "max_items",
         "max_queries",
         "max_wait",
+        "meter",
         "n_devices",
         "outstanding",
         "overlap",
         "pending",
+        "per_item_j",
         "per_item_s",
         "pool",
         "queued_items",
@@ -270,6 +291,8 @@ class _Station:
         self.work_s = 0.0  # estimated chip-seconds of work routed here and not finished
         self.watchers: list[tuple[Callable[[int], None], int]] = []  # indexed routers
         self.per_item_s = pool_costs.per_item_s
+        self.per_item_j = pool_costs.per_item_j
+        self.meter = pool_costs.meter
         self.timer_at = float("inf")
         self.clock = pool_costs.clock
         self.idle_w = pool_costs.idle_w
@@ -282,6 +305,15 @@ class _Station:
             full = clocked(self.costs[w].batch(self.max_items), self.idle_w, self.clock)
             cost = self.per_item_s[w] = full.time_s / self.max_items
         return cost
+
+    def energy_per_item_j(self, w: int) -> float:
+        """Estimated marginal energy per item: a full batch's dynamic energy over its
+        items, at the pool's clock."""
+        energy = self.per_item_j.get(w)
+        if energy is None:
+            full = clocked(self.costs[w].batch(self.max_items), self.idle_w, self.clock)
+            energy = self.per_item_j[w] = full.dynamic_energy_j / self.max_items
+        return energy
 
     def enqueue(self, w: int, query: _Query) -> None:
         self.queues[w].append(query)
@@ -423,6 +455,7 @@ class _Station:
             cached = (cost.time_s, cost.dynamic_energy_j, cost.clock_ratio, copy_s)
             self.time_by_size[w][taken] = cached
         time_s, energy_j, ratio, copy_s = cached
+        self.meter.busy_s += time_s
         work = taken * self.item_cost_s(w) if self.track_work else 0.0
         if self.overlap:
             # Copy now; compute once the copy is done and the previous batch has finished.
@@ -577,12 +610,13 @@ class RankingFleet:
             clock = ctx.clocks.get(pool_name)
             if clock is None:
                 continue
-            pool_costs = _PoolCosts(costs, clock, chip.power.idle_w)
+            pool_costs = _PoolCosts(costs, clock, chip.power.idle_w, ctx.meter(pool_name))
             for group in groups:
                 station = _Station(
                     self, len(self.stations), pool_name, group, pool.batching, pool_costs
                 )
                 self.stations.append(station)
+                pool_costs.stations.append(station)
                 for w in served:
                     units[w].append(station)
         self.routers = [ctx.route(stations, w, workloads[w]) for w, stations in enumerate(units)]

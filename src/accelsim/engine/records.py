@@ -174,12 +174,25 @@ class LLMFleetRecords:
 
 
 @dataclass(frozen=True)
+class CapHistory:
+    """The per-chip power caps a shifting facility put in force: ``caps[pool][k]`` from
+    ``times_s[k]`` until the next time (or the run's end)."""
+
+    interval_s: float
+    it_budget_w: float
+    times_s: tuple[float, ...]
+    caps_w: dict[str, list[float]]
+
+
+@dataclass(frozen=True)
 class RunRecords:
-    """Everything a run produced: each workload kind's fleet records, in registry order."""
+    """Everything a run produced: each workload kind's fleet records, in registry order,
+    and, when the facility shifts power between pools, the caps it used."""
 
     warmup_s: float
     end_s: float
     fleets: dict[str, Any]  # workload kind -> that kind's records (a FleetRecords)
+    power_caps: CapHistory | None = None
 
     def requests(self, workload: str) -> RequestRecords:
         """The per-request records of one workload, whatever its kind. Raises KeyError

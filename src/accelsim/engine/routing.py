@@ -12,6 +12,8 @@ A unit offers what the policies read:
   routed to it and not finished, and a request item's own estimated work there
   (least work compares ``(work_s + items x item_cost_s) / n_devices``, the
   time until a new request would finish);
+* ``energy_per_item_j(workload)`` (ranking stations; power-aware routing only): a
+  request item's estimated dynamic energy there;
 * ``watchers``: a list to which an indexed router adds ``(moved, position)``;
   the unit calls ``moved(position)`` whenever its ``outstanding`` or
   ``work_s`` changes.
@@ -29,11 +31,13 @@ of the units' work: O(log N) steps. Both are brought up to date by the units'
 own notifications, in the same number of steps.
 ``power_of_d`` samples ``d`` distinct units from the workload's own seeded
 stream and takes the one with the shortest queue per chip among them, in
-O(d) whatever the fleet's size.
+O(d) whatever the fleet's size. ``power_aware`` keeps least work's min-trees,
+one per pool, and tries the pools in order of energy per item: O(pools + log N).
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from bisect import bisect_left
 from collections.abc import Sequence
@@ -64,6 +68,7 @@ class Router:
         workload: int,
         rng: np.random.Generator | None = None,
         d: int = 2,
+        headroom_s: float = math.inf,
     ) -> None:
         self.units = list(units)
         self.n = len(self.units)
@@ -123,6 +128,7 @@ class JoinShortestQueue(Router):
         workload: int,
         rng: np.random.Generator | None = None,
         d: int = 2,
+        headroom_s: float = math.inf,
     ) -> None:
         super().__init__(units, workload)
         sizes = sorted({u.n_devices for u in self.units})
@@ -257,12 +263,14 @@ class LeastWork(Router):
         workload: int,
         rng: np.random.Generator | None = None,
         d: int = 2,
+        headroom_s: float = math.inf,
     ) -> None:
         super().__init__(units, workload)
-        by_key: dict[tuple[float, int], list[int]] = {}
+        by_key: dict[tuple[float, ...], list[int]] = {}
         for i, unit in enumerate(self.units):
-            by_key.setdefault((unit.item_cost_s(workload), unit.n_devices), []).append(i)
-        self.groups = [_WorkGroup(cost, size, members) for (cost, size), members in by_key.items()]
+            by_key.setdefault(self.group_key(unit), []).append(i)
+        self.keys = list(by_key)
+        self.groups = [_WorkGroup(key[0], int(key[1]), members) for key, members in by_key.items()]
         self.slot: list[tuple[_MinTree, int]] = [(self.groups[0].tree, 0)] * self.n
         for group in self.groups:
             for position, i in enumerate(group.members):
@@ -271,6 +279,10 @@ class LeastWork(Router):
             unit.watchers.append((self.moved, i))
             self.moved(i)
 
+    def group_key(self, unit: Any) -> tuple[float, ...]:
+        """What the units of one group share: cost per item and size first."""
+        return (unit.item_cost_s(self.workload), unit.n_devices)
+
     def moved(self, i: int) -> None:
         """Unit ``i``'s work may have changed."""
         tree, position = self.slot[i]
@@ -278,9 +290,22 @@ class LeastWork(Router):
 
     def pick(self, items: int = 1) -> Any:
         start = self.rotate()
-        n = self.n
-        if n == 1:
+        if self.n == 1:
             return self.units[start]
+        return self.least(start, items)
+
+    def first_in(self, g: _WorkGroup, start: int, items: int, target: float) -> int:
+        """The router's index of the first unit of group ``g`` at or after ``start``
+        (wrapping round) whose key is ``target``, the group's least."""
+        add = items * g.item_cost_s
+        position = g.tree.first(bisect_left(g.members, start), add, g.n_devices, target)
+        if position < 0:
+            position = g.tree.first(0, add, g.n_devices, target)
+        return g.members[position]
+
+    def least(self, start: int, items: int) -> Any:
+        """The unit with the least key, the first from ``start`` among ties."""
+        n = self.n
         groups = self.groups
         if len(groups) == 1:
             g = groups[0]
@@ -296,15 +321,79 @@ class LeastWork(Router):
         for g, key in zip(groups, keys, strict=True):
             if key != target:
                 continue
-            add = items * g.item_cost_s
-            position = g.tree.first(bisect_left(g.members, start), add, g.n_devices, target)
-            if position < 0:
-                position = g.tree.first(0, add, g.n_devices, target)
-            i = g.members[position]
+            i = self.first_in(g, start, items, target)
             distance = i - start if i >= start else i - start + n
             if distance < best_distance:
                 best, best_distance = i, distance
         return self.units[best]
+
+
+class PowerAware(LeastWork):
+    """Of the units with SLA headroom, one of the group whose marginal energy per item is
+    lowest; least work when none has headroom.
+
+    A unit has headroom for a request when its backlog per chip plus the request's own
+    work there, ``(work_s + items x item_cost_s) / n_devices`` (least work's key: the time
+    until the request would finish, batching wait aside), is at most ``headroom_s`` (the
+    scenario's ``sla_share`` of the workload's SLA latency). A request's marginal energy
+    on a unit is ``items x energy_per_item_j``: the dynamic energy a full batch spends per
+    item at the unit's clock (idle power is drawn whether or not the request comes, so it
+    is no part of the margin). Units are grouped as least work groups them and also by
+    that energy, so a group is one pool (or pools alike in all three); groups are tried in
+    order of energy, and the first whose least key is within the headroom wins (of equal
+    energies, the smaller key), then its least loaded unit, the first from the rotating
+    start among ties. A decision costs O(groups + log N)."""
+
+    name = "power_aware"
+
+    def __init__(
+        self,
+        units: Sequence[Any],
+        workload: int,
+        rng: np.random.Generator | None = None,
+        d: int = 2,
+        headroom_s: float = math.inf,
+    ) -> None:
+        super().__init__(units, workload)
+        self.headroom_s = headroom_s
+        self.cheapest = sorted(
+            range(len(self.groups)), key=lambda k: (self.keys[k][2], k)
+        )  # group indices by energy per item
+
+    def group_key(self, unit: Any) -> tuple[float, ...]:
+        return (*super().group_key(unit), unit.energy_per_item_j(self.workload))
+
+    def pick(self, items: int = 1) -> Any:
+        start = self.rotate()
+        if self.n == 1:
+            return self.units[start]
+        headroom = self.headroom_s
+        groups, keys = self.groups, self.keys
+        energy = -1.0
+        tied: list[int] = []  # groups of the lowest energy with headroom, by key
+        best = math.inf
+        for k in self.cheapest:
+            if tied and keys[k][2] != energy:
+                break
+            g = groups[k]
+            key = (g.tree.tree[1] + items * g.item_cost_s) / g.n_devices
+            if key > headroom or key > best:
+                continue
+            if key < best:
+                tied, best, energy = [], key, keys[k][2]
+            tied.append(k)
+        if not tied:
+            return self.least(start, items)
+        if len(tied) == 1:
+            return self.units[self.first_in(groups[tied[0]], start, items, best)]
+        n = self.n
+        chosen, distance = 0, n
+        for k in tied:
+            i = self.first_in(groups[k], start, items, best)
+            d = i - start if i >= start else i - start + n
+            if d < distance:
+                chosen, distance = i, d
+        return self.units[chosen]
 
 
 class SharedQueue(JoinShortestQueue):
@@ -329,6 +418,7 @@ class PowerOfD(Router):
         workload: int,
         rng: np.random.Generator | None = None,
         d: int = 2,
+        headroom_s: float = math.inf,
     ) -> None:
         super().__init__(units, workload)
         if rng is None:
@@ -370,5 +460,6 @@ class PowerOfD(Router):
 
 
 ROUTERS: dict[str, type[Router]] = {
-    cls.name: cls for cls in (RoundRobin, JoinShortestQueue, LeastWork, SharedQueue, PowerOfD)
+    cls.name: cls
+    for cls in (RoundRobin, JoinShortestQueue, LeastWork, SharedQueue, PowerOfD, PowerAware)
 }

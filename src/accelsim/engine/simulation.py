@@ -15,13 +15,14 @@ import simpy
 from accelsim.config.checks import arrival_budget_problems
 from accelsim.config.loader import ResolvedScenario
 from accelsim.engine.arrivals import ArrivalBudgetError
+from accelsim.engine.facility import PowerShifter
 from accelsim.engine.fleet import Fleet, FleetContext
 from accelsim.engine.llm import LLMFleet
 from accelsim.engine.ranking import RankingFleet
 from accelsim.engine.records import RecordSink, RunRecords
 from accelsim.engine.routing import ROUTERS
 from accelsim.errors import ConfigError, Problem
-from accelsim.model.power import clock_policies
+from accelsim.model.power import clock_policies, pool_powers
 
 # Workload kind -> the fleet that serves it. Fleets are built and started in this order.
 FLEETS: dict[str, type[Fleet]] = {
@@ -48,12 +49,13 @@ class Simulation:
         if budget:
             raise ConfigError(budget)
         problems: list[Problem] = []
+        clocks = clock_policies(resolved, problems)
         ctx = FleetContext(
             env=self.env,
             resolved=resolved,
             end_s=self.end_s,
             router=ROUTERS[scenario.router.policy],
-            clocks=clock_policies(resolved, problems),
+            clocks=clocks,
             problems=problems,
             coalesce=coalesce,
             sinks=dict(sinks or {}),
@@ -70,6 +72,18 @@ class Simulation:
                 raise ConfigError([resolved.problem(("workloads",), str(exc))]) from None
         if problems:
             raise ConfigError(problems)
+        facility = scenario.facility
+        self.shifter: PowerShifter | None = None
+        if facility.budget_policy == "shift":
+            assert facility.power_budget_w is not None and facility.shift_interval_s is not None
+            self.shifter = PowerShifter(
+                self.env,
+                facility.power_budget_w / facility.pue,
+                facility.shift_interval_s,
+                pool_powers(resolved),
+                clocks,
+                ctx.meters,
+            )
 
     def scheduled_events(self) -> int:
         """Events scheduled on the clock so far (SimPy numbers every event it schedules)."""
@@ -78,6 +92,8 @@ class Simulation:
     def run(self, progress: Callable[[float], None] | None = None) -> RunRecords:
         for fleet in self.fleets.values():
             fleet.start()
+        if self.shifter is not None:
+            self.shifter.start()
         if progress is None:
             self.env.run(until=self.end_s)
         else:
@@ -89,6 +105,7 @@ class Simulation:
             self.warmup_s,
             self.end_s,
             {kind: fleet.records() for kind, fleet in self.fleets.items()},
+            None if self.shifter is None else self.shifter.history(),
         )
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from accelsim import __version__
 from accelsim.config.loader import ResolvedScenario
-from accelsim.engine.records import RunRecords
+from accelsim.engine.records import CapHistory, RunRecords
 from accelsim.metrics import llm, ranking
 from accelsim.metrics.common import json_float
 from accelsim.metrics.confidence import tail_warning
@@ -91,6 +91,8 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
 
     timeline = _timeline(resolved, records, w0, w1)
     totals = _totals(resolved, records, pools, w0, w1)
+    if records.power_caps is not None:
+        totals["power_shifting"] = power_shifting(records.power_caps, resolved, w0, w1)
     budget = scenario.facility.power_budget_w
     if budget is not None and totals["facility_peak_power_w"] > budget:
         warnings.append(
@@ -109,6 +111,34 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
         "timeline": timeline,
         "warnings": warnings,
         "config": scenario.model_dump(mode="json"),
+    }
+
+
+def power_shifting(
+    history: CapHistory, resolved: ResolvedScenario, w0: float, w1: float
+) -> dict[str, Any]:
+    """The caps a shifting facility used over [w0, w1): per pool the time-averaged,
+    least and largest per-chip cap, and the largest sum of caps over all chips (never
+    above the IT budget)."""
+    times = np.array([*history.times_s, math.inf])
+    overlap = np.clip(np.minimum(times[1:], w1) - np.maximum(times[:-1], w0), 0, None)
+    used = overlap > 0
+    chips = {name: pool.count for name, pool in resolved.scenario.pools.items()}
+    total = sum(chips[name] * np.array(caps) for name, caps in history.caps_w.items())
+    pools = {}
+    for name, caps in history.caps_w.items():
+        c = np.array(caps)
+        pools[name] = {
+            "mean_cap_w": float((c * overlap).sum() / (w1 - w0)),
+            "min_cap_w": float(c[used].min()),
+            "max_cap_w": float(c[used].max()),
+        }
+    return {
+        "interval_s": history.interval_s,
+        "it_budget_w": history.it_budget_w,
+        "shifts": int(used.sum()) - 1,
+        "max_total_cap_w": float(np.asarray(total)[used].max()),
+        "pools": pools,
     }
 
 

@@ -163,18 +163,107 @@ def clocked_terms(terms: Terms, idle_w: float, policy: ClockPolicy) -> ClockedCo
     return ClockedCost(time, dynamic, ratio, stall, t1, power1)
 
 
+# ------------------------------------------------------------------- facility power shifting
+
+SHIFT_FLOOR_SHARE = 0.05  # the busy share an idle pool is weighted as
+
+
+@dataclass(frozen=True)
+class PoolPower:
+    """What the shift policy knows of a pool: its chips, their idle power and the most
+    each may draw (its own cap, default TDP)."""
+
+    chips: int
+    idle_w: float
+    ceiling_w: float
+
+
+def shifted_caps_w(it_budget_w: float, pools: list[PoolPower], busy: list[float]) -> list[float]:
+    """Per-chip caps that share an IT budget between pools by demand.
+
+    Every chip keeps its idle power; the room above the fleet's idle power,
+    ``it_budget_w - sum(chips x idle_w)`` (which must be positive), goes to the pools in
+    proportion to ``max(busy share, SHIFT_FLOOR_SHARE) x chips x (ceiling_w - idle_w)``,
+    and a pool whose share would take it past its ceiling gets its ceiling, the rest
+    being split again among the others (water filling). So the caps' sum over all chips
+    never exceeds the budget, equals it unless every pool is at its ceiling, and every
+    cap lies strictly above idle power and at most at its ceiling."""
+    room = it_budget_w - sum(p.chips * p.idle_w for p in pools)
+    if room <= 0:
+        raise ValueError("the budget does not exceed the fleet's idle power")
+    weights = [
+        max(share, SHIFT_FLOOR_SHARE) * p.chips * (p.ceiling_w - p.idle_w)
+        for p, share in zip(pools, busy, strict=True)
+    ]
+    extra = [0.0] * len(pools)  # watts above idle, whole pool
+    open_ = set(range(len(pools)))
+    while open_:
+        total = sum(weights[k] for k in open_)
+        full = [
+            k
+            for k in open_
+            if room * weights[k] / total >= pools[k].chips * (pools[k].ceiling_w - pools[k].idle_w)
+        ]
+        if not full:
+            for k in open_:
+                extra[k] = room * weights[k] / total
+            break
+        for k in full:
+            extra[k] = pools[k].chips * (pools[k].ceiling_w - pools[k].idle_w)
+            room -= extra[k]
+            open_.discard(k)
+    return [p.idle_w + e / p.chips for p, e in zip(pools, extra, strict=True)]
+
+
 # ---------------------------------------------------------------------- a scenario's policies
+
+
+def pool_powers(resolved: ResolvedScenario) -> dict[str, PoolPower]:
+    """Each pool's chips, idle power and ceiling (its own cap, default TDP)."""
+    return {
+        name: PoolPower(
+            pool.count,
+            resolved.chips[name].power.idle_w,
+            pool.power_cap_w or resolved.chips[name].power.tdp_w,
+        )
+        for name, pool in resolved.scenario.pools.items()
+    }
+
+
+def shift_budget_problem(resolved: ResolvedScenario) -> Problem | None:
+    """Under the shift policy, a budget at or below the fleet's idle power has no room to
+    share out."""
+    facility = resolved.scenario.facility
+    if facility.budget_policy != "shift" or facility.power_budget_w is None:
+        return None
+    idle = sum(p.chips * p.idle_w for p in pool_powers(resolved).values()) * facility.pue
+    if facility.power_budget_w > idle:
+        return None
+    return resolved.problem(
+        ("facility", "power_budget_w"),
+        f"a budget of {facility.power_budget_w:.4g} W leaves nothing to shift: the fleet's "
+        f"idle power is {idle:.4g} W (x PUE)",
+    )
 
 
 def chip_caps_w(resolved: ResolvedScenario) -> dict[str, float]:
     """Each pool's per-chip power cap: its own cap (default TDP), lowered in proportion
-    when a facility budget with the ``cap`` policy cannot feed the fleet's TDP."""
+    when a facility budget with the ``cap`` policy cannot feed the fleet's TDP. Under the
+    ``shift`` policy, the caps it starts from: the budget split as if every pool were
+    fully busy."""
     scenario = resolved.scenario
+    facility = scenario.facility
+    if facility.budget_policy == "shift" and shift_budget_problem(resolved) is None:
+        assert facility.power_budget_w is not None
+        powers = pool_powers(resolved)
+        caps_w = shifted_caps_w(
+            facility.power_budget_w / facility.pue, list(powers.values()), [1.0] * len(powers)
+        )
+        return dict(zip(powers, caps_w, strict=True))
     caps = {
         name: pool.power_cap_w or resolved.chips[name].power.tdp_w
         for name, pool in scenario.pools.items()
     }
-    facility = scenario.facility
     if facility.power_budget_w is not None and facility.budget_policy == "cap":
         it_budget = facility.power_budget_w / facility.pue
         fleet = sum(caps[name] * pool.count for name, pool in scenario.pools.items())
@@ -185,6 +274,10 @@ def chip_caps_w(resolved: ResolvedScenario) -> dict[str, float]:
 
 def clock_policies(resolved: ResolvedScenario, problems: list[Problem]) -> dict[str, ClockPolicy]:
     """The clock policy of every pool whose cap leaves room above idle power."""
+    shift = shift_budget_problem(resolved)
+    if shift is not None:
+        problems.append(shift)
+        return {}
     policies = {}
     for name, cap in chip_caps_w(resolved).items():
         pool = resolved.scenario.pools[name]
