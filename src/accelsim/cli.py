@@ -304,7 +304,7 @@ def explain(
     """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode)."""
     from accelsim.commands import report as reporting
     from accelsim.config.loader import files_read, load_chip, load_model
-    from accelsim.config.schema import confidential_chip
+    from accelsim.config.schema import Confidential, confidential_chip
     from accelsim.errors import AccelsimError
     from accelsim.report.explain import explain as explain_doc
     from accelsim.units import UnitError, parse_quantity
@@ -318,6 +318,7 @@ def explain(
         reporting.require_plotting(report_format)
     cwd = Path.cwd()
     the_model, the_chip = load_model(model, cwd), load_chip(chip, cwd)
+    overheads = (the_chip.confidential or Confidential()).model_dump(mode="json")
     if confidential:
         the_chip = confidential_chip(the_chip)
     refuse_overwriting_inputs(
@@ -335,7 +336,7 @@ def explain(
         power_cap_w=cap_w,
     )
     if confidential:
-        doc["confidential"] = True
+        doc["confidential"] = overheads
     if json_out is not None:
         _emit_json(doc, json_out)
     if json_out != "-":

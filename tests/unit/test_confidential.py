@@ -120,7 +120,11 @@ def test_explain_confidential_shows_the_slower_all_reduce(tmp_path: Path) -> Non
         assert_ok(invoke(*args, *extra, "--json", str(out)))
         docs.append(json.loads(out.read_text(encoding="utf-8")))
     plain, cc = ({o["name"]: o for o in d["decode"]["ops"]} for d in docs)
-    assert "confidential" not in docs[0] and docs[1]["confidential"] is True
+    assert "confidential" not in docs[0]
+    assert docs[1]["confidential"]["chip_to_chip_bandwidth_factor"] == 0.08
     link = cc["allreduce"]["memory_time_s"]["link"] / plain["allreduce"]["memory_time_s"]["link"]
     assert link == pytest.approx(1 / CONFIDENTIAL_LINK_BANDWIDTH_FACTOR)
     assert cc["gemm.qkv"]["time_s"] == plain["gemm.qkv"]["time_s"]
+    shown = invoke(*args, "--confidential")
+    assert_ok(shown)
+    assert "confidential mode: host link x0.08 bandwidth + 10 µs" in shown.stdout
