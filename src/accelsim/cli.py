@@ -279,6 +279,14 @@ def explain(
         str | None,
         typer.Option("--power-cap", help="Per-chip power cap, e.g. '300 W' (default: TDP)."),
     ] = None,
+    confidential: Annotated[
+        bool,
+        typer.Option(
+            "--confidential",
+            help="Run the chip in confidential-computing (encrypted) mode, as a pool with "
+            "confidential: true does.",
+        ),
+    ] = False,
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="Write the breakdown as JSON to this file ('-' for stdout)."),
@@ -296,6 +304,7 @@ def explain(
     """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode)."""
     from accelsim.commands import report as reporting
     from accelsim.config.loader import files_read, load_chip, load_model
+    from accelsim.config.schema import Confidential, confidential_chip
     from accelsim.errors import AccelsimError
     from accelsim.report.explain import explain as explain_doc
     from accelsim.units import UnitError, parse_quantity
@@ -309,6 +318,9 @@ def explain(
         reporting.require_plotting(report_format)
     cwd = Path.cwd()
     the_model, the_chip = load_model(model, cwd), load_chip(chip, cwd)
+    overheads = (the_chip.confidential or Confidential()).model_dump(mode="json")
+    if confidential:
+        the_chip = confidential_chip(the_chip)
     refuse_overwriting_inputs(
         [*files_read(chip, "chip", cwd), *files_read(model, "model", cwd)],
         Output("--json", json_out),
@@ -323,6 +335,8 @@ def explain(
         chips_per_replica=chips_per_replica,
         power_cap_w=cap_w,
     )
+    if confidential:
+        doc["confidential"] = overheads
     if json_out is not None:
         _emit_json(doc, json_out)
     if json_out != "-":

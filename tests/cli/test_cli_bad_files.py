@@ -77,6 +77,14 @@ def negative_bandwidth(tmp: Path) -> Case:
     )
 
 
+def confidential_factor_above_one(tmp: Path) -> Case:
+    data = chip_data()
+    data["confidential"] = {"dram_bandwidth_factor": 1.25}
+    return _chip_case(
+        tmp, data, "1.25", "confidential.dram_bandwidth_factor", "less than or equal to 1"
+    )
+
+
 def missing_top_level_field(tmp: Path) -> Case:
     data = chip_data()
     del data["host_link"]
@@ -233,6 +241,7 @@ CASES: list[Callable[[Path], Case]] = [
     unknown_field,
     unknown_block_field,
     negative_bandwidth,
+    confidential_factor_above_one,
     missing_top_level_field,
     missing_nested_field,
     duplicate_key,

@@ -16,7 +16,8 @@ from accelsim.config.loader import catalog
 
 SCENARIO_KEYS = "name, description, simulation, workloads, pools, router, facility"
 POOL_KEYS = (
-    "chip, count, chips_per_replica, serves, batching, continuous_batching, power_cap_w, clock_lock"
+    "chip, count, chips_per_replica, serves, batching, continuous_batching, power_cap_w, "
+    "clock_lock, confidential"
 )
 
 

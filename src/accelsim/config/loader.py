@@ -31,6 +31,7 @@ from accelsim.config.schema import (
     LLMModel,
     RankingModel,
     Scenario,
+    confidential_chip,
     scenario_reference_problems,
 )
 from accelsim.config.yamlio import (
@@ -446,9 +447,10 @@ def load_scenario(
     ]
     chips: dict[str, Chip] = {}
     for pool_name, pool in scenario.pools.items():
-        chips[pool_name] = _resolve(
-            doc, ("pools", pool_name, "chip"), pool.chip, "chip", Chip, problems, read
-        )
+        chip = _resolve(doc, ("pools", pool_name, "chip"), pool.chip, "chip", Chip, problems, read)
+        if chip is not None and pool.confidential:
+            chip = confidential_chip(chip)
+        chips[pool_name] = chip
     models: dict[str, RankingModel | LLMModel] = {}
     traces: dict[str, Trace] = {}
     for name, workload in scenario.workloads.items():

@@ -237,6 +237,62 @@ class Economics(Strict):
     service_life_years: Number = Field(4.0, gt=0)
 
 
+# Default overheads of a chip in confidential-computing mode (docs/fidelity.md,
+# "Confidential computing", gives the sources). Host-link and chip-to-chip traffic
+# leave the chip's trust boundary, so it is encrypted and authenticated on the way
+# out and in: on an H100 in CC mode through AES-GCM bounce buffers by the copy
+# engines, for PCIe and NVLink alike. "Fastrack: Fast IO for Secure ML using GPU TEEs"
+# (arXiv 2410.15240) measured the CPU-GPU communication cost of H100 CC mode 12.69 to
+# 33.53 times that of plain mode; the default takes the mildest end, 1 / 12.69 = 0.08 of the plain
+# bandwidth. No public figure isolates the extra fixed latency per encrypted crossing
+# ("small crossings pay a fixed toll", Yin and Wang, arXiv 2606.23969); 10 us is a
+# planning default (a few launches of the encrypt/authenticate work), not a
+# measurement. Device DRAM stays unencrypted by default: an H100's HBM is inside its
+# package and so inside the trust boundary (only traffic leaving the package is
+# encrypted); a CPU-like part under AMD SEV-SNP or Intel TDX encrypts DRAM and sets
+# its own dram_bandwidth_factor.
+CONFIDENTIAL_LINK_BANDWIDTH_FACTOR = 0.08
+CONFIDENTIAL_LINK_LATENCY_S = 10e-6
+
+
+class Confidential(Strict):
+    """What a chip's confidential-computing (encrypted) mode costs its data paths: a pool
+    with ``confidential: true`` runs the chip with these applied (:func:`confidential_chip`).
+    Defaults: the module's CONFIDENTIAL_* constants, whose sources docs/fidelity.md gives."""
+
+    host_link_bandwidth_factor: Fraction = Field(
+        CONFIDENTIAL_LINK_BANDWIDTH_FACTOR,
+        description=(
+            "Share of the host link's bandwidth left in confidential mode (encrypted bounce "
+            "buffers); default 0.08 = 1 / 12.69, the mildest CPU-GPU communication slowdown "
+            "Fastrack (arXiv 2410.15240) measured on an H100 in CC mode."
+        ),
+    )
+    host_link_latency_s: Annotated[Seconds, Field(ge=0, le=1.0)] = Field(
+        CONFIDENTIAL_LINK_LATENCY_S,
+        description="Latency added to each host-link transfer (a planning default, 10 us).",
+    )
+    chip_to_chip_bandwidth_factor: Fraction = Field(
+        CONFIDENTIAL_LINK_BANDWIDTH_FACTOR,
+        description=(
+            "Share of the chip-to-chip link's bandwidth left in confidential mode; default "
+            "as the host link's: in H100 CC mode NVLink traffic is encrypted by the same "
+            "copy engines."
+        ),
+    )
+    chip_to_chip_latency_s: Annotated[Seconds, Field(ge=0, le=1.0)] = Field(
+        CONFIDENTIAL_LINK_LATENCY_S,
+        description="Latency added to each chip-to-chip transfer step (default as the host link)",
+    )
+    dram_bandwidth_factor: Fraction = Field(
+        1.0,
+        description=(
+            "Share of device DRAM bandwidth left in confidential mode; default 1: on-package "
+            "HBM is inside the trust boundary. Set it for parts whose DRAM is encrypted."
+        ),
+    )
+
+
 class Chip(Strict):
     """A chip profile. Shipped profiles are hypothetical and say so."""
 
@@ -251,6 +307,21 @@ class Chip(Strict):
     chip_to_chip: Link | None = None
     power: Power
     economics: Economics | None = None
+    confidential: Confidential | None = Field(
+        None,
+        description=(
+            "Overheads of the chip's confidential-computing mode, used by pools with "
+            "confidential: true (default: the documented defaults of each field)."
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_confidential(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``confidential`` appears in a dump only where the profile gives it."""
+        data: dict[str, Any] = handler(self)
+        if data.get("confidential") is None:
+            data.pop("confidential", None)
+        return data
 
     @model_validator(mode="after")
     def _energy_dtypes(self) -> Chip:
@@ -262,6 +333,45 @@ class Chip(Strict):
                 + " that compute.matrix_flops_per_s lists"
             )
         return self
+
+
+def confidential_chip(chip: Chip) -> Chip:
+    """``chip`` as it runs in confidential mode: host-link and chip-to-chip bandwidth times
+    their factors and latency plus the added latency, device DRAM bandwidth times its
+    factor (the chip's ``confidential`` block, else its defaults). Every cost model reads
+    its rates from the chip, so a confidential pool's ranking input copies, tensor-parallel
+    all-reduces and DRAM streams all pay the overhead, and ``accelsim explain
+    --confidential`` shows the same numbers."""
+    cc = chip.confidential or Confidential()
+    host = chip.host_link
+    update: dict[str, Any] = {
+        "host_link": host.model_copy(
+            update={
+                "bandwidth_bytes_per_s": host.bandwidth_bytes_per_s * cc.host_link_bandwidth_factor,
+                "latency_s": host.latency_s + cc.host_link_latency_s,
+            }
+        ),
+        "memory": chip.memory.model_copy(
+            update={
+                "dram": chip.memory.dram.model_copy(
+                    update={
+                        "bandwidth_bytes_per_s": chip.memory.dram.bandwidth_bytes_per_s
+                        * cc.dram_bandwidth_factor
+                    }
+                )
+            }
+        ),
+    }
+    c2c = chip.chip_to_chip
+    if c2c is not None:
+        update["chip_to_chip"] = c2c.model_copy(
+            update={
+                "bandwidth_bytes_per_s": c2c.bandwidth_bytes_per_s
+                * cc.chip_to_chip_bandwidth_factor,
+                "latency_s": c2c.latency_s + cc.chip_to_chip_latency_s,
+            }
+        )
+    return chip.model_copy(update=update)
 
 
 # ------------------------------------------------------------------ ranking models
@@ -655,6 +765,22 @@ class Pool(Strict):
     clock_lock: Fraction | None = Field(
         None, description="Run every batch at this fraction of the nominal clock (a what-if)."
     )
+    confidential: StrictBool = Field(
+        False,
+        description=(
+            "Run the pool's chips in confidential-computing (encrypted) mode: host-link and "
+            "chip-to-chip traffic, and device DRAM if the chip says so, pay the overheads of "
+            "the chip's confidential block (or its documented defaults)."
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_plain_mode(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``confidential`` appears in a result's config only on a confidential pool."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("confidential"):
+            data.pop("confidential", None)
+        return data
 
 
 # Routing policies by name. The engine has one class per name (engine/routing.py): a new

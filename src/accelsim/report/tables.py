@@ -134,7 +134,26 @@ def _backlog_caption(doc: dict[str, Any], rows: dict[str, Any]) -> str | None:
 
 def explain_view(doc: dict[str, Any]) -> RenderableType:
     """The per-op roofline table(s) of ``accelsim explain``, then the reading."""
-    return Group(*kind_of(doc).explain_view(doc), *_lesson_lines(doc))
+    return Group(*_confidential_line(doc), *kind_of(doc).explain_view(doc), *_lesson_lines(doc))
+
+
+def _confidential_line(doc: dict[str, Any]) -> list[RenderableType]:
+    """What confidential mode (``explain --confidential``) did to the chip's data paths."""
+    cc = doc.get("confidential")
+    if not cc:
+        return []
+    return [
+        Text(
+            "confidential mode: host link x{:g} bandwidth + {}, chip-to-chip x{:g} + {}, "
+            "DRAM x{:g} bandwidth".format(
+                cc["host_link_bandwidth_factor"],
+                format_quantity(cc["host_link_latency_s"], "s"),
+                cc["chip_to_chip_bandwidth_factor"],
+                format_quantity(cc["chip_to_chip_latency_s"], "s"),
+                cc["dram_bandwidth_factor"],
+            )
+        )
+    ]
 
 
 def _lesson_lines(doc: dict[str, Any]) -> list[RenderableType]:
