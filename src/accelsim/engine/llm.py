@@ -36,7 +36,6 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,6 +43,7 @@ import simpy
 
 from accelsim.config.schema import ContinuousBatching, LLMModel, LLMWorkload
 from accelsim.engine.arrivals import arrival_times, sample_sizes, workload_rng
+from accelsim.engine.events import call_at
 from accelsim.engine.fleet import FleetContext
 from accelsim.engine.records import (
     MODE_CONTEMPLATING,
@@ -201,11 +201,6 @@ class LLMWorkloadState:
             self.finish[i] = now
 
 
-def _wake_up(wake: simpy.Event, _event: simpy.Event) -> None:
-    if not wake.triggered:
-        wake.succeed()
-
-
 def _constant_s(terms: Terms, ratio: float, varying: int) -> float:
     """The time of every op but the ``varying`` one at a clock ratio, plus the fixed
     overheads: the part of a decode step the context does not change, summed as the
@@ -232,8 +227,77 @@ class IterationLog:
         self.steps = array("i")  # iterations in the record (decode spans coalesce many)
 
 
+class _Fractions:
+    """``arange(steps) / (steps - 1)`` as a decode span computes it, memoised for the
+    span lengths that recur (every replica of a fleet shares one)."""
+
+    largest = 1024  # longer spans are rare; their arrays are built afresh
+
+    def __init__(self) -> None:
+        self.known: dict[int, np.ndarray] = {}
+
+    def __call__(self, steps: int) -> np.ndarray:
+        j = self.known.get(steps)
+        if j is None:
+            j = np.arange(steps) * (1.0 / (steps - 1))
+            if steps <= self.largest:
+                self.known[steps] = j
+        return j
+
+
+class _Span:
+    """A coalesced decode span in flight: its steps' times and energies, its record in
+    the log, and whether its end has come (an arrival may wake the replica first)."""
+
+    __slots__ = (
+        "cumulative",
+        "decoding",
+        "ended",
+        "energies",
+        "kv_start",
+        "record",
+        "start",
+        "steps",
+        "times",
+        "wake",
+    )
+
+    def __init__(
+        self,
+        decoding: list[Sequence],
+        times: np.ndarray,
+        cumulative: np.ndarray,
+        energies: np.ndarray,
+        start: float,
+        record: int,
+        kv_start: int,
+        wake: simpy.Event,
+    ) -> None:
+        self.decoding = decoding
+        self.times = times
+        self.cumulative = cumulative
+        self.energies = energies
+        self.start = start
+        self.record = record
+        self.kv_start = kv_start
+        self.steps = len(times)
+        self.wake = wake
+        self.ended = False
+
+    def __call__(self, _event: Any) -> None:
+        """The span's last step is over: wake the replica unless an arrival has."""
+        self.ended = True
+        if not self.wake.triggered:
+            self.wake.succeed()
+
+
 class LLMReplica:
-    """One tensor-parallel replica running iteration-level continuous batching."""
+    """One tensor-parallel replica running iteration-level continuous batching.
+
+    The replica is driven by callbacks on bare events, not a SimPy process: it runs
+    :meth:`_run` whenever it can act (woken by a submission, an iteration's end, or a
+    decode span's end or cut) until it has to wait again. The events it schedules, and
+    their order, are those a process looping over the same steps would schedule."""
 
     n_devices = 1  # routers compare sequences per replica
 
@@ -249,6 +313,7 @@ class LLMReplica:
         log: IterationLog,
         clock: ClockPolicy,
         coalesce: bool = True,
+        fractions: _Fractions | None = None,
     ) -> None:
         self.env = env
         self.coalesce = coalesce
@@ -257,9 +322,11 @@ class LLMReplica:
         self.chips = chips
         self.cost = cost
         self.batching = batching
+        self.preempt = batching.kv_policy == "preempt"
         self.workload = workload
         self.log = log
         self.clock = clock
+        self.fractions = fractions or _Fractions()
         self.idle_w = cost.chip.power.idle_w
         self.capacity = cost.capacity.kv_capacity_tokens
         self.waiting: deque[Sequence] = deque()
@@ -273,7 +340,11 @@ class LLMReplica:
         # The context-free part of a decode step's time, by batch size and clock ratio.
         self.constants: dict[tuple[int, float], float] = {}
         self.nominal: dict[int, bool] = {}  # by batch size: never capped (a decode plan's bound)
-        env.process(self.loop())
+        self.span: _Span | None = None
+        # The iteration in flight: its decoding sequences and prefill chunks.
+        self.decoding: list[Sequence] = []
+        self.chunks: list[tuple[Sequence, int]] = []
+        self._idle()
 
     @property
     def outstanding(self) -> int:
@@ -296,28 +367,30 @@ class LLMReplica:
         self.waiting.append(seq)
         for moved, position in self.watchers:
             moved(position)
-        if self.wake is not None and not self.wake.triggered:
-            self.wake.succeed()
+        wake = self.wake
+        if wake is not None and not wake.triggered:
+            wake.succeed()
         return True
 
     def _need(self, seq: Sequence) -> int:
-        if self.batching.kv_policy == "reserve":
-            return seq.prompt + seq.output
-        return seq.prompt + seq.base
+        if self.preempt:
+            return seq.prompt + seq.base
+        return seq.prompt + seq.output
 
     def _admit(self) -> None:
         limit = self.batching.max_batch_sequences
-        while self.waiting and len(self.running) < limit:
-            seq = self.waiting[0]
+        waiting, running = self.waiting, self.running
+        while waiting and len(running) < limit:
+            seq = waiting[0]
             need = self._need(seq)
             if self.kv_used + need > self.capacity:
                 break
-            self.waiting.popleft()
+            waiting.popleft()
             seq.kv = need
             self.kv_used += need
             self.admissions += 1
             seq.admitted_order = self.admissions
-            self.running.append(seq)
+            running.append(seq)
 
     def _evict_newest(self) -> None:
         """Preempt policy: free the newest sequence's KV; it will be recomputed."""
@@ -369,62 +442,86 @@ class LLMReplica:
             if left < steps:
                 steps = left
             context += s.prompt + s.generated
-        if self.batching.kv_policy == "preempt":
+        if self.preempt:
             steps = min(steps, (self.capacity - self.kv_used) // batch)
         if steps < 2:
             return None
         end_context = context + (steps - 1) * batch
         plan = self.cost.decode_plan(batch)
-        if plan is None:
-            first = self.cost.terms(
-                Iteration(decode_sequences=batch, decode_context_tokens=context, logits=batch)
-            )
-            last = self.cost.terms(
-                Iteration(decode_sequences=batch, decode_context_tokens=end_context, logits=batch)
-            )
-        else:
-            first, last = plan.terms(context), plan.terms(end_context)
         ratio = self.clock.locked_ratio
+        first: Terms | None = None
+        last: Terms | None = None
         if ratio is None:
-            if not (plan is not None and self._always_nominal(plan, batch)) and not (
-                at_nominal_clock(first, self.idle_w, self.clock)
-                and at_nominal_clock(last, self.idle_w, self.clock)
-            ):
-                return None
+            if not (plan is not None and self._always_nominal(plan, batch)):
+                first, last = self._ends(plan, batch, context, end_context)
+                if not (
+                    at_nominal_clock(first, self.idle_w, self.clock)
+                    and at_nominal_clock(last, self.idle_w, self.clock)
+                ):
+                    return None
             ratio = 1.0
+        j = self.fractions(steps)
+        if plan is not None:
+            c0 = plan.compute_per_token * context
+            c1 = plan.compute_per_token * end_context
+            m0 = plan.memory_per_token * context
+            m1 = plan.memory_per_token * end_context
+            if c0 != c1 or m0 != m1:
+                # Only the plan's one op varies; the others' sum is the same every step,
+                # added once (the general path's zeros plus this op's times are this op's
+                # times exactly). The ends' figures are the products ``plan.terms`` forms.
+                key = (batch, ratio)
+                constant = self.constants.get(key)
+                if constant is None:
+                    constant = _constant_s(plan.terms(context), ratio, plan.position)
+                    self.constants[key] = constant
+                c0, c1 = c0 / ratio, c1 / ratio
+                c = c0 + (c1 - c0) * j
+                m = m0 + (m1 - m0) * j
+                times = c + m  # c + m - overlap x min(c, m), in place
+                np.minimum(c, m, out=c)
+                c *= plan.overlap
+                times -= c
+                times += constant
+                ec0, ef0 = plan.energy(context)
+                ec1, ef1 = plan.energy(end_context)
+                e0 = ec0 * ratio * ratio + ef0
+                e1 = ec1 * ratio * ratio + ef1
+                return times, e0 + (e1 - e0) * j, ratio
+        if first is None or last is None:
+            first, last = self._ends(plan, batch, context, end_context)
         # Every term is linear in the context, which grows by `batch` tokens a step; most
         # ops do not depend on it. Each op as the roofline combines compute c and memory
         # m: max(c, m) + (1 - overlap) min(c, m) = c + m - overlap x min(c, m).
-        j = np.arange(steps) * (1.0 / (steps - 1))
         overlap = first.overlap
-        k = plan.position if plan is not None else -1
-        if k >= 0 and (first.compute[k] != last.compute[k] or first.memory[k] != last.memory[k]):
-            # Only the plan's one op varies; the others' sum is the same every step. (The
-            # general path's zeros plus this op's times are this op's times exactly.)
-            key = (batch, ratio)
-            constant = self.constants.get(key)
-            if constant is None:
-                constant = self.constants[key] = _constant_s(first, ratio, k)
-            c0, c1 = first.compute[k] / ratio, last.compute[k] / ratio
-            m0, m1 = first.memory[k], last.memory[k]
+        times = np.zeros(steps)
+        constant = first.overhead
+        for c0, c1, m0, m1 in zip(
+            first.compute, last.compute, first.memory, last.memory, strict=True
+        ):
+            c0, c1 = c0 / ratio, c1 / ratio
+            if c0 == c1 and m0 == m1:
+                constant += c0 + m0 - overlap * (c0 if c0 < m0 else m0)
+                continue
             c, m = c0 + (c1 - c0) * j, m0 + (m1 - m0) * j
-            times = c + m - overlap * np.minimum(c, m)
-        else:
-            times = np.zeros(steps)
-            constant = first.overhead
-            for c0, c1, m0, m1 in zip(
-                first.compute, last.compute, first.memory, last.memory, strict=True
-            ):
-                c0, c1 = c0 / ratio, c1 / ratio
-                if c0 == c1 and m0 == m1:
-                    constant += c0 + m0 - overlap * (c0 if c0 < m0 else m0)
-                    continue
-                c, m = c0 + (c1 - c0) * j, m0 + (m1 - m0) * j
-                times += c + m - overlap * np.minimum(c, m)
+            times += c + m - overlap * np.minimum(c, m)
         times += constant
         e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
-        energies = e0 + (e1 - e0) * j
-        return times, energies, ratio
+        return times, e0 + (e1 - e0) * j, ratio
+
+    def _ends(
+        self, plan: DecodePlan | None, batch: int, context: int, end_context: int
+    ) -> tuple[Terms, Terms]:
+        """The terms of a span's first and last decode steps."""
+        if plan is not None:
+            return plan.terms(context), plan.terms(end_context)
+        first = self.cost.terms(
+            Iteration(decode_sequences=batch, decode_context_tokens=context, logits=batch)
+        )
+        last = self.cost.terms(
+            Iteration(decode_sequences=batch, decode_context_tokens=end_context, logits=batch)
+        )
+        return first, last
 
     def _always_nominal(self, plan: DecodePlan, batch: int) -> bool:
         """True when no decode step of ``batch`` sequences can reach the power cap at the
@@ -436,93 +533,118 @@ class LLMReplica:
             known = self.nominal[batch] = bound * (1 + 1e-9) <= self.clock.cap_w
         return known
 
-    def _coalesced(self, decoding: list[Sequence]) -> Any:
+    def _kv_mean(self, span: _Span, steps: int) -> float:
+        """Time-weighted mean KV over a span's first ``steps`` steps: it grows by the
+        batch a step under preemption and is reserved up front otherwise."""
+        if not self.preempt:
+            return float(span.kv_start)
+        t = span.times[:steps]
+        return span.kv_start + len(span.decoding) * float((np.arange(steps) * t).sum() / t.sum())
+
+    def _start_span(self, decoding: list[Sequence]) -> bool:
         """Run decode-only iterations as one event while nothing can change the batch;
-        an arrival for this replica cuts the span at the end of the step in progress."""
-        span = self._decode_span(decoding)
-        if span is None:
+        an arrival for this replica cuts the span at the end of the step in progress.
+        False when the span cannot be coalesced."""
+        computed = self._decode_span(decoding)
+        if computed is None:
             return False
-        times, energies, ratio = span
+        times, energies, ratio = computed
         env = self.env
         start = env.now
-        cumulative = np.cumsum(times)
-        batch = len(decoding)
-        preempt = self.batching.kv_policy == "preempt"
-        kv_start = self.kv_used
-
-        def kv_mean(steps: int) -> float:
-            """Time-weighted mean KV over the first ``steps`` steps: it grows by ``batch``
-            tokens a step under preemption and is reserved up front otherwise."""
-            if not preempt:
-                return float(kv_start)
-            t = times[:steps]
-            return kv_start + batch * float((np.arange(steps) * t).sum() / t.sum())
-
-        # Logged before the wait, so a span the run's end cuts short is still counted.
-        steps = len(times)
-        record = len(self.log.start)
-        self._log(
-            start,
-            start + float(cumulative[-1]),
-            batch,
-            0,
-            kv_mean(steps),
-            float(energies.sum()),
-            ratio,
-            steps,
-        )
-        # The process waits for its wake-up event alone: the span's end triggers it (if an
-        # arrival has not), which costs the same events as waiting for either of two and
-        # skips building a condition.
+        cumulative = times.cumsum()
+        total = float(cumulative[-1])
+        log = self.log
+        # The process waits for its wake-up event alone: the span's end triggers it (if
+        # an arrival has not).
         self.wake = wake = env.event()
-        end = env.timeout(float(cumulative[-1]))
-        end.callbacks.append(partial(_wake_up, wake))
-        yield wake
-        if not end.processed:  # woken by an arrival before the span ended
-            done = int(np.searchsorted(cumulative, env.now - start, side="right"))
-            if done < steps:
-                steps = done + 1
-                log = self.log
-                log.end[record] = start + float(cumulative[done])
-                log.energy[record] = float(energies[:steps].sum()) * self.chips
-                log.kv_tokens[record] = kv_mean(steps)
-                log.steps[record] = steps
-                yield env.timeout(max(0.0, start + float(cumulative[done]) - env.now))
-        self.wake = None
-        for s in decoding:
-            s.generated += steps
-        if preempt:
-            for s in decoding:
-                s.kv += steps
-            self.kv_used += steps * batch
-        self.max_kv_used = max(self.max_kv_used, self.kv_used)
-        now = env.now
-        self._finish([s for s in decoding if s.generated >= s.output], now)
+        span = self.span = _Span(
+            decoding, times, cumulative, energies, start, len(log.start), self.kv_used, wake
+        )
+        # Logged before the wait, so a span the run's end cuts short is still counted.
+        log.replica.append(self.index)
+        log.start.append(start)
+        log.end.append(start + total)
+        log.sequences.append(len(decoding))
+        log.prefill_tokens.append(0)
+        log.kv_tokens.append(self._kv_mean(span, span.steps))
+        log.energy.append(float(energies.sum()) * self.chips)
+        log.clock.append(ratio)
+        log.steps.append(span.steps)
+        call_at(env, total, span)
+        wake.callbacks.append(self._span_woken)
         return True
 
-    def loop(self) -> Any:
-        env = self.env
+    def _span_woken(self, _event: Any) -> None:
+        span = self.span
+        assert span is not None
+        if not span.ended:  # woken by an arrival before the span ended
+            env = self.env
+            start = span.start
+            cumulative = span.cumulative
+            done = int(cumulative.searchsorted(env.now - start, side="right"))
+            if done < span.steps:
+                steps = span.steps = done + 1
+                log = self.log
+                record = span.record
+                end = start + float(cumulative[done])
+                log.end[record] = end
+                log.energy[record] = float(span.energies[:steps].sum()) * self.chips
+                log.kv_tokens[record] = self._kv_mean(span, steps)
+                log.steps[record] = steps
+                call_at(env, max(0.0, end - env.now), self._span_over)
+                return
+        self._span_over(None)
+
+    def _span_over(self, _event: Any) -> None:
+        span = self.span
+        assert span is not None
+        self.wake = self.span = None
+        steps = span.steps
+        decoding = span.decoding
+        for s in decoding:
+            s.generated += steps
+        if self.preempt:
+            for s in decoding:
+                s.kv += steps
+            self.kv_used += steps * len(decoding)
+        if self.kv_used > self.max_kv_used:
+            self.max_kv_used = self.kv_used
+        self._finish([s for s in decoding if s.generated >= s.output], self.env.now)
+        self._run()
+
+    def _idle(self) -> None:
+        self.wake = wake = self.env.event()
+        wake.callbacks.append(self._woken)
+
+    def _woken(self, _event: Any) -> None:
+        self.wake = None
+        self._run()
+
+    def _run(self) -> None:
+        """Admit what fits, then start the next decode span or iteration (or go idle)."""
         budget_total = self.batching.max_batch_tokens
         chunked = self.batching.chunked_prefill
-        preempt = self.batching.kv_policy == "preempt"
+        preempt = self.preempt
+        running = self.running
         evicting = False
         while True:
             if not evicting:
                 self._admit()
             evicting = False
-            if not self.running:
-                self.wake = env.event()
-                yield self.wake
-                self.wake = None
-                continue
-            decoding = [s for s in self.running if s.prefilled >= s.prompt + s.base]
-            if self.coalesce and len(decoding) == len(self.running) and not self._can_admit():
-                ran = yield from self._coalesced(decoding)
-                if ran:
-                    continue
+            if not running:
+                self._idle()
+                return
+            decoding = [s for s in running if s.prefilled >= s.prompt + s.base]
+            if (
+                self.coalesce
+                and len(decoding) == len(running)
+                and not self._can_admit()
+                and self._start_span(decoding)
+            ):
+                return
             budget = budget_total - len(decoding)
             chunks: list[tuple[Sequence, int]] = []
-            for seq in self.running:
+            for seq in running:
                 remaining = seq.prompt + seq.base - seq.prefilled
                 if remaining <= 0:
                     continue
@@ -535,72 +657,82 @@ class LLMReplica:
                 growth = len(decoding) + sum(
                     1 for s, t in chunks if s.prefilled + t >= s.prompt + s.base
                 )
-                if self.kv_used + growth > self.capacity and len(self.running) > 1:
+                if self.kv_used + growth > self.capacity and len(running) > 1:
                     self._evict_newest()
                     evicting = True  # no admissions until the batch fits again
                     continue
-            context = 0
-            for s in decoding:
-                context += s.prompt + s.generated
-            pairs = 0.0
-            prior = 0
-            images = 0
-            logits = len(decoding)
-            for s, take in chunks:
-                pairs += prefill_pairs(take, s.prefilled)
-                prior += s.prefilled
-                if s.prefilled == 0:
-                    images += s.images
-                if s.prefilled + take >= s.prompt + s.base:
-                    logits += 1
-            prefill_tokens = sum(t for _, t in chunks)
-            terms = self.cost.terms(
-                Iteration(
-                    prefill_tokens=prefill_tokens,
-                    prefill_pairs=pairs,
-                    prefill_context_tokens=prior,
-                    decode_sequences=len(decoding),
-                    decode_context_tokens=context,
-                    logits=logits,
-                    image_tokens=images,
-                )
+            break
+        context = 0
+        for s in decoding:
+            context += s.prompt + s.generated
+        pairs = 0.0
+        prior = 0
+        images = 0
+        logits = len(decoding)
+        prefill_tokens = 0
+        for s, take in chunks:
+            pairs += prefill_pairs(take, s.prefilled)
+            prior += s.prefilled
+            if s.prefilled == 0:
+                images += s.images
+            if s.prefilled + take >= s.prompt + s.base:
+                logits += 1
+            prefill_tokens += take
+        terms = self.cost.terms(
+            Iteration(
+                prefill_tokens=prefill_tokens,
+                prefill_pairs=pairs,
+                prefill_context_tokens=prior,
+                decode_sequences=len(decoding),
+                decode_context_tokens=context,
+                logits=logits,
+                image_tokens=images,
             )
-            cost = clocked_terms(terms, self.idle_w, self.clock)
-            start = env.now
-            self._log(
-                start,
-                start + cost.time_s,
-                len(decoding) + len(chunks),
-                prefill_tokens,
-                self.kv_used,
-                cost.dynamic_energy_j,
-                cost.clock_ratio,
-                1,
-            )
-            self.max_kv_used = max(self.max_kv_used, self.kv_used)
-            yield env.timeout(cost.time_s)
-            now = env.now
-            done: list[Sequence] = []
-            for s in decoding:
+        )
+        cost = clocked_terms(terms, self.idle_w, self.clock)
+        start = self.env.now
+        self._log(
+            start,
+            start + cost.time_s,
+            len(decoding) + len(chunks),
+            prefill_tokens,
+            self.kv_used,
+            cost.dynamic_energy_j,
+            cost.clock_ratio,
+            1,
+        )
+        if self.kv_used > self.max_kv_used:
+            self.max_kv_used = self.kv_used
+        self.decoding, self.chunks = decoding, chunks
+        call_at(self.env, cost.time_s, self._iterated)
+
+    def _iterated(self, _event: Any) -> None:
+        """An iteration is over: its tokens are generated and its chunks prefilled."""
+        now = self.env.now
+        preempt = self.preempt
+        done: list[Sequence] = []
+        for s in self.decoding:
+            s.generated += 1
+            if preempt:
+                s.kv += 1
+                self.kv_used += 1
+            if s.generated >= s.output:
+                done.append(s)
+        for s, take in self.chunks:
+            s.prefilled += take
+            if s.prefilled >= s.prompt + s.base:
                 s.generated += 1
                 if preempt:
                     s.kv += 1
                     self.kv_used += 1
+                self.workload.first_token_of(s, now)
                 if s.generated >= s.output:
                     done.append(s)
-            for s, take in chunks:
-                s.prefilled += take
-                if s.prefilled >= s.prompt + s.base:
-                    s.generated += 1
-                    if preempt:
-                        s.kv += 1
-                        self.kv_used += 1
-                    self.workload.first_token_of(s, now)
-                    if s.generated >= s.output:
-                        done.append(s)
-            self.max_kv_used = max(self.max_kv_used, self.kv_used)
-            if done:
-                self._finish(done, now)
+        if self.kv_used > self.max_kv_used:
+            self.max_kv_used = self.kv_used
+        if done:
+            self._finish(done, now)
+        self._run()
 
     def _finish(self, done: list[Sequence], now: float) -> None:
         """Sequences that generated their last token leave the batch and free their KV

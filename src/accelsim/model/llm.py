@@ -803,13 +803,19 @@ class DecodePlan:
         memory = self.memory.copy()
         compute[self.position] = self.compute_per_token * context
         memory[self.position] = self.memory_per_token * context
+        e_compute, e_fixed = self.energy(context)
+        return Terms(compute, memory, self.overhead, e_compute, e_fixed, self.overlap)
+
+    def energy(self, context: int) -> tuple[float, float]:
+        """The step's dynamic energy that scales with the clock and the rest, as
+        :meth:`terms` holds them (without building the op lists)."""
         e_compute = 0.0
         for value, per_token in self.compute_energy:
             e_compute += value * context if per_token else value
         e_fixed = 0.0
         for value, per_token in self.fixed_energy:
             e_fixed += value * context if per_token else value
-        return Terms(compute, memory, self.overhead, e_compute, e_fixed, self.overlap)
+        return e_compute, e_fixed
 
 
 @dataclass(frozen=True)
