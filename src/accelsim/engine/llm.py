@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, ClassVar
 
 import numpy as np
@@ -214,6 +216,18 @@ def _constant_s(terms: Terms, ratio: float, varying: int) -> float:
     return constant
 
 
+def _listed_step_times(
+    c0: float, dc: float, m0: float, dm: float, overlap: float, constant: float, j: list[float]
+) -> list[float]:
+    """A short decode span's step times with Python floats: the one varying op's compute
+    ``c0 + dc x j`` and memory ``m0 + dm x j`` combined as ``c + m - overlap x min(c, m)``,
+    plus the constant, the operations the numpy path does element by element."""
+    return [
+        (c := c0 + dc * x) + (m := m0 + dm * x) - overlap * (c if c < m else m) + constant
+        for x in j
+    ]
+
+
 class IterationLog:
     def __init__(self) -> None:
         self.replica = array("i")
@@ -227,14 +241,22 @@ class IterationLog:
         self.steps = array("i")  # iterations in the record (decode spans coalesce many)
 
 
+# Decode spans of at most this many steps compute their step times with Python floats,
+# longer ones with numpy arrays: the same operations on the same doubles, so the same
+# numbers, and below about this length numpy's cost per call outweighs its speed.
+PYTHON_SPAN_STEPS = 48
+
+
 class _Fractions:
     """``arange(steps) / (steps - 1)`` as a decode span computes it, memoised for the
-    span lengths that recur (every replica of a fleet shares one)."""
+    span lengths that recur (every replica of a fleet shares one), as an array and, for
+    spans short enough to compute with Python floats, as a list."""
 
     largest = 1024  # longer spans are rare; their arrays are built afresh
 
     def __init__(self) -> None:
         self.known: dict[int, np.ndarray] = {}
+        self.listed: dict[int, list[float]] = {}
 
     def __call__(self, steps: int) -> np.ndarray:
         j = self.known.get(steps)
@@ -243,6 +265,15 @@ class _Fractions:
             if steps <= self.largest:
                 self.known[steps] = j
         return j
+
+    def as_list(self, steps: int) -> list[float]:
+        j = self.listed.get(steps)
+        if j is None:
+            j = self.listed[steps] = self(steps).tolist()
+        return j
+
+
+Steps = np.ndarray | list[float]  # a span's step times, or their running sums
 
 
 class _Span:
@@ -265,8 +296,8 @@ class _Span:
     def __init__(
         self,
         decoding: list[Sequence],
-        times: np.ndarray,
-        cumulative: np.ndarray,
+        times: Steps,
+        cumulative: Steps,
         energies: np.ndarray,
         start: float,
         record: int,
@@ -430,10 +461,12 @@ class LLMReplica:
         log.clock.append(clock)
         log.steps.append(steps)
 
-    def _decode_span(self, decoding: list[Sequence]) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """Step times and energies of the decode-only iterations until the first sequence
-        finishes (or KV runs out), at one clock; None when the clock would change within
-        the span (then iterations run one by one)."""
+    def _decode_span(
+        self, decoding: list[Sequence]
+    ) -> tuple[Steps, Steps, np.ndarray, float] | None:
+        """Step times, their running sums and the step energies of the decode-only
+        iterations until the first sequence finishes (or KV runs out), at one clock; None
+        when the clock would change within the span (then iterations run one by one)."""
         batch = len(decoding)
         steps = decoding[0].output
         context = 0
@@ -476,18 +509,24 @@ class LLMReplica:
                     constant = _constant_s(plan.terms(context), ratio, plan.position)
                     self.constants[key] = constant
                 c0, c1 = c0 / ratio, c1 / ratio
-                c = c0 + (c1 - c0) * j
-                m = m0 + (m1 - m0) * j
-                times = c + m  # c + m - overlap x min(c, m), in place
-                np.minimum(c, m, out=c)
-                c *= plan.overlap
-                times -= c
-                times += constant
+                if steps <= PYTHON_SPAN_STEPS:
+                    line = (c0, c1 - c0, m0, m1 - m0, plan.overlap, constant)
+                    times: Steps = _listed_step_times(*line, self.fractions.as_list(steps))
+                    cumulative: Steps = list(accumulate(times))
+                else:
+                    c = c0 + (c1 - c0) * j
+                    m = m0 + (m1 - m0) * j
+                    times = c + m  # c + m - overlap x min(c, m), in place
+                    np.minimum(c, m, out=c)
+                    c *= plan.overlap
+                    times -= c
+                    times += constant
+                    cumulative = times.cumsum()
                 ec0, ef0 = plan.energy(context)
                 ec1, ef1 = plan.energy(end_context)
                 e0 = ec0 * ratio * ratio + ef0
                 e1 = ec1 * ratio * ratio + ef1
-                return times, e0 + (e1 - e0) * j, ratio
+                return times, cumulative, e0 + (e1 - e0) * j, ratio
         if first is None or last is None:
             first, last = self._ends(plan, batch, context, end_context)
         # Every term is linear in the context, which grows by `batch` tokens a step; most
@@ -507,7 +546,7 @@ class LLMReplica:
             times += c + m - overlap * np.minimum(c, m)
         times += constant
         e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
-        return times, e0 + (e1 - e0) * j, ratio
+        return times, times.cumsum(), e0 + (e1 - e0) * j, ratio
 
     def _ends(
         self, plan: DecodePlan | None, batch: int, context: int, end_context: int
@@ -538,7 +577,7 @@ class LLMReplica:
         batch a step under preemption and is reserved up front otherwise."""
         if not self.preempt:
             return float(span.kv_start)
-        t = span.times[:steps]
+        t = np.asarray(span.times[:steps])
         return span.kv_start + len(span.decoding) * float((np.arange(steps) * t).sum() / t.sum())
 
     def _start_span(self, decoding: list[Sequence]) -> bool:
@@ -548,10 +587,9 @@ class LLMReplica:
         computed = self._decode_span(decoding)
         if computed is None:
             return False
-        times, energies, ratio = computed
+        times, cumulative, energies, ratio = computed
         env = self.env
         start = env.now
-        cumulative = times.cumsum()
         total = float(cumulative[-1])
         log = self.log
         # The process waits for its wake-up event alone: the span's end triggers it (if
@@ -567,7 +605,7 @@ class LLMReplica:
         log.sequences.append(len(decoding))
         log.prefill_tokens.append(0)
         log.kv_tokens.append(self._kv_mean(span, span.steps))
-        log.energy.append(float(energies.sum()) * self.chips)
+        log.energy.append(float(np.add.reduce(energies)) * self.chips)
         log.clock.append(ratio)
         log.steps.append(span.steps)
         call_at(env, total, span)
@@ -581,14 +619,14 @@ class LLMReplica:
             env = self.env
             start = span.start
             cumulative = span.cumulative
-            done = int(cumulative.searchsorted(env.now - start, side="right"))
+            done = bisect_right(cumulative, env.now - start)
             if done < span.steps:
                 steps = span.steps = done + 1
                 log = self.log
                 record = span.record
                 end = start + float(cumulative[done])
                 log.end[record] = end
-                log.energy[record] = float(span.energies[:steps].sum()) * self.chips
+                log.energy[record] = float(np.add.reduce(span.energies[:steps])) * self.chips
                 log.kv_tokens[record] = self._kv_mean(span, steps)
                 log.steps[record] = steps
                 call_at(env, max(0.0, end - env.now), self._span_over)
@@ -772,6 +810,7 @@ class LLMFleet:
             requests = sample_requests(workload, times, per_image, rng, given)
             self.states[name] = LLMWorkloadState(name, requests)
         self.replicas: list[LLMReplica] = []
+        fractions = _Fractions()
         for pool_name in pools:
             pool = scenario.pools[pool_name]
             name = pool.serves[0]
@@ -795,6 +834,7 @@ class LLMFleet:
                     self.iterations,
                     clock,
                     ctx.coalesce,
+                    fractions,
                 )
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
