@@ -666,7 +666,7 @@ class LLMReplica:
         running = self.running
         evicting = False
         while True:
-            if not evicting:
+            if not evicting and self.waiting:
                 self._admit()
             evicting = False
             if not running:
@@ -676,7 +676,7 @@ class LLMReplica:
             if (
                 self.coalesce
                 and len(decoding) == len(running)
-                and not self._can_admit()
+                and (not self.waiting or not self._can_admit())
                 and self._start_span(decoding)
             ):
                 return
@@ -727,22 +727,30 @@ class LLMReplica:
                 image_tokens=images,
             )
         )
-        cost = clocked_terms(terms, self.idle_w, self.clock)
+        # Most iterations stay within the cap at the nominal clock of a free clock: then
+        # ``clocked_terms`` would return these figures as they are, and is not called.
+        clock = self.clock
+        time_s = terms.time(1.0) if clock.locked_ratio is None else 0.0
+        energy_j = terms.dynamic(1.0)
+        ratio = 1.0
+        if not (time_s > 0 and energy_j / time_s + self.idle_w <= clock.cap_w):
+            cost = clocked_terms(terms, self.idle_w, clock)
+            time_s, energy_j, ratio = cost.time_s, cost.dynamic_energy_j, cost.clock_ratio
         start = self.env.now
         self._log(
             start,
-            start + cost.time_s,
+            start + time_s,
             len(decoding) + len(chunks),
             prefill_tokens,
             self.kv_used,
-            cost.dynamic_energy_j,
-            cost.clock_ratio,
+            energy_j,
+            ratio,
             1,
         )
         if self.kv_used > self.max_kv_used:
             self.max_kv_used = self.kv_used
         self.decoding, self.chunks = decoding, chunks
-        call_at(self.env, cost.time_s, self._iterated)
+        call_at(self.env, time_s, self._iterated)
 
     def _iterated(self, _event: Any) -> None:
         """An iteration is over: its tokens are generated and its chunks prefilled."""
@@ -844,15 +852,33 @@ class LLMFleet:
     def start(self) -> None:
         for state in self.states.values():
             if len(state.requests.arrival_s):
-                self.env.process(self._arrivals(state))
+                self._arrivals(state)
 
-    def _arrivals(self, state: LLMWorkloadState) -> Any:
+    def _arrivals(self, state: LLMWorkloadState) -> None:
+        """Feed a workload's pre-sampled arrivals: one bare event per arrival time
+        (requests at the same time arrive in the same event, in order)."""
         env = self.env
-        for i, t in enumerate(state.requests.arrival_s.tolist()):
-            delay = t - env.now
-            if delay > 0:
-                yield env.timeout(delay)
+        times = state.requests.arrival_s.tolist()
+        n = len(times)
+        i = 0
+
+        def arrive_from(_event: Any) -> None:
+            nonlocal i
+            while i < n:
+                delay = times[i] - env.now
+                if delay > 0:
+                    call_at(env, delay, arrive)
+                    return
+                state.arrive(i)
+                i += 1
+
+        def arrive(_event: Any) -> None:
+            nonlocal i
             state.arrive(i)
+            i += 1
+            arrive_from(None)
+
+        arrive_from(None)
 
     def records(self) -> LLMFleetRecords:
         workloads = {}
