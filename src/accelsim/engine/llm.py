@@ -287,10 +287,10 @@ class _Span:
         "energies",
         "kv_start",
         "record",
+        "replica",
         "start",
         "steps",
         "times",
-        "wake",
     )
 
     def __init__(
@@ -302,7 +302,7 @@ class _Span:
         start: float,
         record: int,
         kv_start: int,
-        wake: simpy.Event,
+        replica: LLMReplica,
     ) -> None:
         self.decoding = decoding
         self.times = times
@@ -312,23 +312,28 @@ class _Span:
         self.record = record
         self.kv_start = kv_start
         self.steps = len(times)
-        self.wake = wake
+        self.replica = replica
         self.ended = False
 
     def __call__(self, _event: Any) -> None:
-        """The span's last step is over: wake the replica unless an arrival has."""
+        """The span's last step is over: the replica goes on at once, unless a submission
+        has already woken it (then its wake-up finds the span ended)."""
         self.ended = True
-        if not self.wake.triggered:
-            self.wake.succeed()
+        replica = self.replica
+        if replica.span is self and replica.wake is not None:
+            replica.wake = None
+            replica._span_over(None)
 
 
 class LLMReplica:
     """One tensor-parallel replica running iteration-level continuous batching.
 
     The replica is driven by callbacks on bare events, not a SimPy process: it runs
-    :meth:`_run` whenever it can act (woken by a submission, an iteration's end, or a
-    decode span's end or cut) until it has to wait again. The events it schedules, and
-    their order, are those a process looping over the same steps would schedule."""
+    :meth:`_run` whenever it can act until it has to wait again. It waits for an
+    iteration's end, for a submission when idle, and during a decode span for either the
+    span's end or a submission. A submission wakes it through an event at the same
+    instant (so every submission of that instant is queued before it admits); a span's
+    end that comes first goes on at once."""
 
     n_devices = 1  # routers compare sequences per replica
 
@@ -363,7 +368,9 @@ class LLMReplica:
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.kv_used = 0
-        self.wake: simpy.Event | None = None
+        # What a submission schedules to wake the replica: None while it is busy with an
+        # iteration, or already woken.
+        self.wake: Callable[[Any], None] | None = None
         self.admissions = 0
         self.preemptions = 0
         self.max_kv_used = 0
@@ -399,8 +406,9 @@ class LLMReplica:
         for moved, position in self.watchers:
             moved(position)
         wake = self.wake
-        if wake is not None and not wake.triggered:
-            wake.succeed()
+        if wake is not None:
+            self.wake = None
+            call_at(self.env, 0.0, wake)
         return True
 
     def _need(self, seq: Sequence) -> int:
@@ -592,11 +600,8 @@ class LLMReplica:
         start = env.now
         total = float(cumulative[-1])
         log = self.log
-        # The process waits for its wake-up event alone: the span's end triggers it (if
-        # an arrival has not).
-        self.wake = wake = env.event()
         span = self.span = _Span(
-            decoding, times, cumulative, energies, start, len(log.start), self.kv_used, wake
+            decoding, times, cumulative, energies, start, len(log.start), self.kv_used, self
         )
         # Logged before the wait, so a span the run's end cuts short is still counted.
         log.replica.append(self.index)
@@ -609,10 +614,12 @@ class LLMReplica:
         log.clock.append(ratio)
         log.steps.append(span.steps)
         call_at(env, total, span)
-        wake.callbacks.append(self._span_woken)
+        self.wake = self._span_woken
         return True
 
     def _span_woken(self, _event: Any) -> None:
+        """A submission woke the replica during a span: the span stops at the end of the
+        step in progress (or is over, if its end came at the same instant)."""
         span = self.span
         assert span is not None
         if not span.ended:  # woken by an arrival before the span ended
@@ -636,7 +643,7 @@ class LLMReplica:
     def _span_over(self, _event: Any) -> None:
         span = self.span
         assert span is not None
-        self.wake = self.span = None
+        self.span = None
         steps = span.steps
         decoding = span.decoding
         for s in decoding:
@@ -651,11 +658,9 @@ class LLMReplica:
         self._run()
 
     def _idle(self) -> None:
-        self.wake = wake = self.env.event()
-        wake.callbacks.append(self._woken)
+        self.wake = self._woken
 
     def _woken(self, _event: Any) -> None:
-        self.wake = None
         self._run()
 
     def _run(self) -> None:
