@@ -367,6 +367,7 @@ class LLMReplica:
         self.capacity = cost.capacity.kv_capacity_tokens
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
+        self.prefilling = 0  # running sequences whose prompt is not all prefilled
         self.kv_used = 0
         # What a submission schedules to wake the replica: None while it is busy with an
         # iteration, or already woken.
@@ -430,11 +431,15 @@ class LLMReplica:
             self.admissions += 1
             seq.admitted_order = self.admissions
             running.append(seq)
+            if seq.prefilled < seq.prompt + seq.base:
+                self.prefilling += 1
 
     def _evict_newest(self) -> None:
         """Preempt policy: free the newest sequence's KV; it will be recomputed."""
         victim = max(self.running, key=lambda s: s.admitted_order)
         self.running.remove(victim)
+        if victim.prefilled < victim.prompt + victim.base:
+            self.prefilling -= 1
         self.kv_used -= victim.kv
         victim.kv = 0
         victim.base = victim.generated
@@ -677,7 +682,10 @@ class LLMReplica:
             if not running:
                 self._idle()
                 return
-            decoding = [s for s in running if s.prefilled >= s.prompt + s.base]
+            if self.prefilling:
+                decoding = [s for s in running if s.prefilled >= s.prompt + s.base]
+            else:
+                decoding = running.copy()
             if (
                 self.coalesce
                 and len(decoding) == len(running)
@@ -772,6 +780,7 @@ class LLMReplica:
         for s, take in self.chunks:
             s.prefilled += take
             if s.prefilled >= s.prompt + s.base:
+                self.prefilling -= 1
                 s.generated += 1
                 if preempt:
                     s.kv += 1
@@ -791,6 +800,8 @@ class LLMReplica:
         request's aggregation at once)."""
         for s in done:
             self.running.remove(s)
+            if s.prefilled < s.prompt + s.base:
+                self.prefilling -= 1
             self.kv_used -= s.kv
             s.kv = 0
             for moved, position in self.watchers:
