@@ -278,12 +278,12 @@ Steps = np.ndarray | list[float]  # a span's step times, or their running sums
 
 class _Span:
     """A coalesced decode span in flight: its steps' times and energies, its record in
-    the log, and whether its end has come (an arrival may wake the replica first)."""
+    the log, and whether a submission has cut it short."""
 
     __slots__ = (
         "cumulative",
+        "cut",
         "decoding",
-        "ended",
         "energies",
         "kv_start",
         "record",
@@ -313,27 +313,24 @@ class _Span:
         self.kv_start = kv_start
         self.steps = len(times)
         self.replica = replica
-        self.ended = False
+        self.cut = False
 
     def __call__(self, _event: Any) -> None:
-        """The span's last step is over: the replica goes on at once, unless a submission
-        has already woken it (then its wake-up finds the span ended)."""
-        self.ended = True
-        replica = self.replica
-        if replica.span is self and replica.wake is not None:
-            replica.wake = None
-            replica._span_over(None)
+        """The span's last step is over: the replica goes on, unless a submission cut
+        the span short (then this event comes after the cut end and does nothing)."""
+        if not self.cut:
+            self.replica._span_over(None)
 
 
 class LLMReplica:
     """One tensor-parallel replica running iteration-level continuous batching.
 
     The replica is driven by callbacks on bare events, not a SimPy process: it runs
-    :meth:`_run` whenever it can act until it has to wait again. It waits for an
-    iteration's end, for a submission when idle, and during a decode span for either the
-    span's end or a submission. A submission wakes it through an event at the same
-    instant (so every submission of that instant is queued before it admits); a span's
-    end that comes first goes on at once."""
+    :meth:`_run` whenever it can act until it has to wait again: at an iteration's end,
+    at a decode span's end, or, when idle, through an event at the instant of a
+    submission (so every submission of that instant is queued before it admits). A
+    submission during a span cuts it at the end of the step in progress, where the
+    replica goes on."""
 
     n_devices = 1  # routers compare sequences per replica
 
@@ -369,8 +366,7 @@ class LLMReplica:
         self.running: list[Sequence] = []
         self.prefilling = 0  # running sequences whose prompt is not all prefilled
         self.kv_used = 0
-        # What a submission schedules to wake the replica: None while it is busy with an
-        # iteration, or already woken.
+        # What a submission schedules to wake the replica when idle (None otherwise).
         self.wake: Callable[[Any], None] | None = None
         self.admissions = 0
         self.preemptions = 0
@@ -410,6 +406,8 @@ class LLMReplica:
         if wake is not None:
             self.wake = None
             call_at(self.env, 0.0, wake)
+        elif self.span is not None and not self.span.cut:
+            self._cut(self.span)
         return True
 
     def _need(self, seq: Sequence) -> int:
@@ -619,31 +617,28 @@ class LLMReplica:
         log.clock.append(ratio)
         log.steps.append(span.steps)
         call_at(env, total, span)
-        self.wake = self._span_woken
         return True
 
-    def _span_woken(self, _event: Any) -> None:
-        """A submission woke the replica during a span: the span stops at the end of the
-        step in progress (or is over, if its end came at the same instant)."""
-        span = self.span
-        assert span is not None
-        if not span.ended:  # woken by an arrival before the span ended
-            env = self.env
-            start = span.start
-            cumulative = span.cumulative
-            done = bisect_right(cumulative, env.now - start)
-            if done < span.steps:
-                steps = span.steps = done + 1
-                log = self.log
-                record = span.record
-                end = start + float(cumulative[done])
-                log.end[record] = end
-                log.energy[record] = float(np.add.reduce(span.energies[:steps])) * self.chips
-                log.kv_tokens[record] = self._kv_mean(span, steps)
-                log.steps[record] = steps
-                call_at(env, max(0.0, end - env.now), self._span_over)
-                return
-        self._span_over(None)
+    def _cut(self, span: _Span) -> None:
+        """A submission during a span: the span stops at the end of the step in progress,
+        when the replica goes on (at once, at the same instant, if that step ends now)."""
+        span.cut = True
+        env = self.env
+        start = span.start
+        cumulative = span.cumulative
+        done = bisect_right(cumulative, env.now - start)
+        if done < span.steps:
+            steps = span.steps = done + 1
+            log = self.log
+            record = span.record
+            end = start + float(cumulative[done])
+            log.end[record] = end
+            log.energy[record] = float(np.add.reduce(span.energies[:steps])) * self.chips
+            log.kv_tokens[record] = self._kv_mean(span, steps)
+            log.steps[record] = steps
+            call_at(env, max(0.0, end - env.now), self._span_over)
+        else:
+            call_at(env, 0.0, self._span_over)
 
     def _span_over(self, _event: Any) -> None:
         span = self.span
