@@ -11,8 +11,8 @@ replica generates:
   prompt is the original prompt plus every branch's output. The user's first
   token and completion are the aggregation's.
 
-A replica (one or more chips in tensor parallel) runs one SimPy process that
-loops over iterations. While its batch cannot change (every sequence is
+A replica (one or more chips in tensor parallel) loops over iterations, driven
+by callbacks on bare SimPy events. While its batch cannot change (every sequence is
 decoding and nothing waiting can be admitted), the decode iterations up to the
 next completion run as one event: their times follow in closed form, since
 each step only adds one token of context per sequence; an arrival for the
