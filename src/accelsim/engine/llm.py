@@ -521,8 +521,10 @@ class LLMReplica:
                     self.constants[key] = constant
                 c0, c1 = c0 / ratio, c1 / ratio
                 if steps <= PYTHON_SPAN_STEPS:
-                    line = (c0, c1 - c0, m0, m1 - m0, plan.overlap, constant)
-                    times: Steps = _listed_step_times(*line, self.fractions.as_list(steps))
+                    j_list = self.fractions.as_list(steps)
+                    times: Steps = _listed_step_times(
+                        c0, c1 - c0, m0, m1 - m0, plan.overlap, constant, j_list
+                    )
                     cumulative: Steps = list(accumulate(times))
                 else:
                     c = c0 + (c1 - c0) * j
