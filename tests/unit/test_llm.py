@@ -8,11 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.config.schema import ContinuousBatching
 from accelsim.engine.simulation import simulate
 from accelsim.metrics.summary import summarize
-from accelsim.model.llm import Iteration, LLMCostModel, experts_touched, prefill_pairs, shape
+from accelsim.model.llm import (
+    Iteration,
+    LLMCostModel,
+    _energy_sum,
+    experts_touched,
+    prefill_pairs,
+    shape,
+)
 from accelsim.model.power import Terms
 from accelsim.units import parse_quantity
 from helpers import CHIP, chip, llm, llm_resolved
@@ -405,3 +414,27 @@ def test_multimodal_requests_pay_for_image_tokens_and_the_encoder() -> None:
     cm = LLMCostModel(vision, no_sram_chip(), 1)
     ops = {c.op.name: c for c in cm.prefill(100 + 1152, image_tokens=1152).ops}
     assert ops["vision_encoder"].op.flops == pytest.approx(2 * 3e8 * 1152)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.0, -0.0, 1e-9, 0.1, 0.3, 2.5e-6, 7.0, 1e6]), st.booleans()),
+        max_size=9,
+    ),
+    st.integers(0, 10**7),
+)
+def test_a_plans_folded_energy_sum_is_the_left_to_right_sum(
+    addends: list[tuple[float, bool]], context: int
+) -> None:
+    """The decode plan sums energy from its leading values folded into one and without
+    zero addends: to the last bit the sum of every addend in order from 0.0."""
+    expected = 0.0
+    for value, per_token in addends:
+        expected += value * context if per_token else value
+    start, rest = _energy_sum(addends)
+    total = start
+    for value, per_token in rest:
+        total += value * context if per_token else value
+    assert math.copysign(1.0, total) == math.copysign(1.0, expected)
+    assert total == expected

@@ -164,6 +164,46 @@ def test_facility_budget_caps_chips_in_proportion() -> None:
     assert doc["totals"]["within_budget"] is True
 
 
+def _peak_by_lexsort(
+    starts: np.ndarray, ends: np.ndarray, energy: np.ndarray, w0: float, w1: float
+) -> float:
+    """The peak as two-key lexicographic sorting defines it (the reference)."""
+    s, e = np.maximum(starts, w0), np.minimum(ends, w1)
+    span = ends - starts
+    keep = (e > s) & (span > 0)
+    if not keep.any():
+        return 0.0
+    rate = energy[keep] / span[keep]
+    times = np.concatenate((s[keep], e[keep]))
+    deltas = np.concatenate((rate, -rate))
+    order = np.lexsort((deltas, times))
+    return float(max(0.0, np.cumsum(deltas[order]).max()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 12), st.integers(0, 4), st.sampled_from([0.0, 0.5, 1.0, 3.0, 7.25])
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 6),
+)
+def test_peak_power_orders_ties_as_a_lexicographic_sort(
+    intervals: list[tuple[int, int, float]], w0: int
+) -> None:
+    """Back-to-back intervals share their end and start times, and equal energies give
+    equal changes: the peak is the one a lexicographic sort by (time, change) gives, to
+    the last bit (the order of the additions is the same)."""
+    starts = np.array([a * 0.1 for a, _, _ in intervals])
+    ends = np.array([(a + d) * 0.1 for a, d, _ in intervals])
+    energy = np.array([j for _, _, j in intervals])
+    expected = _peak_by_lexsort(starts, ends, energy, w0 * 0.1, 1.2)
+    assert peak_dynamic_power_w(starts, ends, energy, w0 * 0.1, 1.2) == expected
+
+
 def test_peak_power_and_residency_helpers() -> None:
     starts = np.array([0.0, 1.0, 1.5])
     ends = np.array([2.0, 3.0, 2.5])

@@ -11,8 +11,8 @@ replica generates:
   prompt is the original prompt plus every branch's output. The user's first
   token and completion are the aggregation's.
 
-A replica (one or more chips in tensor parallel) runs one SimPy process that
-loops over iterations. While its batch cannot change (every sequence is
+A replica (one or more chips in tensor parallel) loops over iterations, driven
+by callbacks on bare SimPy events. While its batch cannot change (every sequence is
 decoding and nothing waiting can be admitted), the decode iterations up to the
 next completion run as one event: their times follow in closed form, since
 each step only adds one token of context per sequence; an arrival for the
@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from itertools import accumulate
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,6 +45,7 @@ import simpy
 
 from accelsim.config.schema import ContinuousBatching, LLMModel, LLMWorkload
 from accelsim.engine.arrivals import arrival_times, sample_sizes, workload_rng
+from accelsim.engine.events import call_at
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
 from accelsim.engine.records import (
@@ -202,11 +204,6 @@ class LLMWorkloadState:
             self.finish[i] = now
 
 
-def _wake_up(wake: simpy.Event, _event: simpy.Event) -> None:
-    if not wake.triggered:
-        wake.succeed()
-
-
 def _constant_s(terms: Terms, ratio: float, varying: int) -> float:
     """The time of every op but the ``varying`` one at a clock ratio, plus the fixed
     overheads: the part of a decode step the context does not change, summed as the
@@ -218,6 +215,18 @@ def _constant_s(terms: Terms, ratio: float, varying: int) -> float:
             c0 = c0 / ratio
             constant += c0 + m0 - overlap * (c0 if c0 < m0 else m0)
     return constant
+
+
+def _listed_step_times(
+    c0: float, dc: float, m0: float, dm: float, overlap: float, constant: float, j: list[float]
+) -> list[float]:
+    """A short decode span's step times with Python floats: the one varying op's compute
+    ``c0 + dc x j`` and memory ``m0 + dm x j`` combined as ``c + m - overlap x min(c, m)``,
+    plus the constant, the operations the numpy path does element by element."""
+    return [
+        (c := c0 + dc * x) + (m := m0 + dm * x) - overlap * (c if c < m else m) + constant
+        for x in j
+    ]
 
 
 class IterationLog:
@@ -233,8 +242,96 @@ class IterationLog:
         self.steps = array("i")  # iterations in the record (decode spans coalesce many)
 
 
+# Decode spans of at most this many steps compute their step times with Python floats,
+# longer ones with numpy arrays: the same operations on the same doubles, so the same
+# numbers, and below about this length numpy's cost per call outweighs its speed.
+PYTHON_SPAN_STEPS = 48
+
+
+class _Fractions:
+    """``arange(steps) / (steps - 1)`` as a decode span computes it, memoised for the
+    span lengths that recur (every replica of a fleet shares one), as an array and, for
+    spans short enough to compute with Python floats, as a list."""
+
+    largest = 1024  # longer spans are rare; their arrays are built afresh
+
+    def __init__(self) -> None:
+        self.known: dict[int, np.ndarray] = {}
+        self.listed: dict[int, list[float]] = {}
+
+    def __call__(self, steps: int) -> np.ndarray:
+        j = self.known.get(steps)
+        if j is None:
+            j = np.arange(steps) * (1.0 / (steps - 1))
+            if steps <= self.largest:
+                self.known[steps] = j
+        return j
+
+    def as_list(self, steps: int) -> list[float]:
+        j = self.listed.get(steps)
+        if j is None:
+            j = self.listed[steps] = self(steps).tolist()
+        return j
+
+
+Steps = np.ndarray | list[float]  # a span's step times, or their running sums
+
+
+class _Span:
+    """A coalesced decode span in flight: its steps' times and energies, its record in
+    the log, and whether a submission has cut it short."""
+
+    __slots__ = (
+        "cumulative",
+        "cut",
+        "decoding",
+        "energies",
+        "kv_start",
+        "record",
+        "replica",
+        "start",
+        "steps",
+        "times",
+    )
+
+    def __init__(
+        self,
+        decoding: list[Sequence],
+        times: Steps,
+        cumulative: Steps,
+        energies: np.ndarray,
+        start: float,
+        record: int,
+        kv_start: int,
+        replica: LLMReplica,
+    ) -> None:
+        self.decoding = decoding
+        self.times = times
+        self.cumulative = cumulative
+        self.energies = energies
+        self.start = start
+        self.record = record
+        self.kv_start = kv_start
+        self.steps = len(times)
+        self.replica = replica
+        self.cut = False
+
+    def __call__(self, _event: Any) -> None:
+        """The span's last step is over: the replica goes on, unless a submission cut
+        the span short (then this event comes after the cut end and does nothing)."""
+        if not self.cut:
+            self.replica._span_over(None)
+
+
 class LLMReplica:
-    """One tensor-parallel replica running iteration-level continuous batching."""
+    """One tensor-parallel replica running iteration-level continuous batching.
+
+    The replica is driven by callbacks on bare events, not a SimPy process: it runs
+    :meth:`_run` whenever it can act until it has to wait again: at an iteration's end,
+    at a decode span's end, or, when idle, through an event at the instant of a
+    submission (so every submission of that instant is queued before it admits). A
+    submission during a span cuts it at the end of the step in progress, where the
+    replica goes on."""
 
     n_devices = 1  # routers compare sequences per replica
 
@@ -251,6 +348,7 @@ class LLMReplica:
         clock: ClockPolicy,
         meter: PoolMeter,
         coalesce: bool = True,
+        fractions: _Fractions | None = None,
     ) -> None:
         self.env = env
         self.meter = meter
@@ -260,15 +358,19 @@ class LLMReplica:
         self.chips = chips
         self.cost = cost
         self.batching = batching
+        self.preempt = batching.kv_policy == "preempt"
         self.workload = workload
         self.log = log
         self.clock = clock
+        self.fractions = fractions or _Fractions()
         self.idle_w = cost.chip.power.idle_w
         self.capacity = cost.capacity.kv_capacity_tokens
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
+        self.prefilling = 0  # running sequences whose prompt is not all prefilled
         self.kv_used = 0
-        self.wake: simpy.Event | None = None
+        # What a submission schedules to wake the replica when idle (None otherwise).
+        self.wake: Callable[[Any], None] | None = None
         self.admissions = 0
         self.preemptions = 0
         self.max_kv_used = 0
@@ -277,7 +379,11 @@ class LLMReplica:
         # The context-free part of a decode step's time, by batch size and clock ratio.
         self.constants: dict[tuple[int, float], float] = {}
         self.nominal: dict[int, bool] = {}  # by batch size: never capped (a decode plan's bound)
-        env.process(self.loop())
+        self.span: _Span | None = None
+        # The iteration in flight: its decoding sequences and prefill chunks.
+        self.decoding: list[Sequence] = []
+        self.chunks: list[tuple[Sequence, int]] = []
+        self._idle()
 
     def set_clock(self, clock: ClockPolicy) -> None:
         """A new clock policy (a shifted cap) for the iterations from now on."""
@@ -305,33 +411,42 @@ class LLMReplica:
         self.waiting.append(seq)
         for moved, position in self.watchers:
             moved(position)
-        if self.wake is not None and not self.wake.triggered:
-            self.wake.succeed()
+        wake = self.wake
+        if wake is not None:
+            self.wake = None
+            call_at(self.env, 0.0, wake)
+        elif self.span is not None and not self.span.cut:
+            self._cut(self.span)
         return True
 
     def _need(self, seq: Sequence) -> int:
-        if self.batching.kv_policy == "reserve":
-            return seq.prompt + seq.output
-        return seq.prompt + seq.base
+        if self.preempt:
+            return seq.prompt + seq.base
+        return seq.prompt + seq.output
 
     def _admit(self) -> None:
         limit = self.batching.max_batch_sequences
-        while self.waiting and len(self.running) < limit:
-            seq = self.waiting[0]
+        waiting, running = self.waiting, self.running
+        while waiting and len(running) < limit:
+            seq = waiting[0]
             need = self._need(seq)
             if self.kv_used + need > self.capacity:
                 break
-            self.waiting.popleft()
+            waiting.popleft()
             seq.kv = need
             self.kv_used += need
             self.admissions += 1
             seq.admitted_order = self.admissions
-            self.running.append(seq)
+            running.append(seq)
+            if seq.prefilled < seq.prompt + seq.base:
+                self.prefilling += 1
 
     def _evict_newest(self) -> None:
         """Preempt policy: free the newest sequence's KV; it will be recomputed."""
         victim = max(self.running, key=lambda s: s.admitted_order)
         self.running.remove(victim)
+        if victim.prefilled < victim.prompt + victim.base:
+            self.prefilling -= 1
         self.kv_used -= victim.kv
         victim.kv = 0
         victim.base = victim.generated
@@ -367,10 +482,12 @@ class LLMReplica:
         log.clock.append(clock)
         log.steps.append(steps)
 
-    def _decode_span(self, decoding: list[Sequence]) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """Step times and energies of the decode-only iterations until the first sequence
-        finishes (or KV runs out), at one clock; None when the clock would change within
-        the span (then iterations run one by one)."""
+    def _decode_span(
+        self, decoding: list[Sequence]
+    ) -> tuple[Steps, Steps, np.ndarray, float] | None:
+        """Step times, their running sums and the step energies of the decode-only
+        iterations until the first sequence finishes (or KV runs out), at one clock; None
+        when the clock would change within the span (then iterations run one by one)."""
         batch = len(decoding)
         steps = decoding[0].output
         context = 0
@@ -379,62 +496,94 @@ class LLMReplica:
             if left < steps:
                 steps = left
             context += s.prompt + s.generated
-        if self.batching.kv_policy == "preempt":
+        if self.preempt:
             steps = min(steps, (self.capacity - self.kv_used) // batch)
         if steps < 2:
             return None
         end_context = context + (steps - 1) * batch
         plan = self.cost.decode_plan(batch)
-        if plan is None:
-            first = self.cost.terms(
-                Iteration(decode_sequences=batch, decode_context_tokens=context, logits=batch)
-            )
-            last = self.cost.terms(
-                Iteration(decode_sequences=batch, decode_context_tokens=end_context, logits=batch)
-            )
-        else:
-            first, last = plan.terms(context), plan.terms(end_context)
         ratio = self.clock.locked_ratio
+        first: Terms | None = None
+        last: Terms | None = None
         if ratio is None:
-            if not (plan is not None and self._always_nominal(plan, batch)) and not (
-                at_nominal_clock(first, self.idle_w, self.clock)
-                and at_nominal_clock(last, self.idle_w, self.clock)
-            ):
-                return None
+            if not (plan is not None and self._always_nominal(plan, batch)):
+                first, last = self._ends(plan, batch, context, end_context)
+                if not (
+                    at_nominal_clock(first, self.idle_w, self.clock)
+                    and at_nominal_clock(last, self.idle_w, self.clock)
+                ):
+                    return None
             ratio = 1.0
+        j = self.fractions(steps)
+        if plan is not None:
+            c0 = plan.compute_per_token * context
+            c1 = plan.compute_per_token * end_context
+            m0 = plan.memory_per_token * context
+            m1 = plan.memory_per_token * end_context
+            if c0 != c1 or m0 != m1:
+                # Only the plan's one op varies; the others' sum is the same every step,
+                # added once (the general path's zeros plus this op's times are this op's
+                # times exactly). The ends' figures are the products ``plan.terms`` forms.
+                key = (batch, ratio)
+                constant = self.constants.get(key)
+                if constant is None:
+                    constant = _constant_s(plan.terms(context), ratio, plan.position)
+                    self.constants[key] = constant
+                c0, c1 = c0 / ratio, c1 / ratio
+                if steps <= PYTHON_SPAN_STEPS:
+                    j_list = self.fractions.as_list(steps)
+                    times: Steps = _listed_step_times(
+                        c0, c1 - c0, m0, m1 - m0, plan.overlap, constant, j_list
+                    )
+                    cumulative: Steps = list(accumulate(times))
+                else:
+                    c = c0 + (c1 - c0) * j
+                    m = m0 + (m1 - m0) * j
+                    times = c + m  # c + m - overlap x min(c, m), in place
+                    np.minimum(c, m, out=c)
+                    c *= plan.overlap
+                    times -= c
+                    times += constant
+                    cumulative = times.cumsum()
+                ec0, ef0 = plan.energy(context)
+                ec1, ef1 = plan.energy(end_context)
+                e0 = ec0 * ratio * ratio + ef0
+                e1 = ec1 * ratio * ratio + ef1
+                return times, cumulative, e0 + (e1 - e0) * j, ratio
+        if first is None or last is None:
+            first, last = self._ends(plan, batch, context, end_context)
         # Every term is linear in the context, which grows by `batch` tokens a step; most
         # ops do not depend on it. Each op as the roofline combines compute c and memory
         # m: max(c, m) + (1 - overlap) min(c, m) = c + m - overlap x min(c, m).
-        j = np.arange(steps) * (1.0 / (steps - 1))
         overlap = first.overlap
-        k = plan.position if plan is not None else -1
-        if k >= 0 and (first.compute[k] != last.compute[k] or first.memory[k] != last.memory[k]):
-            # Only the plan's one op varies; the others' sum is the same every step. (The
-            # general path's zeros plus this op's times are this op's times exactly.)
-            key = (batch, ratio)
-            constant = self.constants.get(key)
-            if constant is None:
-                constant = self.constants[key] = _constant_s(first, ratio, k)
-            c0, c1 = first.compute[k] / ratio, last.compute[k] / ratio
-            m0, m1 = first.memory[k], last.memory[k]
+        times = np.zeros(steps)
+        constant = first.overhead
+        for c0, c1, m0, m1 in zip(
+            first.compute, last.compute, first.memory, last.memory, strict=True
+        ):
+            c0, c1 = c0 / ratio, c1 / ratio
+            if c0 == c1 and m0 == m1:
+                constant += c0 + m0 - overlap * (c0 if c0 < m0 else m0)
+                continue
             c, m = c0 + (c1 - c0) * j, m0 + (m1 - m0) * j
-            times = c + m - overlap * np.minimum(c, m)
-        else:
-            times = np.zeros(steps)
-            constant = first.overhead
-            for c0, c1, m0, m1 in zip(
-                first.compute, last.compute, first.memory, last.memory, strict=True
-            ):
-                c0, c1 = c0 / ratio, c1 / ratio
-                if c0 == c1 and m0 == m1:
-                    constant += c0 + m0 - overlap * (c0 if c0 < m0 else m0)
-                    continue
-                c, m = c0 + (c1 - c0) * j, m0 + (m1 - m0) * j
-                times += c + m - overlap * np.minimum(c, m)
+            times += c + m - overlap * np.minimum(c, m)
         times += constant
         e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
-        energies = e0 + (e1 - e0) * j
-        return times, energies, ratio
+        return times, times.cumsum(), e0 + (e1 - e0) * j, ratio
+
+    def _ends(
+        self, plan: DecodePlan | None, batch: int, context: int, end_context: int
+    ) -> tuple[Terms, Terms]:
+        """The terms of a span's first and last decode steps."""
+        if plan is not None:
+            return plan.terms(context), plan.terms(end_context)
+        first = self.cost.terms(
+            Iteration(decode_sequences=batch, decode_context_tokens=context, logits=batch)
+        )
+        last = self.cost.terms(
+            Iteration(decode_sequences=batch, decode_context_tokens=end_context, logits=batch)
+        )
+        return first, last
 
     def _always_nominal(self, plan: DecodePlan, batch: int) -> bool:
         """True when no decode step of ``batch`` sequences can reach the power cap at the
@@ -446,95 +595,116 @@ class LLMReplica:
             known = self.nominal[batch] = bound * (1 + 1e-9) <= self.clock.cap_w
         return known
 
-    def _coalesced(self, decoding: list[Sequence]) -> Any:
+    def _kv_mean(self, span: _Span, steps: int) -> float:
+        """Time-weighted mean KV over a span's first ``steps`` steps: it grows by the
+        batch a step under preemption and is reserved up front otherwise."""
+        if not self.preempt:
+            return float(span.kv_start)
+        t = np.asarray(span.times[:steps])
+        return span.kv_start + len(span.decoding) * float((np.arange(steps) * t).sum() / t.sum())
+
+    def _start_span(self, decoding: list[Sequence]) -> bool:
         """Run decode-only iterations as one event while nothing can change the batch;
-        an arrival for this replica cuts the span at the end of the step in progress."""
-        span = self._decode_span(decoding)
-        if span is None:
+        an arrival for this replica cuts the span at the end of the step in progress.
+        False when the span cannot be coalesced."""
+        computed = self._decode_span(decoding)
+        if computed is None:
             return False
-        times, energies, ratio = span
+        times, cumulative, energies, ratio = computed
         env = self.env
         start = env.now
-        cumulative = np.cumsum(times)
-        batch = len(decoding)
-        preempt = self.batching.kv_policy == "preempt"
-        kv_start = self.kv_used
-
-        def kv_mean(steps: int) -> float:
-            """Time-weighted mean KV over the first ``steps`` steps: it grows by ``batch``
-            tokens a step under preemption and is reserved up front otherwise."""
-            if not preempt:
-                return float(kv_start)
-            t = times[:steps]
-            return kv_start + batch * float((np.arange(steps) * t).sum() / t.sum())
-
-        # Logged before the wait, so a span the run's end cuts short is still counted.
-        steps = len(times)
-        record = len(self.log.start)
-        self._log(
-            start,
-            start + float(cumulative[-1]),
-            batch,
-            0,
-            kv_mean(steps),
-            float(energies.sum()),
-            ratio,
-            steps,
+        total = float(cumulative[-1])
+        log = self.log
+        span = self.span = _Span(
+            decoding, times, cumulative, energies, start, len(log.start), self.kv_used, self
         )
-        # The process waits for its wake-up event alone: the span's end triggers it (if an
-        # arrival has not), which costs the same events as waiting for either of two and
-        # skips building a condition.
-        self.wake = wake = env.event()
-        end = env.timeout(float(cumulative[-1]))
-        end.callbacks.append(partial(_wake_up, wake))
-        yield wake
-        if not end.processed:  # woken by an arrival before the span ended
-            done = int(np.searchsorted(cumulative, env.now - start, side="right"))
-            if done < steps:
-                steps = done + 1
-                log = self.log
-                cut = start + float(cumulative[done])
-                self.meter.busy_s -= (log.end[record] - cut) * self.chips
-                log.end[record] = cut
-                log.energy[record] = float(energies[:steps].sum()) * self.chips
-                log.kv_tokens[record] = kv_mean(steps)
-                log.steps[record] = steps
-                yield env.timeout(max(0.0, start + float(cumulative[done]) - env.now))
-        self.wake = None
-        for s in decoding:
-            s.generated += steps
-        if preempt:
-            for s in decoding:
-                s.kv += steps
-            self.kv_used += steps * batch
-        self.max_kv_used = max(self.max_kv_used, self.kv_used)
-        now = env.now
-        self._finish([s for s in decoding if s.generated >= s.output], now)
+        # Logged before the wait, so a span the run's end cuts short is still counted.
+        self.meter.busy_s += total * self.chips
+        log.replica.append(self.index)
+        log.start.append(start)
+        log.end.append(start + total)
+        log.sequences.append(len(decoding))
+        log.prefill_tokens.append(0)
+        log.kv_tokens.append(self._kv_mean(span, span.steps))
+        log.energy.append(float(np.add.reduce(energies)) * self.chips)
+        log.clock.append(ratio)
+        log.steps.append(span.steps)
+        call_at(env, total, span)
         return True
 
-    def loop(self) -> Any:
+    def _cut(self, span: _Span) -> None:
+        """A submission during a span: the span stops at the end of the step in progress,
+        when the replica goes on (at once, at the same instant, if that step ends now)."""
+        span.cut = True
         env = self.env
+        start = span.start
+        cumulative = span.cumulative
+        done = bisect_right(cumulative, env.now - start)
+        if done < span.steps:
+            steps = span.steps = done + 1
+            log = self.log
+            record = span.record
+            end = start + float(cumulative[done])
+            self.meter.busy_s -= (log.end[record] - end) * self.chips
+            log.end[record] = end
+            log.energy[record] = float(np.add.reduce(span.energies[:steps])) * self.chips
+            log.kv_tokens[record] = self._kv_mean(span, steps)
+            log.steps[record] = steps
+            call_at(env, max(0.0, end - env.now), self._span_over)
+        else:
+            call_at(env, 0.0, self._span_over)
+
+    def _span_over(self, _event: Any) -> None:
+        span = self.span
+        assert span is not None
+        self.span = None
+        steps = span.steps
+        decoding = span.decoding
+        for s in decoding:
+            s.generated += steps
+        if self.preempt:
+            for s in decoding:
+                s.kv += steps
+            self.kv_used += steps * len(decoding)
+        if self.kv_used > self.max_kv_used:
+            self.max_kv_used = self.kv_used
+        self._finish([s for s in decoding if s.generated >= s.output], self.env.now)
+        self._run()
+
+    def _idle(self) -> None:
+        self.wake = self._woken
+
+    def _woken(self, _event: Any) -> None:
+        self._run()
+
+    def _run(self) -> None:
+        """Admit what fits, then start the next decode span or iteration (or go idle)."""
         budget_total = self.batching.max_batch_tokens
         chunked = self.batching.chunked_prefill
-        preempt = self.batching.kv_policy == "preempt"
+        preempt = self.preempt
+        running = self.running
         evicting = False
         while True:
-            if not evicting:
+            if not evicting and self.waiting:
                 self._admit()
             evicting = False
-            if not self.running:
-                self.wake = env.event()
-                yield self.wake
-                self.wake = None
-                continue
-            decoding = [s for s in self.running if s.prefilled >= s.prompt + s.base]
-            if self.coalesce and len(decoding) == len(self.running) and not self._can_admit():
-                ran = yield from self._coalesced(decoding)
-                if ran:
-                    continue
+            if not running:
+                self._idle()
+                return
+            if self.prefilling:
+                decoding = [s for s in running if s.prefilled >= s.prompt + s.base]
+            else:
+                decoding = running.copy()
+            if (
+                self.coalesce
+                and len(decoding) == len(running)
+                and (not self.waiting or not self._can_admit())
+                and self._start_span(decoding)
+            ):
+                return
             budget = budget_total - len(decoding)
             chunks: list[tuple[Sequence, int]] = []
-            for seq in self.running:
+            for seq in running:
                 remaining = seq.prompt + seq.base - seq.prefilled
                 if remaining <= 0:
                     continue
@@ -547,72 +717,91 @@ class LLMReplica:
                 growth = len(decoding) + sum(
                     1 for s, t in chunks if s.prefilled + t >= s.prompt + s.base
                 )
-                if self.kv_used + growth > self.capacity and len(self.running) > 1:
+                if self.kv_used + growth > self.capacity and len(running) > 1:
                     self._evict_newest()
                     evicting = True  # no admissions until the batch fits again
                     continue
-            context = 0
-            for s in decoding:
-                context += s.prompt + s.generated
-            pairs = 0.0
-            prior = 0
-            images = 0
-            logits = len(decoding)
-            for s, take in chunks:
-                pairs += prefill_pairs(take, s.prefilled)
-                prior += s.prefilled
-                if s.prefilled == 0:
-                    images += s.images
-                if s.prefilled + take >= s.prompt + s.base:
-                    logits += 1
-            prefill_tokens = sum(t for _, t in chunks)
-            terms = self.cost.terms(
-                Iteration(
-                    prefill_tokens=prefill_tokens,
-                    prefill_pairs=pairs,
-                    prefill_context_tokens=prior,
-                    decode_sequences=len(decoding),
-                    decode_context_tokens=context,
-                    logits=logits,
-                    image_tokens=images,
-                )
+            break
+        context = 0
+        for s in decoding:
+            context += s.prompt + s.generated
+        pairs = 0.0
+        prior = 0
+        images = 0
+        logits = len(decoding)
+        prefill_tokens = 0
+        for s, take in chunks:
+            pairs += prefill_pairs(take, s.prefilled)
+            prior += s.prefilled
+            if s.prefilled == 0:
+                images += s.images
+            if s.prefilled + take >= s.prompt + s.base:
+                logits += 1
+            prefill_tokens += take
+        terms = self.cost.terms(
+            Iteration(
+                prefill_tokens=prefill_tokens,
+                prefill_pairs=pairs,
+                prefill_context_tokens=prior,
+                decode_sequences=len(decoding),
+                decode_context_tokens=context,
+                logits=logits,
+                image_tokens=images,
             )
-            cost = clocked_terms(terms, self.idle_w, self.clock)
-            start = env.now
-            self._log(
-                start,
-                start + cost.time_s,
-                len(decoding) + len(chunks),
-                prefill_tokens,
-                self.kv_used,
-                cost.dynamic_energy_j,
-                cost.clock_ratio,
-                1,
-            )
-            self.max_kv_used = max(self.max_kv_used, self.kv_used)
-            yield env.timeout(cost.time_s)
-            now = env.now
-            done: list[Sequence] = []
-            for s in decoding:
+        )
+        # Most iterations stay within the cap at the nominal clock of a free clock: then
+        # ``clocked_terms`` would return these figures as they are, and is not called.
+        clock = self.clock
+        time_s = terms.time(1.0) if clock.locked_ratio is None else 0.0
+        energy_j = terms.dynamic(1.0)
+        ratio = 1.0
+        if not (time_s > 0 and energy_j / time_s + self.idle_w <= clock.cap_w):
+            cost = clocked_terms(terms, self.idle_w, clock)
+            time_s, energy_j, ratio = cost.time_s, cost.dynamic_energy_j, cost.clock_ratio
+        start = self.env.now
+        self._log(
+            start,
+            start + time_s,
+            len(decoding) + len(chunks),
+            prefill_tokens,
+            self.kv_used,
+            energy_j,
+            ratio,
+            1,
+        )
+        if self.kv_used > self.max_kv_used:
+            self.max_kv_used = self.kv_used
+        self.decoding, self.chunks = decoding, chunks
+        call_at(self.env, time_s, self._iterated)
+
+    def _iterated(self, _event: Any) -> None:
+        """An iteration is over: its tokens are generated and its chunks prefilled."""
+        now = self.env.now
+        preempt = self.preempt
+        done: list[Sequence] = []
+        for s in self.decoding:
+            s.generated += 1
+            if preempt:
+                s.kv += 1
+                self.kv_used += 1
+            if s.generated >= s.output:
+                done.append(s)
+        for s, take in self.chunks:
+            s.prefilled += take
+            if s.prefilled >= s.prompt + s.base:
+                self.prefilling -= 1
                 s.generated += 1
                 if preempt:
                     s.kv += 1
                     self.kv_used += 1
+                self.workload.first_token_of(s, now)
                 if s.generated >= s.output:
                     done.append(s)
-            for s, take in chunks:
-                s.prefilled += take
-                if s.prefilled >= s.prompt + s.base:
-                    s.generated += 1
-                    if preempt:
-                        s.kv += 1
-                        self.kv_used += 1
-                    self.workload.first_token_of(s, now)
-                    if s.generated >= s.output:
-                        done.append(s)
-            self.max_kv_used = max(self.max_kv_used, self.kv_used)
-            if done:
-                self._finish(done, now)
+        if self.kv_used > self.max_kv_used:
+            self.max_kv_used = self.kv_used
+        if done:
+            self._finish(done, now)
+        self._run()
 
     def _finish(self, done: list[Sequence], now: float) -> None:
         """Sequences that generated their last token leave the batch and free their KV
@@ -620,6 +809,8 @@ class LLMReplica:
         request's aggregation at once)."""
         for s in done:
             self.running.remove(s)
+            if s.prefilled < s.prompt + s.base:
+                self.prefilling -= 1
             self.kv_used -= s.kv
             s.kv = 0
             for moved, position in self.watchers:
@@ -652,6 +843,7 @@ class LLMFleet:
             requests = sample_requests(workload, times, per_image, rng, given)
             self.states[name] = LLMWorkloadState(name, requests)
         self.replicas: list[LLMReplica] = []
+        fractions = _Fractions()
         for pool_name in pools:
             pool = scenario.pools[pool_name]
             name = pool.serves[0]
@@ -676,6 +868,7 @@ class LLMFleet:
                     clock,
                     ctx.meter(pool_name),
                     ctx.coalesce,
+                    fractions,
                 )
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
@@ -685,15 +878,33 @@ class LLMFleet:
     def start(self) -> None:
         for state in self.states.values():
             if len(state.requests.arrival_s):
-                self.env.process(self._arrivals(state))
+                self._arrivals(state)
 
-    def _arrivals(self, state: LLMWorkloadState) -> Any:
+    def _arrivals(self, state: LLMWorkloadState) -> None:
+        """Feed a workload's pre-sampled arrivals: one bare event per arrival time
+        (requests at the same time arrive in the same event, in order)."""
         env = self.env
-        for i, t in enumerate(state.requests.arrival_s.tolist()):
-            delay = t - env.now
-            if delay > 0:
-                yield env.timeout(delay)
+        times = state.requests.arrival_s.tolist()
+        n = len(times)
+        i = 0
+
+        def arrive_from(_event: Any) -> None:
+            nonlocal i
+            while i < n:
+                delay = times[i] - env.now
+                if delay > 0:
+                    call_at(env, delay, arrive)
+                    return
+                state.arrive(i)
+                i += 1
+
+        def arrive(_event: Any) -> None:
+            nonlocal i
             state.arrive(i)
+            i += 1
+            arrive_from(None)
+
+        arrive_from(None)
 
     def records(self) -> LLMFleetRecords:
         workloads = {}

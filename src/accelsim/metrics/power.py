@@ -25,8 +25,11 @@ def peak_dynamic_power_w(
     rate = dynamic_energy_j[keep] / span[keep]
     times = np.concatenate((s[keep], e[keep]))
     deltas = np.concatenate((rate, -rate))
-    # At equal times, intervals that end leave before those that start arrive.
-    order = np.lexsort((deltas, times))
+    # At equal times, intervals that end leave before those that start arrive: a stable
+    # sort by (time, change) as ``np.lexsort((deltas, times))`` gives it, done as one
+    # sort of complex keys (ordered by real part, then imaginary), which is several
+    # times quicker on the nearly sorted times of a run's records.
+    order = np.argsort(times + 1j * deltas, kind="stable")
     return float(max(0.0, np.cumsum(deltas[order]).max()))
 
 

@@ -738,6 +738,23 @@ def _groups(fast: tuple[_FastKernel, ...]) -> tuple[_FastGroup, ...]:
 _CONTEXT = _INDEX["decode_kv_tokens"]
 
 
+def _energy_sum(
+    addends: list[tuple[float, bool]],
+) -> tuple[float, tuple[tuple[float, bool], ...]]:
+    """An energy's addends in order (a value, or True: a figure per context token) as the
+    sum of the values before the first per-token one, and the addends after it but the
+    values that are zero. Summed from that start, the rest give the left-to-right sum
+    of all the addends from 0.0 exactly: the start is that sum's first partial sum, and
+    adding +0.0 leaves any sum unchanged but -0.0, which a sum from +0.0 never is."""
+    start = 0.0
+    k = 0
+    while k < len(addends) and not addends[k][1]:
+        start += addends[k][0]
+        k += 1
+    rest = tuple((v, per_token) for v, per_token in addends[k:] if per_token or v != 0.0)
+    return start, rest
+
+
 class DecodePlan:
     """The terms of every decode-only iteration of one batch size, as a function of the
     one thing that changes between them: the KV tokens the batch reads (its context).
@@ -753,6 +770,7 @@ class DecodePlan:
         "compute",
         "compute_energy",
         "compute_per_token",
+        "energy_sums",
         "fixed_energy",
         "memory",
         "memory_per_token",
@@ -777,6 +795,7 @@ class DecodePlan:
         self.compute_per_token, self.memory_per_token = per_token
         # Energy addends in ``terms``'s order: a value, or (True) a figure per context token.
         self.compute_energy, self.fixed_energy = energy
+        self.energy_sums = _energy_sum(self.compute_energy), _energy_sum(self.fixed_energy)
         self.overhead = overhead
         self.overlap = overlap
 
@@ -803,13 +822,18 @@ class DecodePlan:
         memory = self.memory.copy()
         compute[self.position] = self.compute_per_token * context
         memory[self.position] = self.memory_per_token * context
-        e_compute = 0.0
-        for value, per_token in self.compute_energy:
-            e_compute += value * context if per_token else value
-        e_fixed = 0.0
-        for value, per_token in self.fixed_energy:
-            e_fixed += value * context if per_token else value
+        e_compute, e_fixed = self.energy(context)
         return Terms(compute, memory, self.overhead, e_compute, e_fixed, self.overlap)
+
+    def energy(self, context: int) -> tuple[float, float]:
+        """The step's dynamic energy that scales with the clock and the rest, as
+        :meth:`terms` holds them (without building the op lists)."""
+        (e_compute, compute), (e_fixed, fixed) = self.energy_sums
+        for value, per_token in compute:
+            e_compute += value * context if per_token else value
+        for value, per_token in fixed:
+            e_fixed += value * context if per_token else value
+        return e_compute, e_fixed
 
 
 @dataclass(frozen=True)
