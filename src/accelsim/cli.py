@@ -19,6 +19,7 @@ from accelsim.commands.common import (
     Output,
     PlaceholderGroup,
     TableFormat,
+    TableFormatOption,
     complete_shipped,
     refuse_overwriting_inputs,
     user_errors,
@@ -39,10 +40,7 @@ class Percentiles(StrEnum):
     sketch = "sketch"
 
 
-_Format = Annotated[
-    TableFormat,
-    typer.Option("--format", help="Print tables as a table, csv or markdown."),
-]
+_Format = TableFormatOption
 # A command that draws charts too takes either kind of format in one --format.
 _TableOrReportFormat = Annotated[
     str | None,

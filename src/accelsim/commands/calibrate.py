@@ -11,6 +11,7 @@ import typer
 from accelsim.commands.common import (
     Output,
     TableFormat,
+    TableFormatOption,
     console,
     dump_json,
     refuse_overwriting_inputs,
@@ -51,9 +52,7 @@ def calibrate(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the fit as JSON instead of tables.")
     ] = False,
-    fmt: Annotated[
-        TableFormat, typer.Option("--format", help="Print tables as a table, csv or markdown.")
-    ] = TableFormat.table,
+    fmt: TableFormatOption = TableFormat.table,
 ) -> None:
     """Fit the chip's efficiencies and kernel overhead to the rows marked `fit` that were
     measured on it (bounded least squares on log(accelsim / measured)), print every row's

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -28,6 +28,12 @@ class TableFormat(StrEnum):
     table = "table"
     csv = "csv"
     markdown = "markdown"
+
+
+# The --format option of every command that prints tables.
+TableFormatOption = Annotated[
+    TableFormat, typer.Option("--format", help="Print tables as a table, csv or markdown.")
+]
 
 
 def stderr(message: str) -> None:

@@ -14,6 +14,7 @@ import typer
 from accelsim.commands.common import (
     Output,
     TableFormat,
+    TableFormatOption,
     complete_shipped,
     console,
     emit_json,
@@ -55,9 +56,7 @@ _Json = Annotated[
     typer.Option("--json", help="Write the result as JSON to this file ('-' for stdout)."),
 ]
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print no table or progress.")]
-_Format = Annotated[
-    TableFormat, typer.Option("--format", help="Print tables as a table, csv or markdown.")
-]
+_Format = TableFormatOption
 _Workers = Annotated[
     int | None, typer.Option("--workers", "-j", min=1, help="Parallel runs (default: all cores).")
 ]

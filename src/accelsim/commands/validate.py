@@ -10,7 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from accelsim.commands.common import TableFormat, console, dump_json, stderr, user_errors
+from accelsim.commands.common import (
+    TableFormat,
+    TableFormatOption,
+    console,
+    dump_json,
+    stderr,
+    user_errors,
+)
 
 # SI prefixes for the table: the largest whose scale is at most the value.
 _PREFIXES = (
@@ -66,9 +73,7 @@ def validate(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON instead of a table.")
     ] = False,
-    fmt: Annotated[
-        TableFormat, typer.Option("--format", help="Print tables as a table, csv or markdown.")
-    ] = TableFormat.table,
+    fmt: TableFormatOption = TableFormat.table,
 ) -> None:
     """Check the simulator against closed-form answers (M/D/1, M/M/1, M/M/c, Little's law,
     roofline, energy); exit 1 if any check fails. With --fidelity, compare it with public
