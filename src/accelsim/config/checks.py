@@ -156,7 +156,7 @@ def ranking_streamed(resolved: ResolvedScenario, percentiles: str = "auto") -> b
         raise ValueError(f"percentiles must be one of {PERCENTILE_CHOICES}, not {percentiles!r}")
     scenario = resolved.scenario
     ranking = [n for n, w in scenario.workloads.items() if isinstance(w, RankingWorkload)]
-    if not ranking or percentiles == "exact" or closed_loop_ranking(resolved):
+    if not ranking or percentiles == "exact" or loadgen_ranking(resolved):
         return False
     if percentiles == "sketch":
         return True
@@ -168,27 +168,31 @@ def ranking_streamed(resolved: ResolvedScenario, percentiles: str = "auto") -> b
     return expected > STREAM_ABOVE_REQUESTS
 
 
-def closed_loop_ranking(resolved: ResolvedScenario) -> list[str]:
-    """The ranking workloads with closed-loop traffic: their fleet keeps every record
-    (it learns its arrivals as it runs), so such a run never streams."""
+def loadgen_ranking(resolved: ResolvedScenario) -> list[str]:
+    """The ranking workloads with offline or closed-loop traffic: a closed loop learns
+    its arrivals as it runs and an offline summary reads every completion, so their
+    fleet keeps every record and such a run never streams."""
     return [
         n
         for n, w in resolved.scenario.workloads.items()
-        if isinstance(w, RankingWorkload) and isinstance(w.traffic, ClosedLoopTraffic)
+        if isinstance(w, RankingWorkload)
+        and isinstance(w.traffic, ClosedLoopTraffic | OfflineTraffic)
     ]
 
 
-def closed_loop_sketch_problems(resolved: ResolvedScenario, percentiles: str) -> list[Problem]:
-    """``--percentiles sketch`` asks a run to stream its ranking records, which a
-    closed-loop ranking workload cannot."""
+def loadgen_sketch_problems(resolved: ResolvedScenario, percentiles: str) -> list[Problem]:
+    """``--percentiles sketch`` asks a run to stream its ranking records, which an
+    offline or closed-loop ranking workload cannot."""
     if percentiles != "sketch":
         return []
+    scenario = resolved.scenario
     return [
         resolved.problem(
             ("workloads", name, "traffic", "kind"),
-            "closed-loop traffic keeps every record: run it with --percentiles exact or auto",
+            f"{scenario.workloads[name].traffic.kind} traffic keeps every record: run it "
+            "with --percentiles exact or auto",
         )
-        for name in closed_loop_ranking(resolved)
+        for name in loadgen_ranking(resolved)
     ]
 
 

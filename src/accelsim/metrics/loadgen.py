@@ -44,11 +44,13 @@ def _rejected(columns: dict[str, np.ndarray]) -> np.ndarray:
     rejected = columns.get("rejected")
     if rejected is None:
         return np.zeros(len(columns["finish_s"]), bool)
-    return np.asarray(rejected, dtype=bool)
+    out: np.ndarray = np.asarray(rejected, dtype=bool)
+    return out
 
 
 def _finished(columns: dict[str, np.ndarray]) -> np.ndarray:
-    return ~np.isnan(columns["finish_s"]) & ~_rejected(columns)
+    done: np.ndarray = ~np.isnan(columns["finish_s"]) & ~_rejected(columns)
+    return done
 
 
 def _offline(traffic: OfflineTraffic, columns: dict[str, np.ndarray]) -> dict[str, Any]:

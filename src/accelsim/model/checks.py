@@ -24,7 +24,7 @@ from statistics import NormalDist
 
 from accelsim.config.checks import (
     arrival_budget_problems,
-    closed_loop_sketch_problems,
+    loadgen_sketch_problems,
     memory_budget_problems,
 )
 from accelsim.config.loader import ResolvedScenario
@@ -221,7 +221,7 @@ def scenario_problems(
     (a run that streams its ranking records needs less memory)."""
     budget = (
         arrival_budget_problems(resolved)
-        or closed_loop_sketch_problems(resolved, percentiles)
+        or loadgen_sketch_problems(resolved, percentiles)
         or memory_budget_problems(resolved, max_memory_bytes, percentiles)
     )
     if budget:
