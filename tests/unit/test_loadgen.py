@@ -186,3 +186,28 @@ def test_closed_loop_ranking_refuses_sketch_percentiles() -> None:
     with pytest.raises(ConfigError, match="closed_loop traffic keeps every record"):
         load_checked(doc, percentiles="sketch")
     assert load_checked(doc, percentiles="auto").scenario.name == "t"
+
+
+def test_llm_closed_loop_of_users_on_their_own_replicas_runs_at_n_over_r_plus_z() -> None:
+    # Two users, two replicas, identical requests: nobody queues, every response takes
+    # the same R0, and each user sends every R0 + Z.
+    think = 0.2
+    res = llm_resolved(
+        rate_per_s=1.0,
+        prompt={"kind": "fixed", "value": 128},
+        output={"kind": "fixed", "value": 32},
+        count=2,
+        extra={"traffic": {"kind": "closed_loop", "users": 2, "think_s": think}},
+        duration_s=120.0,
+    )
+    records = simulate(res)
+    rec = records.fleets["llm"].workloads["w"]
+    done = ~np.isnan(rec.finish_s)
+    response = rec.finish_s[done] - rec.arrival_s[done]
+    r0 = float(response[0])
+    assert np.allclose(response, r0, rtol=1e-9)
+    cycle = r0 + think
+    assert len(rec.arrival_s) == 2 * math.ceil(records.end_s / cycle - 1e-9)
+    entry = summarize(res, records)["workloads"]["w"]
+    assert entry["throughput_per_s"] == pytest.approx(2 / cycle, rel=2 * cycle / 120)
+    assert entry["loadgen"]["users_over_cycle_per_s"] == pytest.approx(2 / cycle, rel=1e-9)
