@@ -26,7 +26,7 @@ simulation:
 workloads:
   feed:                 # a name of your choice
     model: dlrm-dcn-large
-    traffic: {{kind: poisson, rate_per_s: 5000 /s}}   # also bursty, diurnal, trace
+    traffic: {{kind: poisson, rate_per_s: 5000 /s}}  # bursty, diurnal, trace, offline, closed_loop
     items_per_query: {{kind: lognormal, median: 200, sigma: 0.6, max: 2000}}
     sla: {{latency_s: 20 ms, percentile: 99}}
 

@@ -17,9 +17,12 @@ import os
 from typing import TYPE_CHECKING
 
 from accelsim.config.schema import (
+    AnyTraffic,
     BurstyTraffic,
+    ClosedLoopTraffic,
     DiurnalTraffic,
     LLMWorkload,
+    OfflineTraffic,
     PoissonTraffic,
     RankingWorkload,
     SizeDistribution,
@@ -68,9 +71,7 @@ def _horizon_s(resolved: ResolvedScenario) -> float:
     return sim.warmup_s + sim.duration_s
 
 
-def traffic_draws(
-    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic, horizon_s: float
-) -> tuple[float, float]:
+def traffic_draws(traffic: AnyTraffic, horizon_s: float) -> tuple[float, float]:
     """At most how many arrivals, and about how many calm/burst periods, a traffic
     generator draws over ``horizon_s`` (a trace draws nothing: its rows are read)."""
     if isinstance(traffic, BurstyTraffic):
@@ -80,6 +81,8 @@ def traffic_draws(
         return traffic.rate_per_s * (1.0 + traffic.amplitude) * horizon_s, 0.0
     if isinstance(traffic, PoissonTraffic):
         return traffic.rate_per_s * horizon_s, 0.0
+    if isinstance(traffic, OfflineTraffic):
+        return float(traffic.requests), 0.0
     return 0.0, 0.0
 
 
@@ -108,7 +111,7 @@ def arrival_budget_problems(resolved: ResolvedScenario) -> list[Problem]:
 
 
 def expected_requests(
-    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic,
+    traffic: AnyTraffic,
     trace: Trace | None,
     horizon_s: float,
 ) -> float:
@@ -120,11 +123,24 @@ def expected_requests(
         return float(trace.times_s.searchsorted(limit, side="left"))
     if isinstance(traffic, BurstyTraffic):
         return traffic.mean_rate_per_s * horizon_s
+    if isinstance(traffic, OfflineTraffic):
+        return float(traffic.requests)
+    if isinstance(traffic, ClosedLoopTraffic):
+        return closed_loop_requests(traffic, horizon_s)
     return traffic.rate_per_s * horizon_s
 
 
+def closed_loop_requests(traffic: ClosedLoopTraffic, horizon_s: float) -> float:
+    """The most requests a closed loop could send if every response were instant: each
+    user sends one, then one per think time (only its users' first requests, with no
+    think time: the cost model, not the traffic, bounds them then)."""
+    if traffic.think_s <= 0:
+        return float(traffic.users)
+    return traffic.users * (1.0 + horizon_s / traffic.think_s)
+
+
 def streams_arrivals(
-    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic,
+    traffic: AnyTraffic,
     sizes: SizeDistribution,
 ) -> bool:
     """Whether a ranking workload's arrivals can be drawn in blocks as a run goes (the same
@@ -140,7 +156,7 @@ def ranking_streamed(resolved: ResolvedScenario, percentiles: str = "auto") -> b
         raise ValueError(f"percentiles must be one of {PERCENTILE_CHOICES}, not {percentiles!r}")
     scenario = resolved.scenario
     ranking = [n for n, w in scenario.workloads.items() if isinstance(w, RankingWorkload)]
-    if not ranking or percentiles == "exact":
+    if not ranking or percentiles == "exact" or loadgen_ranking(resolved):
         return False
     if percentiles == "sketch":
         return True
@@ -150,6 +166,34 @@ def ranking_streamed(resolved: ResolvedScenario, percentiles: str = "auto") -> b
         for n in ranking
     )
     return expected > STREAM_ABOVE_REQUESTS
+
+
+def loadgen_ranking(resolved: ResolvedScenario) -> list[str]:
+    """The ranking workloads with offline or closed-loop traffic: a closed loop learns
+    its arrivals as it runs and an offline summary reads every completion, so their
+    fleet keeps every record and such a run never streams."""
+    return [
+        n
+        for n, w in resolved.scenario.workloads.items()
+        if isinstance(w, RankingWorkload)
+        and isinstance(w.traffic, ClosedLoopTraffic | OfflineTraffic)
+    ]
+
+
+def loadgen_sketch_problems(resolved: ResolvedScenario, percentiles: str) -> list[Problem]:
+    """``--percentiles sketch`` asks a run to stream its ranking records, which an
+    offline or closed-loop ranking workload cannot."""
+    if percentiles != "sketch":
+        return []
+    scenario = resolved.scenario
+    return [
+        resolved.problem(
+            ("workloads", name, "traffic", "kind"),
+            f"{scenario.workloads[name].traffic.kind} traffic keeps every record: run it "
+            "with --percentiles exact or auto",
+        )
+        for name in loadgen_ranking(resolved)
+    ]
 
 
 def _bytes_per_request(workload: object, streamed: bool) -> float:

@@ -559,9 +559,44 @@ class DiurnalTraffic(Strict):
     phase_s: Annotated[Seconds, Field(ge=0)] = 0.0
 
 
+class OfflineTraffic(Strict):
+    """MLPerf LoadGen's Offline scenario: every request arrives at time 0; the result
+    reports the throughput the fleet reaches on them (``loadgen.offline_throughput_per_s``)."""
+
+    kind: Literal["offline"] = "offline"
+    requests: StrictInt = Field(ge=1, le=10_000_000, description="Requests sent at time 0.")
+
+
+class ClosedLoopTraffic(Strict):
+    """A closed loop of ``users``: each sends a request at time 0, waits for its response
+    (or its rejection), thinks for ``think_s`` (fixed, or exponential with that mean, drawn
+    from the workload's seeded stream) and sends the next, until the end of the run."""
+
+    kind: Literal["closed_loop"] = "closed_loop"
+    users: StrictInt = Field(ge=1, le=1_000_000, description="Concurrent users.")
+    think_s: Annotated[Seconds, Field(ge=0, le=10**6)] = Field(
+        0.0, description="Think time between a response and the user's next request."
+    )
+    think: Literal["fixed", "exponential"] = "fixed"
+
+
 Traffic = Annotated[
-    PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic, Field(discriminator="kind")
+    PoissonTraffic
+    | BurstyTraffic
+    | DiurnalTraffic
+    | TraceTraffic
+    | OfflineTraffic
+    | ClosedLoopTraffic,
+    Field(discriminator="kind"),
 ]
+AnyTraffic = (
+    PoissonTraffic
+    | BurstyTraffic
+    | DiurnalTraffic
+    | TraceTraffic
+    | OfflineTraffic
+    | ClosedLoopTraffic
+)
 
 
 class FixedSize(Strict):
@@ -1086,4 +1121,18 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
                         f"workload {name} an sla",
                     )
                 )
+    problems.extend(_loadgen_problems(scenario))
     return problems
+
+
+def _loadgen_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """Offline traffic sends everything at time 0, so a warm-up would hide all of it."""
+    return [
+        (
+            ("workloads", name, "traffic", "kind"),
+            f"offline traffic sends every request at time 0, inside the "
+            f"{scenario.simulation.warmup_s:g} s warm-up: set simulation.warmup_s: 0",
+        )
+        for name, wl in scenario.workloads.items()
+        if wl.traffic.kind == "offline" and scenario.simulation.warmup_s > 0
+    ]

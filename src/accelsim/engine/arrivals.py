@@ -21,12 +21,14 @@ import numpy as np
 from accelsim.config.checks import MAX_ARRIVALS, streams_arrivals
 from accelsim.config.loader import Trace
 from accelsim.config.schema import (
+    AnyTraffic,
     BurstyTraffic,
     DiurnalTraffic,
     EmpiricalSize,
     ExponentialSize,
     FixedSize,
     LognormalSize,
+    OfflineTraffic,
     PoissonTraffic,
     SizeDistribution,
     TraceTraffic,
@@ -164,7 +166,7 @@ def diurnal_times(
 
 
 def arrival_times(
-    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic,
+    traffic: AnyTraffic,
     trace: Trace | None,
     end_s: float,
     rng: np.random.Generator,
@@ -176,6 +178,10 @@ def arrival_times(
         return bursty_times(traffic, end_s, rng), {}
     if isinstance(traffic, DiurnalTraffic):
         return diurnal_times(traffic, end_s, rng), {}
+    if isinstance(traffic, OfflineTraffic):  # MLPerf's Offline: every request at once
+        return np.zeros(traffic.requests), {}
+    if not isinstance(traffic, TraceTraffic):
+        raise ValueError(f"{traffic.kind} traffic is fed as the run goes (engine.loadgen)")
     if trace is None:
         raise ValueError("trace traffic needs a loaded trace")
     times = trace.times_s * traffic.time_scale
@@ -184,7 +190,7 @@ def arrival_times(
 
 
 def sample_arrivals(
-    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic,
+    traffic: AnyTraffic,
     sizes: SizeDistribution,
     trace: Trace | None,
     end_s: float,
@@ -198,7 +204,7 @@ def sample_arrivals(
 
 
 def streamed_arrivals(
-    traffic: PoissonTraffic | BurstyTraffic | DiurnalTraffic | TraceTraffic,
+    traffic: AnyTraffic,
     sizes: SizeDistribution,
     end_s: float,
     rng: np.random.Generator,

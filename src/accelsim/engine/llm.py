@@ -43,11 +43,12 @@ from typing import Any, ClassVar
 import numpy as np
 import simpy
 
-from accelsim.config.schema import ContinuousBatching, LLMModel, LLMWorkload
+from accelsim.config.schema import ClosedLoopTraffic, ContinuousBatching, LLMModel, LLMWorkload
 from accelsim.engine.arrivals import arrival_times, sample_sizes, workload_rng
 from accelsim.engine.events import call_at
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
+from accelsim.engine.loadgen import SIZE_BLOCK, ClosedLoop, think_rng
 from accelsim.engine.records import (
     MODE_CONTEMPLATING,
     MODE_THINKING,
@@ -161,6 +162,36 @@ class LLMWorkloadState:
         # Sub-requests of contemplating: spawned, completed.
         self.branches_spawned = array("q", bytes(8 * n))
         self.branches_done = array("q", bytes(8 * n))
+        self.count = n  # requests sent (a closed loop's grow as it sends)
+        self.on_done: Callable[[], None] | None = None  # hears of completions and rejections
+
+    def extend(self, more: LLMRequests) -> None:
+        """Room for ``more`` requests after these (a closed loop's, drawn as it sends):
+        every per-request array of a fresh state for all of them, with this one's
+        values copied in front."""
+        r = self.requests
+        fields = r.__dataclass_fields__
+        both = LLMRequests(**{f: np.concatenate((getattr(r, f), getattr(more, f))) for f in fields})
+        fresh = LLMWorkloadState(self.name, both)
+        n = len(r.arrival_s)
+        for attr, value in vars(self).items():
+            if isinstance(value, (array, bytearray)) and len(value) == n:
+                grown = getattr(fresh, attr)
+                grown[:n] = value
+                setattr(self, attr, grown)
+        self.requests = both
+
+    def trim(self) -> None:
+        """Drop the requests drawn but never sent (a closed loop's, at the end)."""
+        r = self.requests
+        n, count = len(r.arrival_s), self.count
+        if count == n:
+            return
+        for value in vars(self).values():
+            if isinstance(value, (array, bytearray)) and len(value) == n:
+                del value[count:]
+        fields = r.__dataclass_fields__
+        self.requests = LLMRequests(**{f: getattr(r, f)[:count] for f in fields})
 
     def arrive(self, i: int) -> None:
         r = self.requests
@@ -183,6 +214,8 @@ class LLMWorkloadState:
         if seq.role != ROLE_BRANCH:
             self.replica[i] = replica.index
         if not replica.submit(seq):
+            if self.on_done is not None and not self.rejected[i]:
+                self.on_done()
             self.rejected[i] = 1
 
     def first_token_of(self, seq: Sequence, now: float) -> None:
@@ -202,6 +235,8 @@ class LLMWorkloadState:
                 self._submit(i, Sequence(i, ROLE_AGGREGATE, prompt, int(r.output_tokens[i]), 0))
         else:
             self.finish[i] = now
+            if self.on_done is not None:
+                self.on_done()
 
 
 def _constant_s(terms: Terms, ratio: float, varying: int) -> float:
@@ -829,6 +864,7 @@ class LLMFleet:
         self.env = ctx.env
         self.iterations = IterationLog()
         self.states: dict[str, LLMWorkloadState] = {}
+        self.loops: dict[str, tuple[ClosedLoop, Callable[[int], LLMRequests]]] = {}
         replicas_of: dict[str, list[LLMReplica]] = {name: [] for name in workloads}
         for name in workloads:
             workload = scenario.workloads[name]
@@ -836,10 +872,13 @@ class LLMFleet:
             model = resolved.models[name]
             assert isinstance(model, LLMModel)
             rng = workload_rng(scenario.simulation.seed, name)
+            per_image = model.vision.tokens_per_image if model.vision else 0
+            if isinstance(workload.traffic, ClosedLoopTraffic):
+                self.states[name] = self._closed_loop_state(ctx, name, workload, per_image, rng)
+                continue
             times, given = arrival_times(
                 workload.traffic, resolved.traces.get(name), ctx.end_s, rng
             )
-            per_image = model.vision.tokens_per_image if model.vision else 0
             requests = sample_requests(workload, times, per_image, rng, given)
             self.states[name] = LLMWorkloadState(name, requests)
         self.replicas: list[LLMReplica] = []
@@ -875,10 +914,52 @@ class LLMFleet:
         for name, state in self.states.items():
             state.route = ctx.route(replicas_of[name], 0, name).pick
 
+    def _closed_loop_state(
+        self,
+        ctx: FleetContext,
+        name: str,
+        workload: LLMWorkload,
+        per_image: int,
+        rng: np.random.Generator,
+    ) -> LLMWorkloadState:
+        """A closed-loop workload's state, with room for its users' first requests; its
+        requests are drawn in blocks as it sends them (times set when sent)."""
+        traffic = workload.traffic
+        assert isinstance(traffic, ClosedLoopTraffic)
+
+        def draw(n: int) -> LLMRequests:
+            return sample_requests(workload, np.full(n, np.nan), per_image, rng)
+
+        state = LLMWorkloadState(name, draw(traffic.users))
+        state.count = 0
+        seed = ctx.resolved.scenario.simulation.seed
+        self.loops[name] = (ClosedLoop(self.env, traffic, ctx.end_s, think_rng(seed, name)), draw)
+        return state
+
     def start(self) -> None:
         for state in self.states.values():
-            if len(state.requests.arrival_s):
+            closed = self.loops.get(state.name)
+            if closed is not None:
+                self._closed_loop(state, *closed)
+            elif len(state.requests.arrival_s):
                 self._arrivals(state)
+
+    def _closed_loop(
+        self, state: LLMWorkloadState, loop: ClosedLoop, draw: Callable[[int], LLMRequests]
+    ) -> None:
+        """Feed a closed-loop workload: each send sets the next request's arrival time
+        and submits it; each completion or rejection frees its user."""
+
+        def send(now: float) -> None:
+            i = state.count
+            if i == len(state.requests.arrival_s):
+                state.extend(draw(max(SIZE_BLOCK, i)))
+            state.requests.arrival_s[i] = now
+            state.count = i + 1
+            state.arrive(i)
+
+        state.on_done = loop.done
+        loop.start(send)
 
     def _arrivals(self, state: LLMWorkloadState) -> None:
         """Feed a workload's pre-sampled arrivals: one bare event per arrival time
@@ -909,6 +990,7 @@ class LLMFleet:
     def records(self) -> LLMFleetRecords:
         workloads = {}
         for state in self.states.values():
+            state.trim()
             r = state.requests
             workloads[state.name] = LLMRecords(
                 name=state.name,

@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from accelsim.config.schema import Batching, RankingModel
+from accelsim.config.schema import Batching, ClosedLoopTraffic, RankingModel
 from accelsim.engine.arrivals import (
     STREAM_BLOCK,
     sample_arrivals,
@@ -54,6 +54,7 @@ from accelsim.engine.arrivals import (
 from accelsim.engine.events import call_at
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
+from accelsim.engine.loadgen import ClosedLoop, size_blocks, think_rng
 from accelsim.engine.records import (
     CHUNK,
     BatchRecords,
@@ -112,6 +113,12 @@ class _WorkloadState:
             self.finish = array("d", unset)
             self.station = array("i", bytes(4 * n))
         self._done = _Completed()
+        # A closed loop's users and what it has sent (its times and items stay empty).
+        self.loop: ClosedLoop | None = None
+        self.sent_times = array("d")
+        self.sent_items = array("q")
+        self.sizes: Iterator[int] | None = None  # a closed loop's sizes, as it sends
+        self.on_done: Callable[[], None] | None = None  # hears of every completion
 
     def arrival_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Arrival times and sizes, a block at a time (each handed to the sink, if any)."""
@@ -541,6 +548,7 @@ class _Finish:
         now = station.fleet.env.now
         finish = state.finish
         outstanding = station.outstanding
+        on_done = state.on_done
         for query in self.members:
             query.pieces -= 1
             if query.remaining == 0 and query.pieces == 0:
@@ -549,6 +557,8 @@ class _Finish:
                 else:
                     state.complete(query, station.index, now)
                 station.outstanding -= 1
+                if on_done is not None:
+                    on_done()
         if self.work_s:
             station.work_s = max(0.0, station.work_s - self.work_s)
         if self.work_s or station.outstanding != outstanding:
@@ -577,6 +587,17 @@ class RankingFleet:
             workload = scenario.workloads[name]
             rng = workload_rng(scenario.simulation.seed, name)
             sizes = workload.items_per_query  # type: ignore[union-attr]
+            if isinstance(workload.traffic, ClosedLoopTraffic):
+                if self.sink is not None:
+                    raise ValueError("closed-loop traffic keeps every record: it cannot stream")
+                state = _WorkloadState(name, w, np.zeros(0), np.zeros(0, np.int64), None)
+                seed = scenario.simulation.seed
+                state.loop = ClosedLoop(
+                    self.env, workload.traffic, ctx.end_s, think_rng(seed, name)
+                )
+                state.sizes = size_blocks(sizes, rng)
+                self.workloads.append(state)
+                continue
             blocks = None
             if self.sink is not None:
                 blocks = streamed_arrivals(workload.traffic, sizes, ctx.end_s, rng)
@@ -635,7 +656,34 @@ class RankingFleet:
 
     def start(self) -> None:
         for state in self.workloads:
-            self._arrivals(state)
+            if state.loop is not None:
+                self._closed_loop(state, state.loop)
+            else:
+                self._arrivals(state)
+
+    def _closed_loop(self, state: _WorkloadState, loop: ClosedLoop) -> None:
+        """Feed a closed-loop workload: each send records one query and routes it; each
+        completion frees its user (:class:`~accelsim.engine.loadgen.ClosedLoop`)."""
+        assert state.sizes is not None and state.start is not None
+        assert state.finish is not None and state.station is not None
+        sizes, times, items = state.sizes, state.sent_times, state.sent_items
+        start, finish, stations_of = state.start, state.finish, state.station
+        route = self.routers[state.index].pick
+        w = state.index
+
+        def send(now: float) -> None:
+            i = len(times)
+            size = next(sizes)
+            times.append(now)
+            items.append(size)
+            start.append(float("nan"))
+            finish.append(float("nan"))
+            station = route(size)
+            stations_of.append(station.index)
+            station.enqueue(w, _Query(i, size, now))
+
+        state.on_done = loop.done
+        loop.start(send)
 
     def _arrivals(self, state: _WorkloadState) -> None:
         """Feed a workload's pre-sampled arrivals: one bare event per arrival.
@@ -688,10 +736,13 @@ class RankingFleet:
         workloads = {}
         for state in self.workloads:
             assert state.times is not None and state.items is not None
+            times, items = state.times, state.items
+            if state.loop is not None:
+                times, items = frozen(state.sent_times), frozen(state.sent_items)
             workloads[state.name] = WorkloadRecords(
                 name=state.name,
-                arrival_s=state.times,
-                items=state.items,
+                arrival_s=times,
+                items=items,
                 start_s=frozen(state.start),  # type: ignore[arg-type]
                 finish_s=frozen(state.finish),  # type: ignore[arg-type]
                 station=frozen(state.station),  # type: ignore[arg-type]

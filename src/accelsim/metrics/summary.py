@@ -27,6 +27,7 @@ from accelsim.metrics import llm, ranking
 from accelsim.metrics.common import json_float
 from accelsim.metrics.confidence import tail_warning
 from accelsim.metrics.kinds import MetricsKind
+from accelsim.metrics.loadgen import LOADGEN_TRAFFIC, loadgen_entry
 from accelsim.metrics.power import peak_dynamic_power_w, per_million
 from accelsim.metrics.streaming import completed_per_bin, in_system, streams
 from accelsim.metrics.timeline import bin_edges
@@ -65,6 +66,9 @@ def summarize(resolved: ResolvedScenario, records: RunRecords) -> dict[str, Any]
     for name, wl in scenario.workloads.items():
         kind = METRIC_KINDS[wl.kind]
         entry = kind.workload(resolved, name, records.fleets[wl.kind], w0, w1)
+        if wl.traffic.kind in LOADGEN_TRAFFIC:
+            columns = kind.requests(records.fleets[wl.kind], w0, w1)[name]
+            entry["loadgen"] = loadgen_entry(wl.traffic, columns, entry["throughput_per_s"])
         offered, in_flight = entry["offered"], entry["in_flight"]
         if backlog_grows(records, name, offered):
             warnings.append(

@@ -22,7 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from accelsim.config.checks import arrival_budget_problems, memory_budget_problems
+from accelsim.config.checks import (
+    arrival_budget_problems,
+    loadgen_sketch_problems,
+    memory_budget_problems,
+)
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import (
     EmpiricalSize,
@@ -215,8 +219,10 @@ def scenario_problems(
     checked first; else power caps at or below idle power, LLM models that do not fit
     their replicas, and LLM requests a replica cannot take. ``percentiles`` as the run's
     (a run that streams its ranking records needs less memory)."""
-    budget = arrival_budget_problems(resolved) or memory_budget_problems(
-        resolved, max_memory_bytes, percentiles
+    budget = (
+        arrival_budget_problems(resolved)
+        or loadgen_sketch_problems(resolved, percentiles)
+        or memory_budget_problems(resolved, max_memory_bytes, percentiles)
     )
     if budget:
         return budget

@@ -11,7 +11,7 @@ from rich.text import Text
 from accelsim.config.schema import Chip
 from accelsim.report import terminal
 from accelsim.report.kinds import REPORT_KINDS, kind_of, per_work_unit, pool_kind
-from accelsim.report.terminal import pct, qty, table
+from accelsim.report.terminal import pct, qty, sec, table
 from accelsim.units import format_quantity
 
 
@@ -102,9 +102,48 @@ def result_view(doc: dict[str, Any]) -> RenderableType:
         facility += f", peak {qty(totals['facility_peak_power_w'], 'W')} {verdict} the "
         facility += f"{qty(totals['power_budget_w'], 'W')} budget"
     lines.append(Text(facility + ("; " + ", ".join(costs) if costs else "")))
+    lines.extend(Text(line) for line in loadgen_lines(doc))
     for warning in doc["warnings"]:
         lines.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*lines)
+
+
+def loadgen_lines(doc: dict[str, Any]) -> list[str]:
+    """One line per workload under offline or closed-loop traffic: what it measures."""
+    out = []
+    for name, w in doc["workloads"].items():
+        lg = w.get("loadgen")
+        if lg is None:
+            continue
+        if lg["scenario"] == "offline":
+            if lg["makespan_s"] is None:
+                out.append(
+                    f"offline {name}: {lg['unfinished']} of {lg['requests']} requests unfinished "
+                    "at the end of the run: no makespan (lengthen simulation.duration_s)"
+                )
+                continue
+            rates = [f"{lg['offline_throughput_per_s']:.4g} requests/s"]
+            if "offline_output_tokens_per_s" in lg:
+                rates.append(f"{lg['offline_output_tokens_per_s']:.4g} output tokens/s")
+            if "offline_items_per_s" in lg:
+                rates.append(f"{lg['offline_items_per_s']:.4g} items/s")
+            out.append(
+                f"offline {name}: {lg['requests']} requests done in {sec(lg['makespan_s'])} "
+                f"(makespan): " + ", ".join(rates)
+            )
+        else:
+            law = lg["users_over_cycle_per_s"]
+            out.append(
+                f"closed loop {name}: {lg['users']} users, think {sec(lg['think_s'])} "
+                f"({lg['think']}): {lg['throughput_per_s']:.4g} requests/s"
+                + (
+                    ""
+                    if law is None
+                    else f"; users / (mean response {sec(lg['mean_response_s'])} + think) "
+                    f"= {law:.4g}/s"
+                )
+            )
+    return out
 
 
 BACKLOG_SHARE = 0.01

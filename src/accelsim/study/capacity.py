@@ -425,6 +425,15 @@ class CapacityQuestion:
         return max(1.0, min(self.confirm, budget_s / probe_s, MAX_DURATION_S / probe_s))
 
 
+# What to do instead, for traffic whose load is not a rate.
+NOT_SEARCHED = {
+    "closed_loop": "; a closed loop's load is its users: sweep workloads.NAME.traffic.users "
+    "in a study and read throughput and latency per step",
+    "offline": "; an offline run measures the most the fleet serves: read its "
+    "loadgen.offline_throughput_per_s",
+}
+
+
 def ask(
     resolved: ResolvedScenario,
     overrides: Sequence[str],
@@ -448,6 +457,7 @@ def ask(
     if wl.traffic.kind != "poisson":
         raise AccelsimError(
             f"workload {name}: capacity search needs poisson traffic (it has {wl.traffic.kind})"
+            + NOT_SEARCHED.get(wl.traffic.kind, "")
         )
     if max_mean_latency_s is not None:
         if max_mean_latency_s <= 0:
