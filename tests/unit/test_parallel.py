@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,32 @@ def test_a_continuous_batching_host_overhead_is_paid_once_per_iteration() -> Non
     with_host = ParallelCostModel(llm(layers=4), _chip(), Layout(1, 2, 1, 4), serving)
     without = ParallelCostModel(llm(layers=4), _chip(), Layout(1, 2, 1, 4))
     assert with_host.terms(it).time(1.0) - without.terms(it).time(1.0) == pytest.approx(1e-3)
+
+
+def test_a_layout_of_one_stage_and_no_experts_serves_as_plain_tensor_parallelism() -> None:
+    """The same requests on a tensor-2 pool with and without an explicit one-stage,
+    one-group ``parallelism`` block: the parallel path (no decode plan: span ends from
+    ``terms``) gives the same latencies as the plain one."""
+    from accelsim.config.schema import Parallelism
+    from accelsim.engine.simulation import simulate
+    from accelsim.metrics.summary import summarize
+    from helpers import llm_resolved
+
+    plain = llm_resolved(
+        rate_per_s=40,
+        prompt={"kind": "uniform", "low": 10, "high": 300},
+        output={"kind": "uniform", "low": 1, "high": 100},
+        count=4,
+        chips_per_replica=2,
+        duration_s=5,
+        warmup_s=0.5,
+        the_chip=_chip(),
+    )
+    pool = plain.scenario.pools["p"].model_copy(update={"parallelism": Parallelism()})
+    scenario = plain.scenario.model_copy(update={"pools": {"p": pool}})
+    layered = dataclasses.replace(plain, scenario=scenario)
+    a = summarize(plain, simulate(plain))["workloads"]["w"]
+    b = summarize(layered, simulate(layered))["workloads"]["w"]
+    assert a["completed"] == b["completed"] > 100
+    for key in ("ttft_s", "tpot_s", "latency_s"):
+        assert b[key]["mean"] == pytest.approx(a[key]["mean"], rel=1e-9)
