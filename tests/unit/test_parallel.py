@@ -263,3 +263,29 @@ def test_a_layout_of_one_stage_and_no_experts_serves_as_plain_tensor_parallelism
     assert a["completed"] == b["completed"] > 100
     for key in ("ttft_s", "tpot_s", "latency_s"):
         assert b[key]["mean"] == pytest.approx(a[key]["mean"], rel=1e-9)
+
+
+def test_a_run_reports_roofline_explains_the_pools_layout() -> None:
+    from accelsim.report.explain import explain
+    from accelsim.report.kinds import kind_named
+
+    pool = {
+        "chips_per_replica": 2,
+        "parallelism": {"pipeline": 2, "micro_batches": 4, "expert": 2, "expert_imbalance": 1.5},
+    }
+    setting, _ = kind_named("llm").roofline_setting(pool, {}, {})
+    assert (setting.pipeline, setting.micro_batches, setting.expert) == (2, 4, 2)
+    doc = explain(
+        llm(layers=4, moe=MOE),
+        _chip(),
+        8,
+        chips_per_replica=setting.chips_per_replica,
+        pipeline=setting.pipeline,
+        expert=setting.expert,
+        micro_batches=setting.micro_batches,
+        expert_imbalance=setting.expert_imbalance,
+    )
+    par = doc["parallelism"]
+    assert (par["replica_chips"], par["expert_imbalance"]) == (8, 1.5)
+    assert par["prefill"]["bubble_share"] == pytest.approx(1 / 5)
+    assert "pp.bubble" in {op["name"] for op in doc["decode"]["ops"]}

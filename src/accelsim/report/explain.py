@@ -28,6 +28,7 @@ def explain(
     pipeline: int = 1,
     expert: int = 1,
     micro_batches: int | None = None,
+    expert_imbalance: float | None = None,
 ) -> dict[str, Any]:
     """The roofline breakdown of a ranking batch, or of an LLM prefill and decode step,
     with what a power cap (default: TDP) does to its clock and time, and (``lesson``) a
@@ -38,7 +39,14 @@ def explain(
             f"({chip.power.idle_w:g} W)"
         )
     setting = ExplainSetting(
-        batch, context_tokens, prompt_tokens, chips_per_replica, pipeline, expert, micro_batches
+        batch,
+        context_tokens,
+        prompt_tokens,
+        chips_per_replica,
+        pipeline,
+        expert,
+        micro_batches,
+        expert_imbalance,
     )
     doc = kind_named(model.kind).explain(model, chip, setting, power_cap_w)
     doc["lesson"] = lesson(doc)

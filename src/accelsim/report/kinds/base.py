@@ -34,6 +34,7 @@ class ExplainSetting:
     pipeline: int = 1
     expert: int = 1
     micro_batches: int | None = None  # default: pipeline
+    expert_imbalance: float | None = None  # default: the schema's EXPERT_IMBALANCE
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ decode step down op by op, with the replica's weights and KV cache.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import RenderableType
 from rich.text import Text
 
@@ -185,7 +187,7 @@ def _layout(model: LLMModel, setting: ExplainSetting) -> Layout | None:
         setting.pipeline,
         setting.expert,
         setting.micro_batches or setting.pipeline,
-        EXPERT_IMBALANCE if setting.expert > 1 else 1.0,
+        (setting.expert_imbalance or EXPERT_IMBALANCE) if setting.expert > 1 else 1.0,
     )
     wrong = layout_problem(model, layout)
     if wrong is not None:
@@ -304,6 +306,18 @@ def _parallel_lines(doc: Doc) -> list[RenderableType]:
     return lines
 
 
+def _parallel_setting(parallelism: Doc | None) -> dict[str, Any]:
+    """A run's pool ``parallelism`` block as :class:`ExplainSetting` fields."""
+    if not parallelism:
+        return {}
+    return {
+        "pipeline": int(parallelism.get("pipeline", 1)),
+        "expert": int(parallelism.get("expert", 1)),
+        "micro_batches": parallelism.get("micro_batches"),
+        "expert_imbalance": parallelism.get("expert_imbalance"),
+    }
+
+
 def _roofline_setting(pool: Doc, pool_doc: Doc, workload_doc: Doc) -> tuple[ExplainSetting, str]:
     """Prefill of the run's mean prompt; decode at its mean batch and mean context."""
     prompt = workload_doc.get("mean_prompt_tokens")
@@ -321,6 +335,7 @@ def _roofline_setting(pool: Doc, pool_doc: Doc, workload_doc: Doc) -> tuple[Expl
         context_tokens=context,
         prompt_tokens=prompt_tokens,
         chips_per_replica=int(pool.get("chips_per_replica", 1)),
+        **_parallel_setting(pool.get("parallelism")),
     )
     what = (
         f"prefill of the mean prompt ({prompt_tokens} tokens), decode at the run's mean "
