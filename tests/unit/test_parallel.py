@@ -289,3 +289,13 @@ def test_a_run_reports_roofline_explains_the_pools_layout() -> None:
     assert (par["replica_chips"], par["expert_imbalance"]) == (8, 1.5)
     assert par["prefill"]["bubble_share"] == pytest.approx(1 / 5)
     assert "pp.bubble" in {op["name"] for op in doc["decode"]["ops"]}
+
+
+def test_the_python_api_explains_a_layout() -> None:
+    from accelsim.api import explain
+    from accelsim.config.loader import load_model
+
+    doc = explain("mtia-like-gen2-hbm", "llm-dense-70b", 8, chips_per_replica=4, pipeline=2)
+    assert doc.document["parallelism"]["decode"]["bubble_share"] == pytest.approx(1 / 3)
+    weights = shape(load_model("llm-dense-70b")).weight_bytes  # type: ignore[arg-type]
+    assert doc.document["placement"]["weight_bytes_per_chip"] == pytest.approx(weights / 8)
