@@ -241,10 +241,15 @@ def explain(
     prompt_tokens: int = 2048,
     chips_per_replica: int = 1,
     power_cap_w: float | None = None,
+    pipeline: int = 1,
+    expert: int = 1,
+    micro_batches: int | None = None,
 ) -> Explanation:
     """The roofline breakdown of one ranking batch of ``batch`` items, or of an LLM prefill
-    of ``prompt_tokens`` and a decode step of ``batch`` sequences at ``context_tokens``;
-    chip and model by shipped name or YAML path, as ``accelsim explain`` takes them."""
+    of ``prompt_tokens`` and a decode step of ``batch`` sequences at ``context_tokens``
+    (on a replica of ``chips_per_replica`` tensor-parallel chips x ``pipeline`` stages fed
+    ``micro_batches`` x ``expert`` expert-parallel groups); chip and model by shipped name
+    or YAML path, as ``accelsim explain`` takes them."""
     from accelsim.config.loader import load_chip, load_model
     from accelsim.report.explain import explain as explain_doc
 
@@ -257,6 +262,9 @@ def explain(
         prompt_tokens=prompt_tokens,
         chips_per_replica=chips_per_replica,
         power_cap_w=power_cap_w,
+        pipeline=pipeline,
+        expert=expert,
+        micro_batches=micro_batches,
     )
     return Explanation(document)
 

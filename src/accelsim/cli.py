@@ -273,6 +273,19 @@ def explain(
     chips_per_replica: Annotated[
         int, typer.Option("--chips-per-replica", "--tp", help="LLM: tensor-parallel chips.", min=1)
     ] = 1,
+    pipeline: Annotated[
+        int, typer.Option("--pp", help="LLM: pipeline stages (layers split over them).", min=1)
+    ] = 1,
+    micro_batches: Annotated[
+        int | None,
+        typer.Option(
+            "--micro-batches", help="LLM: micro-batches per iteration (default: --pp).", min=1
+        ),
+    ] = None,
+    expert: Annotated[
+        int,
+        typer.Option("--ep", help="LLM: expert-parallel degree (a mixture of experts).", min=1),
+    ] = 1,
     power_cap: Annotated[
         str | None,
         typer.Option("--power-cap", help="Per-chip power cap, e.g. '300 W' (default: TDP)."),
@@ -299,7 +312,8 @@ def explain(
     ] = None,
     fmt: _TableOrReportFormat = None,
 ) -> None:
-    """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode)."""
+    """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode;
+    with --pp / --ep, the pipeline bubble, stage-to-stage transfer and expert all-to-all)."""
     from accelsim.commands import report as reporting
     from accelsim.config.loader import files_read, load_chip, load_model
     from accelsim.config.schema import Confidential, confidential_chip
@@ -332,6 +346,9 @@ def explain(
         prompt_tokens=prompt,
         chips_per_replica=chips_per_replica,
         power_cap_w=cap_w,
+        pipeline=pipeline,
+        expert=expert,
+        micro_batches=micro_batches,
     )
     if confidential:
         doc["confidential"] = overheads

@@ -17,7 +17,7 @@ from accelsim.config.loader import catalog
 SCENARIO_KEYS = "name, description, simulation, workloads, pools, router, facility"
 POOL_KEYS = (
     "chip, count, chips_per_replica, serves, batching, continuous_batching, power_cap_w, "
-    "clock_lock, confidential"
+    "clock_lock, confidential, parallelism"
 )
 
 

@@ -785,6 +785,63 @@ class ContinuousBatching(Strict):
     )
 
 
+# The busiest expert-parallel chip's share of routed tokens over the mean. He et al.,
+# "Capacity-Aware Inference: Mitigating the Straggler Effect in Mixture of Experts"
+# (arXiv 2503.05066, ICLR 2026), measure Mixtral-8x7B-Instruct's MoE layers waiting on
+# their most loaded experts (one expert takes over 7x the mean tokens) and a 1.85x
+# end-to-end speedup once that load is bounded: 1.85 is the step time the straggler
+# costs there, taken as the busiest chip's expert work over the mean.
+EXPERT_IMBALANCE = 1.85
+
+
+class Parallelism(Strict):
+    """How an LLM replica splits its model beyond tensor parallelism (``chips_per_replica``
+    chips per stage): ``pipeline`` stages of consecutive layers fed ``micro_batches``
+    micro-batches, and ``expert`` data-parallel attention groups whose chips shard a mixture
+    of experts' routed experts. A replica is chips_per_replica x pipeline x expert chips."""
+
+    pipeline: StrictInt = Field(
+        1, ge=1, le=256, description="Pipeline stages; must divide the model's layers."
+    )
+    micro_batches: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description=(
+            "Micro-batches an iteration's batch is split into for the pipeline "
+            "(default: pipeline); only with pipeline > 1."
+        ),
+    )
+    expert: StrictInt = Field(
+        1,
+        ge=1,
+        le=4096,
+        description=(
+            "Expert-parallel degree: attention runs data-parallel in this many groups and "
+            "the routed experts are sharded over them; must divide the model's experts."
+        ),
+    )
+    expert_imbalance: Annotated[float, Field(ge=1.0, le=64.0)] = Field(
+        EXPERT_IMBALANCE,
+        description=(
+            "Busiest expert-parallel chip's routed tokens over the mean (default 1.85, "
+            "from He et al., arXiv 2503.05066, on Mixtral-8x7B); only with expert > 1."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _knobs_need_their_degree(self) -> Parallelism:
+        if self.micro_batches is not None and self.pipeline == 1:
+            raise ValueError("micro_batches needs pipeline > 1 (they feed pipeline stages)")
+        if "expert_imbalance" in self.model_fields_set and self.expert == 1:
+            raise ValueError("expert_imbalance needs expert > 1 (it loads expert-parallel chips)")
+        return self
+
+    @property
+    def micro_batch_count(self) -> int:
+        return self.pipeline if self.micro_batches is None else self.micro_batches
+
+
 class Pool(Strict):
     chip: str = Field(min_length=1, description="A shipped chip name or a path to a YAML file.")
     count: StrictInt = Field(ge=1, le=100_000, description="Chips in the pool.")
@@ -809,13 +866,30 @@ class Pool(Strict):
         ),
     )
 
+    parallelism: Parallelism | None = Field(
+        None,
+        description=(
+            "LLM: pipeline and expert parallelism of a replica beyond its tensor-parallel "
+            "chips_per_replica (a replica is then chips_per_replica x pipeline x expert chips)."
+        ),
+    )
+
     @model_serializer(mode="wrap")
     def _without_plain_mode(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """``confidential`` appears in a result's config only on a confidential pool."""
+        """``confidential`` appears in a result's config only on a confidential pool, and
+        ``parallelism`` only on a pool that sets it."""
         data: dict[str, Any] = handler(self)
         if not data.get("confidential"):
             data.pop("confidential", None)
+        if data.get("parallelism") is None:
+            data.pop("parallelism", None)
         return data
+
+    @property
+    def replica_chips(self) -> int:
+        """Chips of one replica: tensor x pipeline x expert parallel."""
+        p = self.parallelism
+        return self.chips_per_replica * (1 if p is None else p.pipeline * p.expert)
 
 
 # Routing policies by name. The engine has one class per name (engine/routing.py): a new
@@ -1058,6 +1132,13 @@ def _pool_kind_problems(
                 f"(tensor parallelism is for {parallel} pools)",
             )
         )
+    if rules and pool.parallelism is not None and not any(r.multi_chip_replicas for r in rules):
+        problems.append(
+            (
+                ("pools", pool_name, "parallelism"),
+                f"{rules[0].label} replicas are one chip each (parallelism is for LLM pools)",
+            )
+        )
     if len(rules) == 1:
         own = rules[0]
         for kind, other in POOL_RULES.items():
@@ -1071,6 +1152,13 @@ def _pool_kind_problems(
                         )
                     )
     return problems
+
+
+def _layout(pool: Pool) -> str:
+    """A pool's replica layout in words: "tensor 4 x pipeline 2 x expert 1"."""
+    p = pool.parallelism
+    assert p is not None
+    return f"tensor {pool.chips_per_replica} x pipeline {p.pipeline} x expert {p.expert}"
 
 
 def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
@@ -1090,11 +1178,13 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
             scenario.workloads[w].kind for w in pool.serves if w in scenario.workloads
         }
         problems.extend(_pool_kind_problems(pool_name, pool, kinds))
-        if pool.count % pool.chips_per_replica:
+        if pool.count % pool.replica_chips:
+            layout = "" if pool.parallelism is None else f" ({_layout(pool)})"
             problems.append(
                 (
                     ("pools", pool_name, "count"),
-                    f"{pool.count} chips do not divide into replicas of {pool.chips_per_replica}",
+                    f"{pool.count} chips do not divide into replicas of "
+                    f"{pool.replica_chips}{layout}",
                 )
             )
     served = {w for pool in scenario.pools.values() for w in pool.serves}

@@ -894,12 +894,12 @@ class LLMFleet:
             clock = ctx.clocks.get(pool_name)
             if cost is None or clock is None:
                 continue
-            for _ in range(pool.count // pool.chips_per_replica):
+            for _ in range(pool.count // pool.replica_chips):
                 replica = LLMReplica(
                     self.env,
                     len(self.replicas),
                     pool_name,
-                    pool.chips_per_replica,
+                    pool.replica_chips,
                     cost,
                     pool.continuous_batching,
                     self.states[name],

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from accelsim.config.loader import ResolvedScenario
-from accelsim.config.schema import LLMWorkload
+from accelsim.config.schema import LLMWorkload, Pool
 from accelsim.engine.records import MODES, LLMFleetRecords, LLMRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
 from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.timeline import pool_timeline
+from accelsim.model.parallel import bubble_share
 
 UNIT, ONE = "output_tokens", "output_token"  # what perf/W and cost count
 
@@ -160,6 +161,7 @@ def _pool(
         "chip": chip.name,
         "chips": pool.count,
         "chips_per_replica": pool.chips_per_replica,
+        **_parallelism(pool),
         "replicas": len(replicas),
         "serves": list(pool.serves),
         # Coalesced decode spans hold many iterations; count those inside the window.
@@ -180,6 +182,24 @@ def _pool(
             UNIT,
             ONE,
         ),
+    }
+
+
+def _parallelism(pool: Pool) -> dict[str, Any]:
+    """A pool's pipeline and expert parallelism, when it sets them (else nothing)."""
+    p = pool.parallelism
+    if p is None:
+        return {}
+    return {
+        "parallelism": {
+            "tensor": pool.chips_per_replica,
+            "pipeline": p.pipeline,
+            "expert": p.expert,
+            "micro_batches": p.micro_batch_count,
+            "expert_imbalance": p.expert_imbalance if p.expert > 1 else None,
+            "replica_chips": pool.replica_chips,
+            "bubble_share": bubble_share(p.pipeline, p.micro_batch_count),
+        }
     }
 
 

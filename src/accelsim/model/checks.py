@@ -40,6 +40,12 @@ from accelsim.config.schema import (
 )
 from accelsim.errors import Problem
 from accelsim.model.llm import LLMCostModel
+from accelsim.model.parallel import (
+    Layout,
+    ParallelCostModel,
+    fit_message,
+    layout_problem,
+)
 from accelsim.model.power import clock_policies
 
 UNBOUNDED_QUANTILE = 1 - 1e-6
@@ -51,6 +57,8 @@ def llm_replica_cost(
     """A pool's replica cost model, or a located problem when the model cannot run there."""
     pool = resolved.scenario.pools[pool_name]
     chip = resolved.chips[pool_name]
+    if pool.parallelism is not None:
+        return parallel_replica_cost(resolved, pool_name, model)
     k = pool.chips_per_replica
     at = ("pools", pool_name, "chips_per_replica")
     if k > 1 and chip.chip_to_chip is None:
@@ -67,6 +75,28 @@ def llm_replica_cost(
             f"it needs chips_per_replica >= {need}"
             + ("" if chip.chip_to_chip else " (and a chip with a chip_to_chip link)"),
         )
+    return cost, None
+
+
+def parallel_replica_cost(
+    resolved: ResolvedScenario, pool_name: str, model: LLMModel
+) -> tuple[LLMCostModel | None, Problem | None]:
+    """:func:`llm_replica_cost` for a pool with a ``parallelism`` block."""
+    pool = resolved.scenario.pools[pool_name]
+    chip = resolved.chips[pool_name]
+    layout = Layout.of(pool.chips_per_replica, pool.parallelism)
+    at = ("pools", pool_name, "parallelism")
+    wrong = layout_problem(model, layout)
+    if wrong is not None:
+        return None, resolved.problem((*at, wrong[0]), wrong[1])
+    if layout.chips > 1 and chip.chip_to_chip is None:
+        return None, resolved.problem(
+            at, f"{chip.name} has no chip_to_chip link for a replica of {layout}"
+        )
+    fraction = pool.continuous_batching.kv_memory_fraction
+    cost = ParallelCostModel(model, chip, layout, pool.continuous_batching)
+    if cost.capacity.kv_capacity_tokens < 1:
+        return None, resolved.problem(at, fit_message(model, chip, layout, fraction))
     return cost, None
 
 
@@ -188,7 +218,18 @@ def _llm_pool_problems(resolved: ResolvedScenario, pool_name: str) -> list[Probl
     if sequences:
         biggest = max(sequences, key=lambda s: s.prompt.count + s.output.count)
         need = biggest.prompt + biggest.output
-        if need.count > capacity:
+        if need.count > capacity and pool.parallelism is not None:
+            layout = Layout.of(pool.chips_per_replica, pool.parallelism)
+            fraction = batching.kv_memory_fraction
+            problems.append(
+                resolved.problem(
+                    ("pools", pool_name, "parallelism"),
+                    f"{biggest.what} of workload {name} can need {need.count} KV tokens "
+                    f"({need.source}), more than the {capacity} a replica holds: "
+                    + fit_message(model, resolved.chips[pool_name], layout, fraction, need.count),
+                )
+            )
+        elif need.count > capacity:
             problems.append(
                 resolved.problem(
                     ("pools", pool_name, "chips_per_replica"),

@@ -362,10 +362,20 @@ def activation_dtype(weight_dtype: str) -> str:
 
 
 def kernels(
-    model: LLMModel, s: LLMShape, chip: Chip, chips: int, weights: Tier
+    model: LLMModel,
+    s: LLMShape,
+    chip: Chip,
+    chips: int,
+    weights: Tier,
+    *,
+    expert: int = 1,
+    imbalance: float = 1.0,
+    stages: int = 1,
 ) -> tuple[Kernel, ...]:
     """The kernels of an iteration on one chip of a ``chips``-way tensor-parallel replica
-    whose weights sit in ``weights``, in launch order (see the module docstring)."""
+    whose weights sit in ``weights``, in launch order (see the module docstring).
+    ``expert`` > 1 and ``stages`` > 1 add the expert-parallel and pipeline terms of
+    :mod:`accelsim.model.parallel` (the kernels are then one stage's, for one group)."""
     k = float(chips)
     L = s.layers
     wdt = model.weight_dtype
@@ -433,6 +443,8 @@ def kernels(
     qkv = s.q_dim + 2 * s.kv_dim
     if s.experts:
         ffn_per_token = (s.active_experts + s.shared_experts) * s.expert_params
+        if expert > 1:  # the busiest chip's routed tokens, `imbalance` x the mean
+            ffn_per_token = (imbalance * s.active_experts + s.shared_experts) * s.expert_params
         ffn_dim = s.expert_params / (3 if model.gated_ffn else 2) / d
     else:
         ffn_per_token = s.ffn_params_per_layer
@@ -489,6 +501,15 @@ def kernels(
         up_share = gated / (gated + 1)
 
         def expert_weights(share: float) -> Curve:
+            if expert > 1:
+                return Curve(
+                    lambda t: (
+                        L
+                        * (experts_touched(e, a, t * expert) / expert + shared)
+                        * (s.expert_params * share * wb / k)
+                    ),
+                    "tokens",
+                )
             return Curve(
                 lambda t: (
                     L * (experts_touched(e, a, t) + shared) * s.expert_params * share * wb / k
@@ -498,6 +519,9 @@ def kernels(
 
         def per_expert(t: float) -> float:
             """Mean tokens each touched expert's GEMM multiplies."""
+            if expert > 1:  # the chip's share of every group's routed tokens
+                touched = experts_touched(e, a, t * expert) / expert
+                return t * (imbalance * a + shared) / (touched + shared)
             return t * (a + shared) / (experts_touched(e, a, t) + shared)
 
         out.append(
@@ -534,6 +558,10 @@ def kernels(
         )
     else:
         out.append(gemm("gemm.down", ffn_per_token / (gated + 1), d, ffn_dim / k))
+    if expert > 1 or stages > 1:
+        from accelsim.model.parallel import parallel_kernels  # it builds on this module
+
+        out += parallel_kernels(s, chip, chips, expert, stages, adt)
     if chips > 1:
         link = chip.chip_to_chip
         if link is None:
@@ -856,7 +884,14 @@ class LLMCostModel:
         chip: Chip,
         chips: int = 1,
         serving: ContinuousBatching | None = None,
+        *,
+        expert: int = 1,
+        imbalance: float = 1.0,
+        stages: int = 1,
     ):
+        """``expert``, ``imbalance`` and ``stages``: the layout :func:`kernels` costs one
+        pipeline stage of one expert-parallel group in (set by
+        :class:`accelsim.model.parallel.ParallelCostModel`)."""
         serving = serving or ContinuousBatching()
         self.model = model
         self.chip = chip
@@ -865,7 +900,16 @@ class LLMCostModel:
         self.rates = ChipRates(chip)
         self.shape = shape(model)
         self.capacity = replica_capacity(self.shape, chip, chips, serving.kv_memory_fraction)
-        self.kernels = kernels(model, self.shape, chip, chips, self.capacity.weights_tier)
+        self.kernels = kernels(
+            model,
+            self.shape,
+            chip,
+            chips,
+            self.capacity.weights_tier,
+            expert=expert,
+            imbalance=imbalance,
+            stages=stages,
+        )
         self._groups = _groups(tuple(_fast(kernel, self.rates) for kernel in self.kernels))
         self._host_s = serving.iteration_overhead_s
         self._graph = serving.graph_decode

@@ -25,6 +25,10 @@ def explain(
     prompt_tokens: int = 2048,
     chips_per_replica: int = 1,
     power_cap_w: float | None = None,
+    pipeline: int = 1,
+    expert: int = 1,
+    micro_batches: int | None = None,
+    expert_imbalance: float | None = None,
 ) -> dict[str, Any]:
     """The roofline breakdown of a ranking batch, or of an LLM prefill and decode step,
     with what a power cap (default: TDP) does to its clock and time, and (``lesson``) a
@@ -34,7 +38,16 @@ def explain(
             f"a power cap of {power_cap_w:g} W is not above {chip.name}'s idle power "
             f"({chip.power.idle_w:g} W)"
         )
-    setting = ExplainSetting(batch, context_tokens, prompt_tokens, chips_per_replica)
+    setting = ExplainSetting(
+        batch,
+        context_tokens,
+        prompt_tokens,
+        chips_per_replica,
+        pipeline,
+        expert,
+        micro_batches,
+        expert_imbalance,
+    )
     doc = kind_named(model.kind).explain(model, chip, setting, power_cap_w)
     doc["lesson"] = lesson(doc)
     return doc

@@ -125,6 +125,10 @@ def _roofline_cases(
                     prompt_tokens=setting.prompt_tokens,
                     chips_per_replica=setting.chips_per_replica,
                     power_cap_w=cap,
+                    pipeline=setting.pipeline,
+                    expert=setting.expert,
+                    micro_batches=setting.micro_batches,
+                    expert_imbalance=setting.expert_imbalance,
                 )
             except (AccelsimError, ValueError, KeyError, TypeError) as exc:
                 notes.append(f"roofline of pool {pool_name} ({wl['model']}) left out: {exc}")

@@ -24,12 +24,17 @@ Doc = dict[str, Any]
 class ExplainSetting:
     """The step an explain document breaks down: the batch (ranking items, or LLM sequences
     in a decode step) and, for LLMs, the prompt to prefill, the context each decoding
-    sequence holds and the tensor-parallel chips of a replica."""
+    sequence holds and the tensor-parallel chips of a replica (and its pipeline stages,
+    their micro-batches, and its expert-parallel degree)."""
 
     batch: int
     context_tokens: int = 2048
     prompt_tokens: int = 2048
     chips_per_replica: int = 1
+    pipeline: int = 1
+    expert: int = 1
+    micro_batches: int | None = None  # default: pipeline
+    expert_imbalance: float | None = None  # default: the schema's EXPERT_IMBALANCE
 
 
 @dataclass(frozen=True)

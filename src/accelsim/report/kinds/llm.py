@@ -8,12 +8,21 @@ decode step down op by op, with the replica's weights and KV cache.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import RenderableType
 from rich.text import Text
 
-from accelsim.config.schema import Chip, LLMModel
+from accelsim.config.schema import EXPERT_IMBALANCE, Chip, ContinuousBatching, LLMModel
 from accelsim.errors import AccelsimError
-from accelsim.model.llm import LLMCostModel
+from accelsim.model.llm import Iteration, LLMCostModel
+from accelsim.model.parallel import (
+    Layout,
+    ParallelCostModel,
+    fit_message,
+    layout_problem,
+    parallel_terms,
+)
 from accelsim.report import breakdown, markup, terminal
 from accelsim.report.kinds.base import Doc, ExplainSetting, ExplainStep, ReportKind
 from accelsim.report.wording import finite, sig
@@ -91,11 +100,19 @@ def explain_llm(
     ``context_tokens`` each, on a replica of ``chips_per_replica`` chips (per-chip view)."""
     batch, chips = setting.batch, setting.chips_per_replica
     context_tokens, prompt_tokens = setting.context_tokens, setting.prompt_tokens
+    layout = _layout(model, setting)
     try:
-        cost_model = LLMCostModel(model, chip, chips)
+        if layout is None:
+            cost_model = LLMCostModel(model, chip, chips)
+        else:
+            cost_model = ParallelCostModel(model, chip, layout)
     except ValueError as exc:
         raise AccelsimError(str(exc)) from None
     capacity = cost_model.capacity
+    if layout is not None and capacity.kv_capacity_tokens <= 0:
+        raise AccelsimError(
+            fit_message(model, chip, layout, ContinuousBatching().kv_memory_fraction)
+        )
     if capacity.kv_capacity_tokens <= 0:
         raise AccelsimError(
             f"{model.name} ({cost_model.shape.weight_bytes / 2**30:.1f} GiB of weights) does not "
@@ -104,7 +121,8 @@ def explain_llm(
     prefill = cost_model.prefill(prompt_tokens)
     decode = cost_model.decode_step(batch, context_tokens)
     s = cost_model.shape
-    return {
+    replica_chips = capacity.chips
+    doc: Doc = {
         "kind": "llm",
         "chip": chip.name,
         "model": model.name,
@@ -125,7 +143,7 @@ def explain_llm(
             "prompt_tokens": prompt_tokens,
             "ops": breakdown.ops_doc(prefill),
             "totals": {
-                **breakdown.totals(prefill, chip, chips, power_cap_w),
+                **breakdown.totals(prefill, chip, replica_chips, power_cap_w),
                 "tokens_per_s": prompt_tokens / prefill.time_s,
             },
         },
@@ -135,12 +153,47 @@ def explain_llm(
             "fits_kv": batch * (context_tokens + 1) <= capacity.kv_capacity_tokens,
             "ops": breakdown.ops_doc(decode),
             "totals": {
-                **breakdown.totals(decode, chip, chips, power_cap_w),
+                **breakdown.totals(decode, chip, replica_chips, power_cap_w),
                 "tpot_s": decode.time_s,
                 "tokens_per_s": batch / decode.time_s,
             },
         },
     }
+    if isinstance(cost_model, ParallelCostModel) and layout is not None:
+        pre_it = Iteration(prefill_tokens=prompt_tokens)
+        dec_it = Iteration(decode_sequences=batch)
+        doc["parallelism"] = {
+            "tensor": layout.tensor,
+            "pipeline": layout.pipeline,
+            "expert": layout.expert,
+            "expert_imbalance": layout.imbalance if layout.expert > 1 else None,
+            "replica_chips": layout.chips,
+            "prefill": parallel_terms(prefill, cost_model.micro_batches(pre_it), layout),
+            "decode": parallel_terms(decode, cost_model.micro_batches(dec_it), layout),
+        }
+    return doc
+
+
+def _layout(model: LLMModel, setting: ExplainSetting) -> Layout | None:
+    """The explain setting's pipeline and expert parallelism (None without either)."""
+    if setting.pipeline == 1 and setting.expert == 1:
+        if setting.micro_batches is not None:
+            raise AccelsimError("--micro-batches needs --pp above 1")
+        return None
+    if setting.micro_batches is not None and setting.pipeline == 1:
+        raise AccelsimError("--micro-batches needs --pp above 1")
+    layout = Layout(
+        setting.chips_per_replica,
+        setting.pipeline,
+        setting.expert,
+        setting.micro_batches or setting.pipeline,
+        (setting.expert_imbalance or EXPERT_IMBALANCE) if setting.expert > 1 else 1.0,
+    )
+    wrong = layout_problem(model, layout)
+    if wrong is not None:
+        flag = {"pipeline": "--pp", "expert": "--ep"}[wrong[0]]
+        raise AccelsimError(f"{flag}: {wrong[1]}")
+    return layout
 
 
 def _explain_steps(doc: Doc) -> list[ExplainStep]:
@@ -178,7 +231,7 @@ def _explain_steps(doc: Doc) -> list[ExplainStep]:
 
 def _explain_view(doc: Doc) -> list[RenderableType]:
     place = doc["placement"]
-    k = doc["chips_per_replica"]
+    k = doc.get("parallelism", {}).get("replica_chips", doc["chips_per_replica"])
     replica = f"{k} x {doc['chip']}" if k > 1 else doc["chip"]
     pre, dec = doc["prefill"], doc["decode"]
     qty = terminal.qty
@@ -212,6 +265,7 @@ def _explain_view(doc: Doc) -> list[RenderableType]:
         Text("decode: ", style="bold") + terminal.cap_line(dec["totals"]),
         terminal.ridge_line(doc),
     ]
+    notes[1:1] = _parallel_lines(doc)
     if not dec["fits_kv"]:
         notes.append(
             Text(
@@ -221,6 +275,47 @@ def _explain_view(doc: Doc) -> list[RenderableType]:
             )
         )
     return notes
+
+
+def _parallel_lines(doc: Doc) -> list[RenderableType]:
+    """What pipeline and expert parallelism add to each step (nothing without them)."""
+    par = doc.get("parallelism")
+    if par is None:
+        return []
+    qty = terminal.qty
+    imbalance = f", expert imbalance x{par['expert_imbalance']:g}" if par["expert"] > 1 else ""
+    lines: list[RenderableType] = [
+        Text(
+            f"replica: tensor {par['tensor']} x pipeline {par['pipeline']} x expert "
+            f"{par['expert']} = {par['replica_chips']} chips{imbalance}; ops below are per "
+            "chip over the iteration's micro-batches"
+        )
+    ]
+    for phase in ("prefill", "decode"):
+        p = par[phase]
+        lines.append(
+            Text(f"{phase}: ", style="bold")
+            + Text(
+                f"{p['micro_batches']} micro-batch(es) in {p['stage_slots']} stage slots, "
+                f"bubble {p['bubble_share']:.1%} ({qty(p['bubble_s'], 's')}); activation "
+                f"transfer {qty(p['activation_transfer_bytes'], 'bytes')} in "
+                f"{qty(p['activation_transfer_s'], 's')}; expert all-to-all "
+                f"{qty(p['alltoall_bytes'], 'bytes')} in {qty(p['alltoall_s'], 's')}"
+            )
+        )
+    return lines
+
+
+def _parallel_setting(parallelism: Doc | None) -> dict[str, Any]:
+    """A run's pool ``parallelism`` block as :class:`ExplainSetting` fields."""
+    if not parallelism:
+        return {}
+    return {
+        "pipeline": int(parallelism.get("pipeline", 1)),
+        "expert": int(parallelism.get("expert", 1)),
+        "micro_batches": parallelism.get("micro_batches"),
+        "expert_imbalance": parallelism.get("expert_imbalance"),
+    }
 
 
 def _roofline_setting(pool: Doc, pool_doc: Doc, workload_doc: Doc) -> tuple[ExplainSetting, str]:
@@ -240,6 +335,7 @@ def _roofline_setting(pool: Doc, pool_doc: Doc, workload_doc: Doc) -> tuple[Expl
         context_tokens=context,
         prompt_tokens=prompt_tokens,
         chips_per_replica=int(pool.get("chips_per_replica", 1)),
+        **_parallel_setting(pool.get("parallelism")),
     )
     what = (
         f"prefill of the mean prompt ({prompt_tokens} tokens), decode at the run's mean "
@@ -286,7 +382,10 @@ KIND = ReportKind(
         *("TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "latency p99", "SLA"),
     ),
     html_rows=_html_rows,
-    pool_chips=lambda pool: f"{pool['chips']} ({pool['replicas']}x{pool['chips_per_replica']})",
+    pool_chips=lambda pool: (
+        f"{pool['chips']} ({pool['replicas']}x"
+        f"{pool.get('parallelism', {}).get('replica_chips', pool['chips_per_replica'])})"
+    ),
     batch_key="mean_batch_sequences",
     batch_unit="sequences",
     batch_unit_short="seq",
