@@ -137,6 +137,11 @@ class LLMRecords:
     replica: np.ndarray  # replica of the final sequence (-1 if not yet routed)
     branches_spawned: np.ndarray
     branches_done: np.ndarray
+    # (requests, branches): each fan-out's branch completion times in finish order (nan
+    # until done); (requests, 0) for a workload without contemplating.
+    branch_finish_s: np.ndarray
+    slo_class: np.ndarray | None = None  # index into the workload's slo.classes
+    preemptions: np.ndarray | None = None  # evictions of the request's sequences (SLO classes)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,12 @@ import numpy as np
 
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import LLMWorkload
-from accelsim.engine.records import MODES, LLMFleetRecords, LLMRecords
+from accelsim.engine.records import MODE_CONTEMPLATING, MODES, LLMFleetRecords, LLMRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
 from accelsim.metrics.confidence import percentile_interval, too_few_samples
+from accelsim.metrics.contemplating import branch_latencies
 from accelsim.metrics.kinds import MetricsKind
+from accelsim.metrics.slo import by_class
 from accelsim.metrics.timeline import pool_timeline
 
 UNIT, ONE = "output_tokens", "output_token"  # what perf/W and cost count
@@ -113,7 +115,11 @@ def _workload(
             "in_flight": int(sel.sum()) - int(mode_done.sum()) - mode_dropped,
             **_latencies(rec, mode_done),
         }
+        if index == MODE_CONTEMPLATING:
+            by_mode[mode].update(branch_latencies(rec, sel))
     entry["by_mode"] = by_mode
+    if wl.slo is not None:
+        entry["by_class"] = by_class(wl, rec, in_window, done, w1)
     spawned = int(rec.branches_spawned[in_window].sum())
     if spawned:
         finished = int(rec.branches_done[in_window].sum())
