@@ -34,6 +34,8 @@ def records(arrival_s: list[float], branch_finish_s: list[list[float]]) -> LLMRe
         branches_spawned=zeros,
         branches_done=zeros,
         branch_finish_s=np.array(branch_finish_s),
+        branch_replica=np.zeros((n, 4), dtype=np.int32),
+        branch_output_tokens=np.ones((n, 4), dtype=np.int64),
     )
 
 
@@ -158,3 +160,15 @@ def test_branches_and_aggregations_run_on_their_named_pools() -> None:
     # Without pools named, both pools prefill branches.
     mixed = prefill_sizes(split_pools({}))
     assert any(t % 160 for t in mixed["a"]) and any(t % 160 for t in mixed["b"])
+
+
+def test_each_pool_counts_the_tokens_it_generated() -> None:
+    # Every completed request generated 3 x 20 branch tokens on pool a and 10 aggregation
+    # tokens on pool b.
+    res = split_pools({"branch_pool": "a", "aggregation_pool": "b"})
+    doc = summarize(res, simulate(res))
+    completed = doc["workloads"]["w"]["completed"]
+    assert completed > 10
+    assert doc["pools"]["a"]["output_tokens"] == 60 * completed
+    assert doc["pools"]["b"]["output_tokens"] == 10 * completed
+    assert doc["workloads"]["w"]["output_tokens"] == 70 * completed

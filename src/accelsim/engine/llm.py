@@ -167,6 +167,7 @@ class LLMWorkloadState:
         # Each fan-out's branch completion times, in the order they finished.
         self.fanout = requests.branch_output.shape[1]
         self.branch_finish = array("d", [float("nan")]) * (n * self.fanout)
+        self.branch_replica = array("i", [-1]) * (n * self.fanout)  # in spawn order
 
     def arrive(self, i: int) -> None:
         r = self.requests
@@ -188,6 +189,8 @@ class LLMWorkloadState:
         replica = self.routes[seq.role]()
         if seq.role != ROLE_BRANCH:
             self.replica[i] = replica.index
+        else:
+            self.branch_replica[i * self.fanout + self.branches_spawned[i] - 1] = replica.index
         if not replica.submit(seq):
             self.rejected[i] = 1
 
@@ -944,6 +947,8 @@ class LLMFleet:
                 branches_spawned=frozen(state.branches_spawned),
                 branches_done=frozen(state.branches_done),
                 branch_finish_s=frozen(state.branch_finish).reshape(len(r.arrival_s), state.fanout),
+                branch_replica=frozen(state.branch_replica).reshape(len(r.arrival_s), state.fanout),
+                branch_output_tokens=r.branch_output,
                 slo_class=None if classes is None else classes.slo_class,
                 preemptions=None if classes is None else frozen(classes.preemptions),
             )

@@ -161,7 +161,11 @@ def _pool(
     for name in pool.serves:
         rec = records.workloads[name]
         done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
-        tokens += int(rec.generated_tokens[done & np.isin(rec.replica, replicas)].sum())
+        # A contemplating request's branch tokens count where each branch ran.
+        branches = rec.branch_output_tokens
+        final = rec.generated_tokens - branches.sum(axis=1)
+        tokens += int(final[done & np.isin(rec.replica, replicas)].sum())
+        tokens += int(branches[done[:, None] & np.isin(rec.branch_replica, replicas)].sum())
     return {
         "chip": chip.name,
         "chips": pool.count,
