@@ -15,6 +15,7 @@ from accelsim.engine.facility import PoolMeter
 from accelsim.engine.llm import IterationLog, LLMRequests, LLMWorkloadState
 from accelsim.engine.simulation import simulate
 from accelsim.engine.slo import ClassQueues, ClassState, PriorityReplica
+from accelsim.metrics.requests import request_columns
 from accelsim.metrics.summary import summarize
 from accelsim.model.llm import LLMCostModel
 from accelsim.model.power import ClockPolicy
@@ -216,3 +217,20 @@ def test_a_workload_without_classes_has_no_class_summary() -> None:
     doc = summarize(res, simulate(res))
     assert "by_class" not in doc["workloads"]["w"]
     assert "slo" not in doc["config"]["workloads"]["w"]
+
+
+def test_the_request_export_names_each_request_class() -> None:
+    res = llm_resolved(
+        rate_per_s=200,
+        prompt={"kind": "fixed", "value": 50},
+        output={"kind": "fixed", "value": 5},
+        extra={"slo": TWO},
+        duration_s=1,
+        warmup_s=0.1,
+    )
+    records = simulate(res)
+    columns = request_columns(res, records)["w"]
+    rec = records.fleets["llm"].workloads["w"]
+    assert rec.slo_class is not None
+    assert columns["slo_class"].tolist() == [["high", "low"][k] for k in rec.slo_class]
+    assert set(columns["slo_class"]) == {"high", "low"}

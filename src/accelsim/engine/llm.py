@@ -951,6 +951,7 @@ class LLMFleet:
                 branch_output_tokens=r.branch_output,
                 slo_class=None if classes is None else classes.slo_class,
                 preemptions=None if classes is None else frozen(classes.preemptions),
+                slo_class_names=() if classes is None else classes.names,
             )
         it = self.iterations
         iterations = IterationRecords(

@@ -144,6 +144,7 @@ class LLMRecords:
     branch_output_tokens: np.ndarray  # (requests, branches): tokens each branch generates
     slo_class: np.ndarray | None = None  # index into the workload's slo.classes
     preemptions: np.ndarray | None = None  # evictions of the request's sequences (SLO classes)
+    slo_class_names: tuple[str, ...] = ()  # the names slo_class indexes
 
 
 @dataclass(frozen=True)

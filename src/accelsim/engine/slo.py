@@ -42,6 +42,7 @@ class ClassState:
     def __init__(self, slo: SLOClasses, slo_class: np.ndarray) -> None:
         n = len(slo_class)
         self.slo_class = slo_class
+        self.names = tuple(c.name for c in slo.classes)
         priorities = sorted({c.priority for c in slo.classes})
         by_class = [priorities.index(c.priority) for c in slo.classes]
         # Each request's queue level: 0 is admitted first.

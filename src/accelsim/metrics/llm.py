@@ -259,6 +259,8 @@ def _requests(records: LLMFleetRecords, w0: float, w1: float) -> dict[str, dict[
             "rejected": rec.rejected,
             "pool": pools[rec.replica],
         }
+        if rec.slo_class is not None:
+            out[name]["slo_class"] = np.array(rec.slo_class_names, dtype=object)[rec.slo_class]
     return out
 
 
