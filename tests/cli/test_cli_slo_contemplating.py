@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from clikit import error_lines, invoke, line_of, write
+from clikit import assert_ok, error_lines, invoke, json_stdout, line_of, stdout, write
 
 SCENARIO = """\
 name: bad
@@ -83,3 +83,30 @@ def test_bad_classes_and_pools_are_one_located_line(
     assert lines[0].startswith(prefix), (prefix, lines)
     for word in words:
         assert word in lines[0], (word, lines)
+
+
+SHORT = ("--set", "simulation.duration_s=4", "--set", "simulation.warmup_s=1")
+
+
+def test_the_shipped_slo_scenario_shows_a_row_and_an_sla_per_class() -> None:
+    result = invoke("run", "llm-slo-classes", *SHORT)
+    assert_ok(result)
+    text = stdout(result)
+    assert "class premium" in text and "class standard" in text
+    doc = json_stdout(invoke("run", "llm-slo-classes", *SHORT, "-q", "--json", "-"))
+    classes = doc["workloads"]["chat"]["by_class"]
+    assert [c["sla"]["ttft_s"] for c in classes.values()] == [0.2, 1.0]
+    assert doc["config"]["workloads"]["chat"]["slo"]["preempt_lower"] is True
+
+
+def test_the_shipped_split_pools_scenario_runs_branches_and_aggregations_apart() -> None:
+    # Fan-outs take seconds: a 15 s window sees some complete.
+    longer = ("--set", "simulation.duration_s=15", "--set", "simulation.warmup_s=1")
+    doc = json_stdout(invoke("run", "llm-contemplating-split-pools", *longer, "-q", "--json", "-"))
+    mode = doc["workloads"]["ask"]["by_mode"]["contemplating"]
+    assert mode["fan_outs"] > 0
+    assert 0 <= mode["straggler_share"]["mean"] < 1
+    pools = doc["pools"]
+    assert pools["branches"]["output_tokens"] > 0 and pools["aggregations"]["output_tokens"] > 0
+    total = pools["branches"]["output_tokens"] + pools["aggregations"]["output_tokens"]
+    assert total == doc["workloads"]["ask"]["output_tokens"]
