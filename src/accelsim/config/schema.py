@@ -701,6 +701,29 @@ class Contemplating(Strict):
     branches: StrictInt = Field(ge=1, le=1024)
     branch_output_tokens: SizeDistribution
     aggregation_output_tokens: SizeDistribution
+    branch_pool: Name | None = Field(
+        None,
+        description=(
+            "The pool the branches run on (one of the pools that serve the workload; "
+            "default: any of them)."
+        ),
+    )
+    aggregation_pool: Name | None = Field(
+        None,
+        description=(
+            "The pool the aggregations run on (one of the pools that serve the workload; "
+            "default: any of them)."
+        ),
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_pools(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``branch_pool`` and ``aggregation_pool`` appear in a result's config only when set."""
+        data: dict[str, Any] = handler(self)
+        for key in ("branch_pool", "aggregation_pool"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class Multimodal(Strict):
@@ -714,6 +737,44 @@ class TokenLatencyTarget(Strict):
     percentile: Number = Field(99.0, gt=0, le=100)
 
 
+class SLOClass(Strict):
+    """One service class of an LLM workload: its share of the requests, its admission
+    priority (0 is served first) and its own latency target."""
+
+    name: Name
+    share: Fraction = Field(description="Share of the workload's requests in this class.")
+    priority: StrictInt = Field(
+        ge=0, le=1000, description="Admission priority: a lower number is admitted first."
+    )
+    sla: TokenLatencyTarget | None = Field(
+        None, description="This class's TTFT/TPOT target (default: the workload's sla)."
+    )
+
+
+class SLOClasses(Strict):
+    """Priority classes of an LLM workload's requests (each request draws its class)."""
+
+    classes: list[SLOClass] = Field(min_length=1, max_length=64)
+    preempt_lower: StrictBool = Field(
+        False,
+        description=(
+            "When a request cannot be admitted for lack of KV cache or batch slots, evict "
+            "the newest running requests of lower classes (to be recomputed) to make room."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SLOClasses:
+        names = [c.name for c in self.classes]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"class names must be unique ({', '.join(repeated)} repeated)")
+        total = math.fsum(c.share for c in self.classes)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"class shares sum to {total:g}; they must sum to 1")
+        return self
+
+
 class LLMWorkload(Strict):
     kind: Literal["llm"] = "llm"
     model: str = Field(min_length=1, description="A shipped model name or a path to a YAML file.")
@@ -725,6 +786,17 @@ class LLMWorkload(Strict):
     contemplating: Contemplating | None = None
     multimodal: Multimodal | None = None
     sla: TokenLatencyTarget | None = None
+    slo: SLOClasses | None = Field(
+        None, description="Priority classes with their own targets (priority admission)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_classes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``slo`` appears in a result's config only when the workload has classes."""
+        data: dict[str, Any] = handler(self)
+        if data.get("slo") is None:
+            data.pop("slo", None)
+        return data
 
     @model_validator(mode="after")
     def _mode_settings(self) -> LLMWorkload:
@@ -1191,6 +1263,7 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
     for name in scenario.workloads:
         if name not in served:
             problems.append((("workloads", name), "no pool serves this workload"))
+    problems.extend(contemplating_pool_problems(scenario))
     policy = scenario.router.policy
     routed = ROUTER_KINDS.get(policy)
     if routed is not None:
@@ -1216,8 +1289,10 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
 
 
 def _loadgen_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
-    """Offline traffic sends everything at time 0, so a warm-up would hide all of it."""
-    return [
+    """Offline traffic sends everything at time 0, so a warm-up would hide all of it; a
+    closed loop draws its requests as its users send them, which SLO classes (drawn up
+    front, one per request) do not follow."""
+    problems: list[tuple[tuple[str | int, ...], str]] = [
         (
             ("workloads", name, "traffic", "kind"),
             f"offline traffic sends every request at time 0, inside the "
@@ -1226,3 +1301,35 @@ def _loadgen_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], s
         for name, wl in scenario.workloads.items()
         if wl.traffic.kind == "offline" and scenario.simulation.warmup_s > 0
     ]
+    problems += [
+        (
+            ("workloads", name, "slo"),
+            "SLO classes are not supported with closed_loop traffic: use poisson, bursty, "
+            "diurnal, trace or offline traffic",
+        )
+        for name, wl in scenario.workloads.items()
+        if wl.traffic.kind == "closed_loop" and getattr(wl, "slo", None) is not None
+    ]
+    return problems
+
+
+def contemplating_pool_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """A contemplating workload's ``branch_pool`` and ``aggregation_pool`` must name pools
+    that serve it."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, wl in scenario.workloads.items():
+        c = getattr(wl, "contemplating", None)
+        if c is None:
+            continue
+        serving = [p for p, pool in scenario.pools.items() if name in pool.serves]
+        for key in ("branch_pool", "aggregation_pool"):
+            pool_name = getattr(c, key)
+            if pool_name is not None and pool_name not in serving:
+                problems.append(
+                    (
+                        ("workloads", name, "contemplating", key),
+                        f"pool {pool_name!r} does not serve workload {name} "
+                        f"(pools that do: {', '.join(serving) or 'none'})",
+                    )
+                )
+    return problems

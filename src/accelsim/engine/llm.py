@@ -37,6 +37,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from itertools import accumulate
 from typing import Any, ClassVar
 
@@ -45,6 +46,7 @@ import simpy
 
 from accelsim.config.schema import ClosedLoopTraffic, ContinuousBatching, LLMModel, LLMWorkload
 from accelsim.engine.arrivals import arrival_times, sample_sizes, workload_rng
+from accelsim.engine.contemplating import role_routes
 from accelsim.engine.events import call_at
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
@@ -150,7 +152,8 @@ class LLMWorkloadState:
     def __init__(self, name: str, requests: LLMRequests) -> None:
         self.name = name
         self.requests = requests
-        self.route: Callable[[], LLMReplica]  # set once the fleet has built its replicas
+        # By sequence role: where a sequence goes (set once the fleet has built its replicas).
+        self.routes: list[Callable[[], LLMReplica]]
         n = len(requests.arrival_s)
         self.first_token = array("d", [float("nan")]) * n
         self.finish = array("d", [float("nan")]) * n
@@ -162,6 +165,10 @@ class LLMWorkloadState:
         # Sub-requests of contemplating: spawned, completed.
         self.branches_spawned = array("q", bytes(8 * n))
         self.branches_done = array("q", bytes(8 * n))
+        # Each fan-out's branch completion times, in the order they finished.
+        self.fanout = requests.branch_output.shape[1]
+        self.branch_finish = array("d", [float("nan")]) * (n * self.fanout)
+        self.branch_replica = array("i", [-1]) * (n * self.fanout)  # in spawn order
         self.count = n  # requests sent (a closed loop's grow as it sends)
         self.on_done: Callable[[], None] | None = None  # hears of completions and rejections
 
@@ -173,13 +180,22 @@ class LLMWorkloadState:
         fields = r.__dataclass_fields__
         both = LLMRequests(**{f: np.concatenate((getattr(r, f), getattr(more, f))) for f in fields})
         fresh = LLMWorkloadState(self.name, both)
-        n = len(r.arrival_s)
-        for attr, value in vars(self).items():
-            if isinstance(value, (array, bytearray)) and len(value) == n:
-                grown = getattr(fresh, attr)
-                grown[:n] = value
-                setattr(self, attr, grown)
+        for attr, value in self._per_request_arrays():
+            grown = getattr(fresh, attr)
+            grown[: len(value)] = value
+            setattr(self, attr, grown)
         self.requests = both
+
+    def _per_request_arrays(self) -> list[tuple[str, array[Any] | bytearray]]:
+        """Every array with one entry per request, or one per request and branch (laid
+        out request by request)."""
+        n = len(self.requests.arrival_s)
+        sizes = {n, n * self.fanout} - {0}
+        return [
+            (attr, value)
+            for attr, value in vars(self).items()
+            if isinstance(value, (array, bytearray)) and len(value) in sizes
+        ]
 
     def trim(self) -> None:
         """Drop the requests drawn but never sent (a closed loop's, at the end)."""
@@ -187,9 +203,8 @@ class LLMWorkloadState:
         n, count = len(r.arrival_s), self.count
         if count == n:
             return
-        for value in vars(self).values():
-            if isinstance(value, (array, bytearray)) and len(value) == n:
-                del value[count:]
+        for _, value in self._per_request_arrays():
+            del value[count * (len(value) // n) :]
         fields = r.__dataclass_fields__
         self.requests = LLMRequests(**{f: getattr(r, f)[:count] for f in fields})
 
@@ -210,9 +225,11 @@ class LLMWorkloadState:
             self._submit(i, Sequence(i, ROLE_MAIN, prompt, int(r.output_tokens[i]), images))
 
     def _submit(self, i: int, seq: Sequence) -> None:
-        replica = self.route()
+        replica = self.routes[seq.role]()
         if seq.role != ROLE_BRANCH:
             self.replica[i] = replica.index
+        else:
+            self.branch_replica[i * self.fanout + self.branches_spawned[i] - 1] = replica.index
         if not replica.submit(seq):
             if self.on_done is not None and not self.rejected[i]:
                 self.on_done()
@@ -227,6 +244,7 @@ class LLMWorkloadState:
         self.generated[i] += seq.generated
         if seq.role == ROLE_BRANCH:
             self.branches_done[i] += 1
+            self.branch_finish[i * self.fanout + self.branches_done[i] - 1] = now
             self.branch_tokens[i] += seq.generated
             self.branches_left[i] -= 1
             if self.branches_left[i] == 0 and not self.rejected[i]:
@@ -478,7 +496,10 @@ class LLMReplica:
 
     def _evict_newest(self) -> None:
         """Preempt policy: free the newest sequence's KV; it will be recomputed."""
-        victim = max(self.running, key=lambda s: s.admitted_order)
+        self._evict(max(self.running, key=lambda s: s.admitted_order))
+
+    def _evict(self, victim: Sequence) -> None:
+        """Free a running sequence's KV and queue it first, to be recomputed."""
         self.running.remove(victim)
         if victim.prefilled < victim.prompt + victim.base:
             self.prefilling -= 1
@@ -859,12 +880,16 @@ class LLMFleet:
     kind: ClassVar[str] = "llm"
 
     def __init__(self, ctx: FleetContext, workloads: list[str], pools: list[str]) -> None:
+        # Imported here: engine.slo builds on this module's replica.
+        from accelsim.engine.slo import ClassState, PriorityReplica, draw_classes
+
         resolved = ctx.resolved
         scenario = resolved.scenario
         self.env = ctx.env
         self.iterations = IterationLog()
         self.states: dict[str, LLMWorkloadState] = {}
         self.loops: dict[str, tuple[ClosedLoop, Callable[[int], LLMRequests]]] = {}
+        self.classes: dict[str, ClassState] = {}  # of workloads with SLO classes
         replicas_of: dict[str, list[LLMReplica]] = {name: [] for name in workloads}
         for name in workloads:
             workload = scenario.workloads[name]
@@ -881,6 +906,9 @@ class LLMFleet:
             )
             requests = sample_requests(workload, times, per_image, rng, given)
             self.states[name] = LLMWorkloadState(name, requests)
+            if workload.slo is not None:
+                drawn = draw_classes(workload.slo, len(times), rng)
+                self.classes[name] = ClassState(workload.slo, drawn)
         self.replicas: list[LLMReplica] = []
         fractions = _Fractions()
         for pool_name in pools:
@@ -894,8 +922,10 @@ class LLMFleet:
             clock = ctx.clocks.get(pool_name)
             if cost is None or clock is None:
                 continue
+            classes = self.classes.get(name)
+            make = LLMReplica if classes is None else partial(PriorityReplica, classes=classes)
             for _ in range(pool.count // pool.replica_chips):
-                replica = LLMReplica(
+                replica = make(
                     self.env,
                     len(self.replicas),
                     pool_name,
@@ -912,7 +942,7 @@ class LLMFleet:
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
         for name, state in self.states.items():
-            state.route = ctx.route(replicas_of[name], 0, name).pick
+            state.routes = role_routes(ctx, name, replicas_of[name])
 
     def _closed_loop_state(
         self,
@@ -992,6 +1022,7 @@ class LLMFleet:
         for state in self.states.values():
             state.trim()
             r = state.requests
+            classes = self.classes.get(state.name)
             workloads[state.name] = LLMRecords(
                 name=state.name,
                 arrival_s=r.arrival_s,
@@ -1005,6 +1036,12 @@ class LLMFleet:
                 replica=frozen(state.replica),
                 branches_spawned=frozen(state.branches_spawned),
                 branches_done=frozen(state.branches_done),
+                branch_finish_s=frozen(state.branch_finish).reshape(len(r.arrival_s), state.fanout),
+                branch_replica=frozen(state.branch_replica).reshape(len(r.arrival_s), state.fanout),
+                branch_output_tokens=r.branch_output,
+                slo_class=None if classes is None else classes.slo_class,
+                preemptions=None if classes is None else frozen(classes.preemptions),
+                slo_class_names=() if classes is None else classes.names,
             )
         it = self.iterations
         iterations = IterationRecords(

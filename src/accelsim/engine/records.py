@@ -137,6 +137,14 @@ class LLMRecords:
     replica: np.ndarray  # replica of the final sequence (-1 if not yet routed)
     branches_spawned: np.ndarray
     branches_done: np.ndarray
+    # (requests, branches): each fan-out's branch completion times in finish order (nan
+    # until done); (requests, 0) for a workload without contemplating.
+    branch_finish_s: np.ndarray
+    branch_replica: np.ndarray  # (requests, branches): each branch's replica (-1: not routed)
+    branch_output_tokens: np.ndarray  # (requests, branches): tokens each branch generates
+    slo_class: np.ndarray | None = None  # index into the workload's slo.classes
+    preemptions: np.ndarray | None = None  # evictions of the request's sequences (SLO classes)
+    slo_class_names: tuple[str, ...] = ()  # the names slo_class indexes
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,12 @@ import numpy as np
 
 from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import LLMWorkload, Pool
-from accelsim.engine.records import MODES, LLMFleetRecords, LLMRecords
+from accelsim.engine.records import MODE_CONTEMPLATING, MODES, LLMFleetRecords, LLMRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
 from accelsim.metrics.confidence import percentile_interval, too_few_samples
+from accelsim.metrics.contemplating import branch_latencies
 from accelsim.metrics.kinds import MetricsKind
+from accelsim.metrics.slo import by_class
 from accelsim.metrics.timeline import pool_timeline
 from accelsim.model.parallel import bubble_share
 
@@ -114,7 +116,11 @@ def _workload(
             "in_flight": int(sel.sum()) - int(mode_done.sum()) - mode_dropped,
             **_latencies(rec, mode_done),
         }
+        if index == MODE_CONTEMPLATING:
+            by_mode[mode].update(branch_latencies(rec, sel))
     entry["by_mode"] = by_mode
+    if wl.slo is not None:
+        entry["by_class"] = by_class(wl, rec, in_window, done, w1)
     spawned = int(rec.branches_spawned[in_window].sum())
     if spawned:
         finished = int(rec.branches_done[in_window].sum())
@@ -156,7 +162,11 @@ def _pool(
     for name in pool.serves:
         rec = records.workloads[name]
         done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
-        tokens += int(rec.generated_tokens[done & np.isin(rec.replica, replicas)].sum())
+        # A contemplating request's branch tokens count where each branch ran.
+        branches = rec.branch_output_tokens
+        final = rec.generated_tokens - branches.sum(axis=1)
+        tokens += int(final[done & np.isin(rec.replica, replicas)].sum())
+        tokens += int(branches[done[:, None] & np.isin(rec.branch_replica, replicas)].sum())
     return {
         "chip": chip.name,
         "chips": pool.count,
@@ -269,6 +279,8 @@ def _requests(records: LLMFleetRecords, w0: float, w1: float) -> dict[str, dict[
             "rejected": rec.rejected,
             "pool": pools[rec.replica],
         }
+        if rec.slo_class is not None:
+            out[name]["slo_class"] = np.array(rec.slo_class_names, dtype=object)[rec.slo_class]
     return out
 
 

@@ -9,7 +9,8 @@ end has ``finish_s`` (and its latencies) NaN. Every kind gives ``workload``,
 (where it was served); each adds its own fields (ranking: ``start_s``,
 ``queue_wait_s``, ``items``; LLM: ``first_token_s``, ``ttft_s``, ``tpot_s``,
 ``mode``, ``prompt_tokens``, ``output_tokens``, ``generated_tokens``,
-``rejected``), as its entry in :data:`summary.METRIC_KINDS` gives them.
+``rejected``, and ``slo_class`` for a workload with SLO classes), as its entry in
+:data:`summary.METRIC_KINDS` gives them.
 """
 
 from __future__ import annotations

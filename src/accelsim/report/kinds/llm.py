@@ -28,19 +28,32 @@ from accelsim.report.kinds.base import Doc, ExplainSetting, ExplainStep, ReportK
 from accelsim.report.wording import finite, sig
 
 
-def _terminal_rows(doc: Doc, name: str, w: Doc) -> list[list[RenderableType]]:
-    """One row for the workload, then one per request mode when it has several."""
+def _sla_text(w: Doc) -> RenderableType:
+    """A workload's (or an SLO class's) attainment, marked met or missed."""
     sla = w["sla"]
-    sla_text: RenderableType = "-"
-    if sla is not None:
-        mark = "[green]met[/]" if sla["met"] else "[red]missed[/]"
-        sla_text = Text.from_markup(
-            f"{terminal.pct(w['sla_attainment'])} {mark}"
-            if w["sla_attainment"] is not None
-            else mark
-        )
+    if sla is None:
+        return "-"
+    mark = "[green]met[/]" if sla["met"] else "[red]missed[/]"
+    return Text.from_markup(
+        f"{terminal.pct(w['sla_attainment'])} {mark}" if w["sla_attainment"] is not None else mark
+    )
+
+
+def _parts(w: Doc) -> tuple[list[tuple[str, Doc]], int]:
+    """The rows of a workload: all of it, each request mode when it has several, and each
+    SLO class (``class NAME``); and the index of the first class row."""
     modes = w.get("by_mode", {})
     parts = [("all", w)] + (list(modes.items()) if len(modes) > 1 else [])
+    first_class = len(parts)
+    parts += [(f"class {k}", c) for k, c in w.get("by_class", {}).items()]
+    return parts, first_class
+
+
+def _terminal_rows(doc: Doc, name: str, w: Doc) -> list[list[RenderableType]]:
+    """One row for the workload, then one per request mode when it has several, then one
+    per SLO class (each with its own SLA)."""
+    modes = w.get("by_mode", {})
+    parts, first_class = _parts(w)
     return [
         [
             name if i == 0 else "",
@@ -55,18 +68,18 @@ def _terminal_rows(doc: Doc, name: str, w: Doc) -> list[list[RenderableType]]:
             terminal.sec(m["tpot_s"]["p50"]),
             terminal.sec_ci(m["tpot_s"]),
             terminal.sec_ci(m["latency_s"]),
-            sla_text if i == 0 else "",
+            _sla_text(m) if i == 0 or i >= first_class else "",
         ]
         for i, (mode, m) in enumerate(parts)
     ]
 
 
 def _html_rows(doc: Doc, name: str, w: Doc) -> list[list[str]]:
-    """One row for the workload, then one per request mode when it has several (as the
-    terminal table shows them)."""
+    """One row for the workload, then one per request mode when it has several, then one
+    per SLO class (as the terminal table shows them)."""
     duration = doc["window_s"]["duration"]
     modes = w.get("by_mode", {})
-    parts = [("all", w)] + (list(modes.items()) if len(modes) > 1 else [])
+    parts, first_class = _parts(w)
     return [
         [
             markup.esc(name) if i == 0 else "",
@@ -82,7 +95,7 @@ def _html_rows(doc: Doc, name: str, w: Doc) -> list[list[str]]:
             markup.qty(m["tpot_s"]["p50"], "s"),
             markup.esc(terminal.sec_ci(m["tpot_s"])),
             markup.esc(terminal.sec_ci(m["latency_s"])),
-            markup.sla_cell(w) if i == 0 else "",
+            markup.sla_cell(m) if i == 0 or i >= first_class else "",
         ]
         for i, (mode, m) in enumerate(parts)
     ]
