@@ -110,3 +110,18 @@ def test_the_shipped_split_pools_scenario_runs_branches_and_aggregations_apart()
     assert pools["branches"]["output_tokens"] > 0 and pools["aggregations"]["output_tokens"] > 0
     total = pools["branches"]["output_tokens"] + pools["aggregations"]["output_tokens"]
     assert total == doc["workloads"]["ask"]["output_tokens"]
+
+
+def test_classes_refuse_a_closed_loop(tmp_path: Path) -> None:
+    text = SCENARIO.replace("SHARE", "0.2").replace("NAME", "standard")
+    text = text.replace("BRANCH_POOL", "one").replace(
+        "    traffic: {kind: poisson, rate_per_s: 1}\n    prompt_tokens: {kind: fixed, value: 100}",
+        "    traffic: {kind: closed_loop, users: 2}\n    prompt_tokens: {kind: fixed, value: 100}",
+    )
+    path = write(tmp_path / "scenario.yaml", text)
+    lines = error_lines(invoke("run", path))
+    assert lines == [
+        f"error: {path}:{line_of(path, 'slo:')}: workloads.chat.slo: SLO classes are not "
+        "supported with closed_loop traffic: use poisson, bursty, diurnal, trace or offline "
+        "traffic"
+    ]
