@@ -19,6 +19,7 @@ from accelsim.engine.records import MODES, LLMFleetRecords, LLMRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
 from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.kinds import MetricsKind
+from accelsim.metrics.speculative import speculative_summary
 from accelsim.metrics.timeline import pool_timeline
 
 UNIT, ONE = "output_tokens", "output_token"  # what perf/W and cost count
@@ -114,6 +115,8 @@ def _workload(
             **_latencies(rec, mode_done),
         }
     entry["by_mode"] = by_mode
+    if name in records.speculative:
+        entry["speculative"] = speculative_summary(records.speculative[name], w0, w1)
     spawned = int(rec.branches_spawned[in_window].sum())
     if spawned:
         finished = int(rec.branches_done[in_window].sum())
