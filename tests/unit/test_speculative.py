@@ -157,10 +157,10 @@ def test_acceptance_1_advances_k_plus_1_and_stops_at_the_output_length() -> None
 def test_the_engines_mean_accepted_tokens_matches_the_closed_form() -> None:
     k, a = 3, 0.6
     res = llm_resolved(
-        rate_per_s=20,
+        rate_per_s=10,
         prompt={"kind": "fixed", "value": 50},
         output={"kind": "fixed", "value": 400},
-        duration_s=20,
+        duration_s=6,
         warmup_s=1,
         extra={"speculative": {"mtp_heads": 1, "tokens": k, "acceptance_rate": a}},
     )

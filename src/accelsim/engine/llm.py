@@ -770,7 +770,7 @@ class LLMReplica:
             time_s, energy_j, ratio = cost.time_s, cost.dynamic_energy_j, cost.clock_ratio
         start = self.env.now
         if speculative is not None:
-            speculative.ran(start, time_s, len(decoding))
+            speculative.ran(start, time_s)
         self._log(
             start,
             start + time_s,
@@ -882,14 +882,13 @@ class LLMFleet:
             clock = ctx.clocks.get(pool_name)
             if cost is None or clock is None:
                 continue
-            speculation = None
+            spec_cost = None
             if name in self.tallies:
                 spec_cost, problem = llm_speculative_cost(resolved, pool_name, name, cost)
                 if problem is not None:
                     ctx.problems.append(problem)
                 if spec_cost is None:
                     continue
-                speculation = Speculation(spec_cost, self.tallies[name])
             for _ in range(pool.count // pool.chips_per_replica):
                 replica = LLMReplica(
                     self.env,
@@ -904,7 +903,7 @@ class LLMFleet:
                     ctx.meter(pool_name),
                     ctx.coalesce,
                     fractions,
-                    speculation,
+                    None if spec_cost is None else Speculation(spec_cost, self.tallies[name]),
                 )
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)

@@ -78,23 +78,23 @@ class SpeculativeTally:
         return (kept + 1).tolist()  # type: ignore[no-any-return]
 
     def records(self) -> SpeculativeRecords:
-        """The iterations that ended (one the run's end cut short has drawn nothing)."""
-        n = len(self.advanced)
+        """The iterations that ended (each is recorded as its draws are made)."""
         return SpeculativeRecords(
             self.proposer,
             self.tokens,
             self.acceptance,
-            np.frombuffer(self.start, dtype=np.float64)[:n].copy(),
-            np.frombuffer(self.draft, dtype=np.float64)[:n].copy(),
-            np.frombuffer(self.verify, dtype=np.float64)[:n].copy(),
-            np.frombuffer(self.sequences, dtype=np.int32)[:n].astype(np.int64),
+            np.frombuffer(self.start, dtype=np.float64).copy(),
+            np.frombuffer(self.draft, dtype=np.float64).copy(),
+            np.frombuffer(self.verify, dtype=np.float64).copy(),
+            np.frombuffer(self.sequences, dtype=np.int32).astype(np.int64),
             np.frombuffer(self.advanced, dtype=np.int64).copy(),
             np.frombuffer(self.drawn, dtype=np.int8).astype(np.int64),
         )
 
 
 class Speculation:
-    """A replica's speculative decoding: the pool's step costs and the workload's tally."""
+    """One replica's speculative decoding: the pool's step costs, the workload's tally,
+    and the split of the replica's iteration in flight."""
 
     def __init__(self, cost: SpeculativeCost, tally: SpeculativeTally) -> None:
         self.cost = cost
@@ -102,7 +102,7 @@ class Speculation:
         tally.proposer = cost.proposer
         self.lookahead = cost.tokens  # KV slots the proposals take before verification
         self.step_tokens = cost.tokens + 1  # most tokens a sequence can advance a step
-        self._split = (0.0, 0.0)
+        self._ran = (0.0, 0.0, 0.0)  # the iteration in flight: start, draft and verify time
 
     def terms(self, it: Iteration) -> Terms:
         """The speculative iteration replacing ``it`` (which has decoding sequences)."""
@@ -110,14 +110,11 @@ class Speculation:
         self._split = step.draft_s, step.verify_s
         return step.terms
 
-    def ran(self, start_s: float, time_s: float, sequences: int) -> None:
+    def ran(self, start_s: float, time_s: float) -> None:
         """The iteration last costed by :meth:`terms` starts now and takes ``time_s``."""
         draft, verify = self._split
-        tally = self.tally
-        tally.start.append(start_s)
-        tally.draft.append(time_s * draft / (draft + verify))
-        tally.verify.append(time_s * verify / (draft + verify))
-        tally.sequences.append(sequences)
+        share = draft / (draft + verify)
+        self._ran = (start_s, time_s * share, time_s - time_s * share)
 
     def accepted(self, decoding: Sequence[_Decoding]) -> list[int]:
         """Tokens each decoding sequence advances as its step ends (at most what it has
@@ -126,5 +123,10 @@ class Speculation:
         drawn = tally.draw(len(decoding))
         tally.drawn.extend(drawn)
         out = [min(n, s.output - s.generated) for s, n in zip(decoding, drawn, strict=True)]
+        start, draft, verify = self._ran
+        tally.start.append(start)
+        tally.draft.append(draft)
+        tally.verify.append(verify)
+        tally.sequences.append(len(decoding))
         tally.advanced.append(sum(out))
         return out
