@@ -71,11 +71,35 @@ def test_a_step_is_k_draft_decodes_then_one_verify_over_k_plus_1_tokens() -> Non
         prefill_tokens=12, prefill_pairs=pairs, prefill_context_tokens=600, logits=12
     )
     verify = target.terms(verify_it)
-    assert step.draft_s == pytest.approx(sum(t.time(1.0) for t in drafts), rel=1e-12)
+    assert step.draft_s == pytest.approx(sum(t.time(1.0) for t in drafts), rel=1e-9)
     assert step.verify_s == pytest.approx(verify.time(1.0), rel=1e-12)
     assert step.terms.time(1.0) == pytest.approx(step.draft_s + step.verify_s, rel=1e-12)
     e = sum(t.dynamic(1.0) for t in [*drafts, verify])
     assert step.terms.dynamic(1.0) == pytest.approx(e, rel=1e-12)
+    # A prefill chunk sharing the iteration runs in the verify step and in the first
+    # draft step (the draft needs the prompt's KV too).
+    chunk = Iteration(prefill_tokens=50, prefill_pairs=50 * 25.5, logits=1)
+    mixed = cost.step(it._replace(prefill_tokens=50, prefill_pairs=50 * 25.5, logits=4))
+    first = draft.terms(
+        Iteration(
+            prefill_tokens=50,
+            prefill_pairs=50 * 25.5,
+            decode_sequences=3,
+            decode_context_tokens=600,
+            logits=4,
+        )
+    )
+    assert mixed.draft_s == pytest.approx(
+        first.time(1.0) + sum(t.time(1.0) for t in drafts[1:]), rel=1e-9
+    )
+    verify_mixed = target.terms(
+        verify_it._replace(
+            prefill_tokens=12 + chunk.prefill_tokens,
+            prefill_pairs=pairs + chunk.prefill_pairs,
+            logits=13,
+        )
+    )
+    assert mixed.verify_s == pytest.approx(verify_mixed.time(1.0), rel=1e-12)
     # The verify step reads the weights once for 12 tokens: a plain decode step's weight
     # bytes, 4x its GEMM FLOPs.
     plain = {op.name: op for op in target.ops(it)}

@@ -151,19 +151,28 @@ class SpeculativeCost:
         batch = it.decode_sequences
         context = it.decode_context_tokens
         chunk_logits = it.logits - batch
+        plan = self.draft.decode_plan(batch)  # the draft's decode-only steps, memoised
         drafts = []
         for j in range(k):
-            draft_it = Iteration(
-                decode_sequences=batch, decode_context_tokens=context + j * batch, logits=batch
-            )
+            at = context + j * batch
             if j == 0 and it.prefill_tokens:
-                draft_it = draft_it._replace(
+                draft_it = Iteration(
                     prefill_tokens=it.prefill_tokens,
                     prefill_pairs=it.prefill_pairs,
                     prefill_context_tokens=it.prefill_context_tokens,
+                    decode_sequences=batch,
+                    decode_context_tokens=at,
                     logits=batch + chunk_logits,
                 )
-            drafts.append(self.draft.terms(draft_it))
+                drafts.append(self.draft.terms(draft_it))
+            elif plan is not None:
+                drafts.append(plan.terms(at))
+            else:
+                drafts.append(
+                    self.draft.terms(
+                        Iteration(decode_sequences=batch, decode_context_tokens=at, logits=batch)
+                    )
+                )
         verify = self.target.terms(
             Iteration(
                 prefill_tokens=it.prefill_tokens + batch * (k + 1),
@@ -175,8 +184,10 @@ class SpeculativeCost:
                 image_tokens=it.image_tokens,
             )
         )
-        draft_s = sum(t.time(1.0) for t in drafts)
-        return SpeculativeStep(combine([*drafts, verify]), draft_s, verify.time(1.0))
+        terms = combine([*drafts, verify])
+        # Times add up op by op, so the draft steps' time is the step's less the verify's.
+        verify_s = verify.time(1.0)
+        return SpeculativeStep(terms, terms.time(1.0) - verify_s, verify_s)
 
 
 def explain_speculative(
