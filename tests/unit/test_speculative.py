@@ -320,3 +320,22 @@ def test_explain_shows_the_speculative_step() -> None:
     lone = CliRunner().invoke(app, [*args, "--speculative-tokens", "4"])
     assert lone.exit_code == 1
     assert "--speculative-tokens and --acceptance go together" in lone.output
+
+
+def test_a_proposer_that_leaves_no_room_for_kv_is_a_located_problem() -> None:
+    from accelsim.errors import ConfigError
+    from helpers import CHIP
+
+    # Room for the target's weights and a little KV, not for two MTP modules beside them.
+    target = LLMCostModel(llm(), chip())
+    dram = {**CHIP["memory"]["dram"], "capacity_bytes": target.shape.weight_bytes * 1.01 / 0.9}
+    res = llm_resolved(
+        rate_per_s=1,
+        prompt={"kind": "fixed", "value": 10},
+        output={"kind": "fixed", "value": 10},
+        duration_s=1,
+        the_chip=chip(memory={"dram": dram}),
+        extra={"speculative": {"mtp_heads": 2, "tokens": 2, "acceptance_rate": 0.5}},
+    )
+    with pytest.raises(ConfigError, match=r"workloads\.w\.speculative: with 2 MTP module"):
+        simulate(res)
