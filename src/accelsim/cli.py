@@ -298,6 +298,28 @@ def explain(
             "confidential: true does.",
         ),
     ] = False,
+    speculative_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--speculative-tokens",
+            help="LLM: also cost a speculative decode step proposing this many tokens.",
+            min=1,
+            max=16,
+        ),
+    ] = None,
+    acceptance: Annotated[
+        float | None,
+        typer.Option(
+            help="LLM: probability that each proposed token is accepted.", min=0.0, max=1.0
+        ),
+    ] = None,
+    draft: Annotated[
+        str | None,
+        typer.Option(
+            help="LLM: the draft model proposing the tokens (default: one MTP module).",
+            autocompletion=complete_shipped("model"),
+        ),
+    ] = None,
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="Write the breakdown as JSON to this file ('-' for stdout)."),
@@ -313,10 +335,11 @@ def explain(
     fmt: _TableOrReportFormat = None,
 ) -> None:
     """Show where a batch's time goes, op by op, on a roofline (LLM: prefill and decode;
-    with --pp / --ep, the pipeline bubble, stage-to-stage transfer and expert all-to-all)."""
+    with --pp / --ep, the pipeline bubble, stage-to-stage transfer and expert all-to-all;
+    with --speculative-tokens, a speculative decode step)."""
     from accelsim.commands import report as reporting
     from accelsim.config.loader import files_read, load_chip, load_model
-    from accelsim.config.schema import Confidential, confidential_chip
+    from accelsim.config.schema import Confidential, LLMModel, Speculative, confidential_chip
     from accelsim.errors import AccelsimError
     from accelsim.report.explain import explain as explain_doc
     from accelsim.units import UnitError, parse_quantity
@@ -325,16 +348,35 @@ def explain(
         cap_w = None if power_cap is None else parse_quantity(power_cap, "W")
     except UnitError as exc:
         raise AccelsimError(f"--power-cap: {exc}") from None
+    if (speculative_tokens is None) != (acceptance is None):
+        raise AccelsimError("--speculative-tokens and --acceptance go together")
+    if draft is not None and speculative_tokens is None:
+        raise AccelsimError("--draft needs --speculative-tokens and --acceptance")
     table_format, report_format = _run_formats(fmt, report is not None)
     if report is not None:
         reporting.require_plotting(report_format)
     cwd = Path.cwd()
     the_model, the_chip = load_model(model, cwd), load_chip(chip, cwd)
+    the_draft = None if draft is None else load_model(draft, cwd)
+    if the_draft is not None and not isinstance(the_draft, LLMModel):
+        raise AccelsimError(f"--draft: {the_draft.name} is a {the_draft.kind} model, not an LLM")
+    speculative = None
+    if speculative_tokens is not None and acceptance is not None:
+        speculative = Speculative(
+            draft_model=draft,
+            mtp_heads=None if draft is not None else 1,
+            tokens=speculative_tokens,
+            acceptance_rate=acceptance,
+        )
     overheads = (the_chip.confidential or Confidential()).model_dump(mode="json")
     if confidential:
         the_chip = confidential_chip(the_chip)
     refuse_overwriting_inputs(
-        [*files_read(chip, "chip", cwd), *files_read(model, "model", cwd)],
+        [
+            *files_read(chip, "chip", cwd),
+            *files_read(model, "model", cwd),
+            *(files_read(draft, "model", cwd) if draft is not None else ()),
+        ],
         Output("--json", json_out),
         reporting.report_output("--report", report, report_format),
     )
@@ -349,6 +391,8 @@ def explain(
         pipeline=pipeline,
         expert=expert,
         micro_batches=micro_batches,
+        speculative=speculative,
+        draft=the_draft,
     )
     if confidential:
         doc["confidential"] = overheads

@@ -29,6 +29,7 @@ from accelsim.config.schema import (
     AnyModel,
     Chip,
     LLMModel,
+    LLMWorkload,
     RankingModel,
     Scenario,
     confidential_chip,
@@ -379,6 +380,7 @@ class ResolvedScenario:
     traces: dict[str, Trace]  # by workload name, for trace traffic
     locations: dict[Path_, Loc] = field(default_factory=dict)
     sources: tuple[Path, ...] = ()  # every file read: the scenario, its extends, refs, traces
+    drafts: dict[str, LLMModel] = field(default_factory=dict)  # speculative draft models
 
     def problem(self, path: Path_, message: str) -> Problem:
         """A problem located at a scenario field (for checks made after loading)."""
@@ -453,6 +455,7 @@ def load_scenario(
         chips[pool_name] = chip
     models: dict[str, RankingModel | LLMModel] = {}
     traces: dict[str, Trace] = {}
+    drafts: dict[str, LLMModel] = {}
     for name, workload in scenario.workloads.items():
         at: Path_ = ("workloads", name, "model")
         model: RankingModel | LLMModel | None = _resolve(
@@ -470,6 +473,23 @@ def load_scenario(
                     f"{model.name} is a {model.kind} model but the workload is {workload.kind}",
                 )
             )
+        speculative = workload.speculative if isinstance(workload, LLMWorkload) else None
+        if speculative is not None and speculative.draft_model is not None:
+            draft_at: Path_ = ("workloads", name, "speculative", "draft_model")
+            ref = speculative.draft_model
+            draft = _resolve(doc, draft_at, ref, "model", AnyModel, problems, read)
+            if isinstance(draft, LLMModel):
+                drafts[name] = draft
+            elif draft is not None:
+                loc = doc.loc(draft_at)
+                problems.append(
+                    Problem(
+                        loc.source,
+                        loc.line,
+                        dotted(draft_at),
+                        f"{draft.name} is a {draft.kind} model; a draft model must be an LLM",
+                    )
+                )
         if workload.traffic.kind == "trace":
             trace_field: Path_ = ("workloads", name, "traffic", "path")
             loc = doc.loc(trace_field)
@@ -493,7 +513,9 @@ def load_scenario(
                 problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return ResolvedScenario(scenario, str(path), chips, models, traces, dict(doc.locs), tuple(read))
+    return ResolvedScenario(
+        scenario, str(path), chips, models, traces, dict(doc.locs), tuple(read), drafts
+    )
 
 
 def _resolve(

@@ -775,6 +775,37 @@ class SLOClasses(Strict):
         return self
 
 
+class Speculative(Strict):
+    """Speculative decoding: a cheap proposer guesses ``tokens`` tokens per sequence, the
+    target verifies them in one step, and each is accepted with ``acceptance_rate`` until
+    the first rejection (the verify step adds one token of its own). The proposer is a
+    draft model on the same replica (``draft_model``) or multi-token-prediction modules
+    on the target (``mtp_heads``)."""
+
+    draft_model: str | None = Field(
+        None, min_length=1, description="A shipped model name or a path to a YAML file."
+    )
+    mtp_heads: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description=(
+            "Multi-token-prediction modules on the target (one transformer layer each, "
+            "sharing its embedding and LM head, as DeepSeek-V3's MTP)."
+        ),
+    )
+    tokens: StrictInt = Field(ge=1, le=16, description="Tokens proposed per step (k).")
+    acceptance_rate: Number = Field(
+        ge=0, le=1, description="Probability that each proposed token is accepted (a)."
+    )
+
+    @model_validator(mode="after")
+    def _one_proposer(self) -> Speculative:
+        if (self.draft_model is None) == (self.mtp_heads is None):
+            raise ValueError("set exactly one of draft_model and mtp_heads")
+        return self
+
+
 class LLMWorkload(Strict):
     kind: Literal["llm"] = "llm"
     model: str = Field(min_length=1, description="A shipped model name or a path to a YAML file.")
@@ -789,13 +820,15 @@ class LLMWorkload(Strict):
     slo: SLOClasses | None = Field(
         None, description="Priority classes with their own targets (priority admission)."
     )
+    speculative: Speculative | None = None
 
     @model_serializer(mode="wrap")
-    def _without_classes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """``slo`` appears in a result's config only when the workload has classes."""
+    def _without_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``slo`` and ``speculative`` appear in a result's config only when they are set."""
         data: dict[str, Any] = handler(self)
-        if data.get("slo") is None:
-            data.pop("slo", None)
+        for key in ("slo", "speculative"):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
     @model_validator(mode="after")

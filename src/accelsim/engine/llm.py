@@ -64,7 +64,8 @@ from accelsim.engine.records import (
     ReplicaInfo,
     frozen,
 )
-from accelsim.model.checks import llm_replica_cost
+from accelsim.engine.speculative import Speculation, SpeculativeTally
+from accelsim.model.checks import llm_replica_cost, llm_speculative_cost
 from accelsim.model.llm import DecodePlan, Iteration, LLMCostModel, prefill_pairs
 from accelsim.model.power import ClockPolicy, Terms, at_nominal_clock, clocked_terms
 
@@ -402,10 +403,17 @@ class LLMReplica:
         meter: PoolMeter,
         coalesce: bool = True,
         fractions: _Fractions | None = None,
+        speculative: Speculation | None = None,
     ) -> None:
         self.env = env
         self.meter = meter
-        self.coalesce = coalesce
+        # A speculative step advances a sequence by up to k + 1 tokens: no decode spans.
+        self.coalesce = coalesce and speculative is None
+        self.speculative = speculative
+        # KV slots a sequence holds beyond its tokens (speculative proposals), and the most
+        # tokens a decoding sequence adds to the cache in one iteration.
+        self.lookahead = 0 if speculative is None else speculative.lookahead
+        self.step_tokens = 1 if speculative is None else speculative.step_tokens
         self.index = index
         self.pool = pool
         self.chips = chips
@@ -418,6 +426,8 @@ class LLMReplica:
         self.fractions = fractions or _Fractions()
         self.idle_w = cost.chip.power.idle_w
         self.capacity = cost.capacity.kv_capacity_tokens
+        if speculative is not None:
+            self.capacity = speculative.cost.kv_capacity_tokens
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.prefilling = 0  # running sequences whose prompt is not all prefilled
@@ -459,7 +469,7 @@ class LLMReplica:
 
     def submit(self, seq: Sequence) -> bool:
         """Queue a sequence; False if it can never fit this replica's KV cache."""
-        if seq.prompt + seq.output > self.capacity:
+        if seq.prompt + seq.output + self.lookahead > self.capacity:
             return False
         self.waiting.append(seq)
         for moved, position in self.watchers:
@@ -474,8 +484,8 @@ class LLMReplica:
 
     def _need(self, seq: Sequence) -> int:
         if self.preempt:
-            return seq.prompt + seq.base
-        return seq.prompt + seq.output
+            return seq.prompt + seq.base + self.lookahead
+        return seq.prompt + seq.output + self.lookahead
 
     def _admit(self) -> None:
         limit = self.batching.max_batch_sequences
@@ -770,7 +780,7 @@ class LLMReplica:
                 chunks.append((seq, take))
                 budget -= take
             if preempt:
-                growth = len(decoding) + sum(
+                growth = len(decoding) * self.step_tokens + sum(
                     1 for s, t in chunks if s.prefilled + t >= s.prompt + s.base
                 )
                 if self.kv_used + growth > self.capacity and len(running) > 1:
@@ -794,17 +804,17 @@ class LLMReplica:
             if s.prefilled + take >= s.prompt + s.base:
                 logits += 1
             prefill_tokens += take
-        terms = self.cost.terms(
-            Iteration(
-                prefill_tokens=prefill_tokens,
-                prefill_pairs=pairs,
-                prefill_context_tokens=prior,
-                decode_sequences=len(decoding),
-                decode_context_tokens=context,
-                logits=logits,
-                image_tokens=images,
-            )
+        it = Iteration(
+            prefill_tokens=prefill_tokens,
+            prefill_pairs=pairs,
+            prefill_context_tokens=prior,
+            decode_sequences=len(decoding),
+            decode_context_tokens=context,
+            logits=logits,
+            image_tokens=images,
         )
+        speculative = self.speculative if decoding else None
+        terms = self.cost.terms(it) if speculative is None else speculative.terms(it)
         # Most iterations stay within the cap at the nominal clock of a free clock: then
         # ``clocked_terms`` would return these figures as they are, and is not called.
         clock = self.clock
@@ -815,6 +825,8 @@ class LLMReplica:
             cost = clocked_terms(terms, self.idle_w, clock)
             time_s, energy_j, ratio = cost.time_s, cost.dynamic_energy_j, cost.clock_ratio
         start = self.env.now
+        if speculative is not None:
+            speculative.ran(start, time_s)
         self._log(
             start,
             start + time_s,
@@ -835,13 +847,23 @@ class LLMReplica:
         now = self.env.now
         preempt = self.preempt
         done: list[Sequence] = []
-        for s in self.decoding:
-            s.generated += 1
-            if preempt:
-                s.kv += 1
-                self.kv_used += 1
-            if s.generated >= s.output:
-                done.append(s)
+        if self.speculative is None:
+            for s in self.decoding:
+                s.generated += 1
+                if preempt:
+                    s.kv += 1
+                    self.kv_used += 1
+                if s.generated >= s.output:
+                    done.append(s)
+        elif self.decoding:
+            accepted = self.speculative.accepted(self.decoding)
+            for s, n in zip(self.decoding, accepted, strict=True):
+                s.generated += n
+                if preempt:
+                    s.kv += n
+                    self.kv_used += n
+                if s.generated >= s.output:
+                    done.append(s)
         for s, take in self.chunks:
             s.prefilled += take
             if s.prefilled >= s.prompt + s.base:
@@ -890,6 +912,7 @@ class LLMFleet:
         self.states: dict[str, LLMWorkloadState] = {}
         self.loops: dict[str, tuple[ClosedLoop, Callable[[int], LLMRequests]]] = {}
         self.classes: dict[str, ClassState] = {}  # of workloads with SLO classes
+        self.tallies: dict[str, SpeculativeTally] = {}  # workloads that decode speculatively
         replicas_of: dict[str, list[LLMReplica]] = {name: [] for name in workloads}
         for name in workloads:
             workload = scenario.workloads[name]
@@ -898,6 +921,10 @@ class LLMFleet:
             assert isinstance(model, LLMModel)
             rng = workload_rng(scenario.simulation.seed, name)
             per_image = model.vision.tokens_per_image if model.vision else 0
+            spec = workload.speculative
+            if spec is not None:
+                spec_rng = workload_rng(scenario.simulation.seed, f"{name}/speculative")
+                self.tallies[name] = SpeculativeTally(spec.tokens, spec.acceptance_rate, spec_rng)
             if isinstance(workload.traffic, ClosedLoopTraffic):
                 self.states[name] = self._closed_loop_state(ctx, name, workload, per_image, rng)
                 continue
@@ -922,6 +949,13 @@ class LLMFleet:
             clock = ctx.clocks.get(pool_name)
             if cost is None or clock is None:
                 continue
+            spec_cost = None
+            if name in self.tallies:
+                spec_cost, problem = llm_speculative_cost(resolved, pool_name, name, cost)
+                if problem is not None:
+                    ctx.problems.append(problem)
+                if spec_cost is None:
+                    continue
             classes = self.classes.get(name)
             make = LLMReplica if classes is None else partial(PriorityReplica, classes=classes)
             for _ in range(pool.count // pool.replica_chips):
@@ -938,6 +972,7 @@ class LLMFleet:
                     ctx.meter(pool_name),
                     ctx.coalesce,
                     fractions,
+                    None if spec_cost is None else Speculation(spec_cost, self.tallies[name]),
                 )
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
@@ -1065,4 +1100,5 @@ class LLMFleet:
             )
             for r in self.replicas
         )
-        return LLMFleetRecords(workloads, iterations, replicas)
+        speculative = {name: tally.records() for name, tally in self.tallies.items()}
+        return LLMFleetRecords(workloads, iterations, replicas, speculative)

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+
+from accelsim.engine.speculative import SpeculativeRecords
 
 # LLM request modes: the index stored per request is the position in MODES.
 MODE_INSTANT, MODE_THINKING, MODE_CONTEMPLATING = 0, 1, 2
@@ -176,6 +178,7 @@ class LLMFleetRecords:
     workloads: dict[str, LLMRecords]
     iterations: IterationRecords
     replicas: tuple[ReplicaInfo, ...]
+    speculative: dict[str, SpeculativeRecords] = field(default_factory=dict)  # by workload
 
 
 # ---------------------------------------------------------------------- a run

@@ -21,6 +21,7 @@ from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.contemplating import branch_latencies
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.slo import by_class
+from accelsim.metrics.speculative import speculative_summary
 from accelsim.metrics.timeline import pool_timeline
 from accelsim.model.parallel import bubble_share
 
@@ -121,6 +122,8 @@ def _workload(
     entry["by_mode"] = by_mode
     if wl.slo is not None:
         entry["by_class"] = by_class(wl, rec, in_window, done, w1)
+    if name in records.speculative:
+        entry["speculative"] = speculative_summary(records.speculative[name], w0, w1)
     spawned = int(rec.branches_spawned[in_window].sum())
     if spawned:
         finished = int(rec.branches_done[in_window].sum())

@@ -47,6 +47,7 @@ from accelsim.model.parallel import (
     layout_problem,
 )
 from accelsim.model.power import clock_policies
+from accelsim.model.speculative import SpeculativeCost
 
 UNBOUNDED_QUANTILE = 1 - 1e-6
 
@@ -98,6 +99,27 @@ def parallel_replica_cost(
     if cost.capacity.kv_capacity_tokens < 1:
         return None, resolved.problem(at, fit_message(model, chip, layout, fraction))
     return cost, None
+
+
+def llm_speculative_cost(
+    resolved: ResolvedScenario, pool_name: str, name: str, cost: LLMCostModel
+) -> tuple[SpeculativeCost | None, Problem | None]:
+    """The speculative steps of workload ``name`` on a pool's replica (None when it decodes
+    one token a step), or a located problem when the proposer leaves no room for KV."""
+    wl = resolved.scenario.workloads[name]
+    if not isinstance(wl, LLMWorkload) or wl.speculative is None:
+        return None, None
+    spec = SpeculativeCost(cost, wl.speculative, resolved.drafts.get(name))
+    if spec.kv_capacity_tokens < 1 + wl.speculative.tokens:
+        pool = resolved.scenario.pools[pool_name]
+        return None, resolved.problem(
+            ("workloads", name, "speculative"),
+            f"with {spec.proposer} ({spec.draft_weight_bytes / 2**30:.1f} GiB) beside "
+            f"{cost.model.name}, a replica of {pool.chips_per_replica} "
+            f"{resolved.chips[pool_name].name} chip(s) has no room for KV cache: "
+            "raise chips_per_replica",
+        )
+    return spec, None
 
 
 @dataclass(frozen=True)
@@ -197,6 +219,9 @@ def _llm_pool_problems(resolved: ResolvedScenario, pool_name: str) -> list[Probl
     cost, problem = llm_replica_cost(resolved, pool_name, model)
     if cost is None:
         return [problem] if problem is not None else []
+    speculative, problem = llm_speculative_cost(resolved, pool_name, name, cost)
+    if problem is not None:
+        return [problem]
     problems = []
     sequences = largest_sequences(resolved, name)
     batching = pool.continuous_batching
@@ -215,6 +240,8 @@ def _llm_pool_problems(resolved: ResolvedScenario, pool_name: str) -> list[Probl
                 )
             )
     capacity = cost.capacity.kv_capacity_tokens
+    if speculative is not None:
+        capacity = speculative.kv_capacity_tokens - speculative.tokens  # lookahead slots
     if sequences:
         biggest = max(sequences, key=lambda s: s.prompt.count + s.output.count)
         need = biggest.prompt + biggest.output

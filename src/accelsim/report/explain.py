@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from accelsim.config.schema import Chip, LLMModel, RankingModel
+from accelsim.config.schema import Chip, LLMModel, RankingModel, Speculative
 from accelsim.errors import AccelsimError
+from accelsim.model.llm import LLMCostModel
+from accelsim.model.speculative import SpeculativeCost, explain_speculative
 from accelsim.report.kinds import kind_named
 from accelsim.report.kinds.base import ExplainSetting
 from accelsim.report.lesson import lesson
@@ -29,10 +31,13 @@ def explain(
     expert: int = 1,
     micro_batches: int | None = None,
     expert_imbalance: float | None = None,
+    speculative: Speculative | None = None,
+    draft: LLMModel | None = None,
 ) -> dict[str, Any]:
     """The roofline breakdown of a ranking batch, or of an LLM prefill and decode step,
     with what a power cap (default: TDP) does to its clock and time, and (``lesson``) a
-    plain-language reading of it."""
+    plain-language reading of it. With ``speculative`` (an LLM), also a speculative step
+    of the decode batch (proposed by ``draft``, or by MTP modules) against a plain one."""
     if power_cap_w is not None and power_cap_w <= chip.power.idle_w:
         raise AccelsimError(
             f"a power cap of {power_cap_w:g} W is not above {chip.name}'s idle power "
@@ -49,5 +54,15 @@ def explain(
         expert_imbalance,
     )
     doc = kind_named(model.kind).explain(model, chip, setting, power_cap_w)
+    if speculative is not None:
+        if not isinstance(model, LLMModel):
+            raise AccelsimError(f"speculative decoding needs an LLM; {model.name} is ranking")
+        cost = SpeculativeCost(LLMCostModel(model, chip, chips_per_replica), speculative, draft)
+        if cost.kv_capacity_tokens < 1:
+            raise AccelsimError(
+                f"{cost.proposer} beside {model.name} leaves no KV cache on "
+                f"{chips_per_replica} {chip.name} chip(s)"
+            )
+        doc["speculative"] = explain_speculative(cost, batch, context_tokens)
     doc["lesson"] = lesson(doc)
     return doc

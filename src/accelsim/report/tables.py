@@ -173,7 +173,39 @@ def _backlog_caption(doc: dict[str, Any], rows: dict[str, Any]) -> str | None:
 
 def explain_view(doc: dict[str, Any]) -> RenderableType:
     """The per-op roofline table(s) of ``accelsim explain``, then the reading."""
-    return Group(*_confidential_line(doc), *kind_of(doc).explain_view(doc), *_lesson_lines(doc))
+    return Group(
+        *_confidential_line(doc),
+        *kind_of(doc).explain_view(doc),
+        *_speculative_lines(doc),
+        *_lesson_lines(doc),
+    )
+
+
+def _speculative_lines(doc: dict[str, Any]) -> list[RenderableType]:
+    """A speculative decode step against a plain one (``explain --speculative-tokens``)."""
+    sp = doc.get("speculative")
+    if not sp:
+        return []
+    return [
+        Text(
+            "speculative decoding ({}, k={}, a={:g}): draft {} + verify {} = {} a step for "
+            "{:.3g} expected tokens: {} a token against {} for a plain decode step "
+            "(x{:.2f}); KV capacity {} tokens (plain {})".format(
+                sp["proposer"],
+                sp["tokens"],
+                sp["acceptance_rate"],
+                format_quantity(sp["draft_s"], "s"),
+                format_quantity(sp["verify_s"], "s"),
+                format_quantity(sp["step_s"], "s"),
+                sp["expected_tokens_per_step"],
+                format_quantity(sp["time_per_token_s"], "s"),
+                format_quantity(sp["plain_decode_step_s"], "s"),
+                sp["speedup"],
+                sp["kv_capacity_tokens"],
+                sp["plain_kv_capacity_tokens"],
+            )
+        )
+    ]
 
 
 def _confidential_line(doc: dict[str, Any]) -> list[RenderableType]:
