@@ -128,7 +128,7 @@ def test_shipped_name_typos_get_did_you_mean() -> None:
     line = one_error(invoke("explain", "--chip", "gpu-like-gen1", "--model", "llm-dense-7b"))
     assert line == (
         "error: llm-dense-7b: no model named 'llm-dense-7b'; did you mean "
-        f"'llm-dense-70b' or 'llm-dense-8b'? (known: {known('model')})"
+        f"'llm-dense-70b', 'llm-dense-1b' or 'llm-dense-8b'? (known: {known('model')})"
     )
     line = one_error(invoke("sweep", "ranking-power-caps"))
     assert line == (

@@ -236,8 +236,8 @@ def test_workloads_show_a_model_and_a_scenario() -> None:
 def test_workloads_show_unknown_names_and_other_kinds() -> None:
     line = one_error(invoke("workloads", "show", "llm-dense-9b"))
     assert line.startswith(
-        "error: no model or scenario named 'llm-dense-9b'; did you mean 'llm-dense-8b' or "
-        "'llm-dense-70b'? (known: "
+        "error: no model or scenario named 'llm-dense-9b'; did you mean 'llm-dense-1b', "
+        "'llm-dense-8b' or 'llm-dense-70b'? (known: "
     )
     line = one_error(invoke("workloads", "show", str(REFERENCE / "a100-sxm.yaml")))
     assert (
