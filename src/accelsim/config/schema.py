@@ -34,8 +34,23 @@ from pydantic_core import PydanticCustomError
 
 from accelsim.units import DIMENSION_LABELS, parse_quantity
 
-DType = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
-DTYPE_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
+DType = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+# Bytes of one element; a 4-bit element is half a byte (two to a byte, packed). The
+# per-group scales 4-bit weights also store are counted where weights are sized
+# (accelsim.model.quant).
+DTYPE_BYTES: dict[str, float] = {
+    "fp32": 4,
+    "bf16": 2,
+    "fp16": 2,
+    "fp8": 1,
+    "int8": 1,
+    "int4": 0.5,
+    "fp4": 0.5,
+}
+# Dtypes of tensors stored and computed element by element (ranking models and tables,
+# the KV cache): 4-bit is for LLM weights and matrix engines only.
+ElementDType = Literal["fp32", "bf16", "fp16", "fp8", "int8"]
+ELEMENT_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -216,6 +231,16 @@ class Compute(Strict):
             raise ValueError("min_clock_hz must not exceed clock_hz")
         return self
 
+    @model_validator(mode="after")
+    def _int4_is_weight_only(self) -> Compute:
+        if "int4" in self.matrix_flops_per_s:
+            raise ValueError(
+                "matrix_flops_per_s lists int4, but int4 weights run weight-only (dequantised "
+                "to bf16/fp16 inside the GEMM): give their efficiency in "
+                "gemm_efficiency_by_dtype.int4 instead"
+            )
+        return self
+
 
 class Power(Strict):
     idle_w: Annotated[Watts, Field(ge=0, le=1e7)]
@@ -229,6 +254,15 @@ class Power(Strict):
     def _idle_below_tdp(self) -> Power:
         if self.idle_w >= self.tdp_w:
             raise ValueError(f"idle_w ({self.idle_w:g} W) must be below tdp_w ({self.tdp_w:g} W)")
+        return self
+
+    @model_validator(mode="after")
+    def _int4_is_weight_only(self) -> Power:
+        if "int4" in self.energy_per_flop_j:
+            raise ValueError(
+                "energy_per_flop_j lists int4, but int4 weights run weight-only: their GEMMs "
+                "use the bf16/fp16 entry and their dequantisation vector_energy_per_flop_j"
+            )
         return self
 
 
@@ -383,7 +417,7 @@ class EmbeddingTable(Strict):
     rows: StrictInt = Field(ge=1, le=10**13)
     dim: StrictInt = Field(ge=1, le=65_536)
     pooling_factor: Number = Field(gt=0, le=100_000, description="Mean lookups per item per table.")
-    dtype: DType = "fp16"
+    dtype: ElementDType = "fp16"
     zipf_alpha: Number = Field(
         1.0, ge=0, le=5, description="Popularity skew of rows; 0 is uniform."
     )
@@ -411,7 +445,7 @@ class RankingModel(Strict):
     name: Name
     description: str = ""
     source: str = Field("", description="Where the shapes come from.")
-    dtype: DType = Field("bf16", description="Dtype of MLP weights and arithmetic.")
+    dtype: ElementDType = Field("bf16", description="Dtype of MLP weights and arithmetic.")
     dense_features: StrictInt = Field(ge=0, le=1_000_000)
     id_dtype: Literal["int32", "int64"] = Field(
         "int64",
@@ -485,8 +519,15 @@ class LLMModel(Strict):
     gated_ffn: StrictBool = Field(True, description="SwiGLU-style FFN with three matrices.")
     vocab: StrictInt = Field(ge=1, le=10_000_000)
     tied_embeddings: StrictBool = False
-    weight_dtype: DType = "bf16"
-    kv_dtype: DType = "bf16"
+    weight_dtype: DType = Field(
+        "bf16",
+        description=(
+            "Dtype of the decoder layers' weights. int4: weight-only (W4A16), one fp16 scale "
+            "per 128 weights, dequantised inside the GEMM; fp4: MXFP4 (W4A4), on chips whose "
+            "matrix_flops_per_s lists fp4. Embeddings and LM head of a 4-bit model stay in bf16."
+        ),
+    )
+    kv_dtype: ElementDType = "bf16"
     moe: MoE | None = None
     vision: VisionEncoder | None = None
 

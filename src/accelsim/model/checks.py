@@ -47,6 +47,7 @@ from accelsim.model.parallel import (
     layout_problem,
 )
 from accelsim.model.power import clock_policies
+from accelsim.model.quant import fp4_problem
 from accelsim.model.speculative import SpeculativeCost
 
 UNBOUNDED_QUANTILE = 1 - 1e-6
@@ -66,6 +67,9 @@ def llm_replica_cost(
         return None, resolved.problem(
             at, f"{chip.name} has no chip_to_chip link for tensor parallelism"
         )
+    dtype_problem = fp4_problem(model.weight_dtype, chip)
+    if dtype_problem is not None:
+        return None, resolved.problem(("pools", pool_name, "chip"), dtype_problem)
     cost = LLMCostModel(model, chip, k, pool.continuous_batching)
     if cost.capacity.kv_capacity_tokens < 1:
         need = cost.capacity.min_chips

@@ -26,6 +26,9 @@ kernels a serving stack launches, on one chip, in launch order:
 
 GEMMs do 2 FLOPs per weight and token and read their weights once per
 iteration (for a mixture of experts, the experts the batch's tokens touch);
+4-bit weights (:mod:`accelsim.model.quant`) are read with their scales, and
+int4 (weight-only) GEMMs run in the activation dtype with their dequantisation
+as vector work fused into the GEMM op;
 each declares its shape (M x N x K on one chip), which sets its efficiency
 (:meth:`ChipRates.shape_efficiency`: tile and wave quantisation). Element-wise
 kernels read and write their activations in DRAM on the vector unit. Every
@@ -61,6 +64,14 @@ from typing import Literal, NamedTuple
 
 from accelsim.config.schema import DTYPE_BYTES, Chip, ContinuousBatching, LLMModel
 from accelsim.model.power import Terms
+from accelsim.model.quant import (
+    FOUR_BIT,
+    WEIGHT_ONLY,
+    dequant_ops,
+    fp4_problem,
+    unquantised_dtype,
+    weight_bytes_per_param,
+)
 from accelsim.model.roofline import (
     SRAM_ACTIVATION_RESERVE,
     BatchCost,
@@ -93,9 +104,15 @@ class LLMShape:
     embedding_params: float
     lm_head_params: float
     vision_params: float
-    weight_bytes_per_param: int
+    weight_bytes_per_param: float  # decoder layers' weights, with their scales
     kv_bytes_per_token: float  # whole model (all layers, K and V)
-    act_bytes: int
+    act_bytes: float
+    unquantised_bytes_per_param: float  # embeddings, LM head, vision encoder
+
+    @property
+    def unquantised_params(self) -> float:
+        """Params kept out of a 4-bit model's quantisation (see accelsim.model.quant)."""
+        return self.embedding_params + self.lm_head_params + self.vision_params
 
     @property
     def total_params(self) -> float:
@@ -108,7 +125,9 @@ class LLMShape:
 
     @property
     def weight_bytes(self) -> float:
-        return self.total_params * self.weight_bytes_per_param
+        return self.total_params * self.weight_bytes_per_param + self.unquantised_params * (
+            self.unquantised_bytes_per_param - self.weight_bytes_per_param
+        )
 
     @property
     def active_params_per_token(self) -> float:
@@ -176,9 +195,12 @@ def shape(model: LLMModel) -> LLMShape:
         embedding_params=float(model.vocab * d),
         lm_head_params=0.0 if model.tied_embeddings else float(model.vocab * d),
         vision_params=model.vision.params if model.vision else 0.0,
-        weight_bytes_per_param=DTYPE_BYTES[model.weight_dtype],
+        weight_bytes_per_param=weight_bytes_per_param(model.weight_dtype),
         kv_bytes_per_token=2.0 * model.layers * kv_dim * DTYPE_BYTES[model.kv_dtype],
         act_bytes=DTYPE_BYTES[activation_dtype(model.weight_dtype)],
+        unquantised_bytes_per_param=DTYPE_BYTES[
+            unquantised_dtype(model.weight_dtype, activation_dtype(model.weight_dtype))
+        ],
     )
 
 
@@ -315,14 +337,18 @@ class Kernel:
     launches: int = 1
     fixed_latency_s: float = 0.0
     gemm: Gemm | None = None
+    # Vector operations fused into a W4A16 GEMM to dequantise its weights, as a
+    # function of the value of its FLOP counter.
+    dequant: Callable[[float], float] | None = None
 
     def op(self, counters: tuple[float, ...], graph: bool = False) -> Op:
         """The kernel in an iteration with these counters, as a roofline op (``graph``:
         replayed from a captured graph, so it pays :data:`GRAPH_KERNEL_S` per launch
         instead of a launch of its own)."""
         gemm = None
+        x = counters[_INDEX[self.flops.of]]
         if self.gemm is not None:
-            gemm = (self.gemm.m(counters[_INDEX[self.flops.of]]), self.gemm.n, self.gemm.k)
+            gemm = (self.gemm.m(x), self.gemm.n, self.gemm.k)
         return Op(
             self.name,
             self.kind,
@@ -333,6 +359,7 @@ class Kernel:
             fixed_latency_s=self.fixed_latency_s + (GRAPH_KERNEL_S * self.launches if graph else 0),
             launches=0 if graph else self.launches,
             gemm=gemm,
+            vector_flops=self.dequant(x) if self.dequant is not None else 0.0,
         )
 
 
@@ -357,7 +384,7 @@ def activation_dtype(weight_dtype: str) -> str:
     """The dtype activations (and tensor-parallel collectives) run in: the weights' for a
     16- or 32-bit model; bf16 for 8-bit weights, which serving stacks dequantise into
     (TensorRT-LLM's and vLLM's fp8 and int8 paths keep activations and all-reduces in
-    16 bits)."""
+    16 bits). 4-bit weights likewise run with bf16 activations."""
     return weight_dtype if DTYPE_BYTES[weight_dtype] >= 2 else "bf16"
 
 
@@ -376,11 +403,17 @@ def kernels(
     whose weights sit in ``weights``, in launch order (see the module docstring).
     ``expert`` > 1 and ``stages`` > 1 add the expert-parallel and pipeline terms of
     :mod:`accelsim.model.parallel` (the kernels are then one stage's, for one group)."""
+    problem = fp4_problem(model.weight_dtype, chip)
+    if problem is not None:
+        raise ValueError(problem)
     k = float(chips)
     L = s.layers
     wdt = model.weight_dtype
     adt = activation_dtype(wdt)
     wb = s.weight_bytes_per_param
+    hdt = unquantised_dtype(wdt, adt)  # embeddings, LM head, vision encoder
+    hb = s.unquantised_bytes_per_param
+    tile_rows = chip.compute.matrix_tile[0]
     ab = s.act_bytes
     kv = s.kv_bytes_per_token
     d = s.d_model
@@ -413,8 +446,19 @@ def kernels(
         depth: float,
         weight_bytes: Linear | Curve | None = None,
         rows: Callable[[float], float] | None = None,
+        weights_at: Callable[[float], float] | None = None,  # per chip, by token count
     ) -> Kernel:
         moved = weight_bytes or Linear(L * params * wb, "iteration", k)
+        shape = Gemm(n, depth, rows)
+        dequant = None
+        if wdt in WEIGHT_ONLY:
+            dense = L * params / k
+
+            def dequant(t: float) -> float:
+                return dequant_ops(
+                    dense if weights_at is None else weights_at(t), shape.m(t), tile_rows
+                )
+
         return Kernel(
             name,
             "gemm",
@@ -424,7 +468,8 @@ def kernels(
             flops=Linear(2.0 * L * params, "tokens", k),
             moves=(Moves(weights, "stream", moved),),
             launches=L,
-            gemm=Gemm(n, depth, rows),
+            gemm=shape,
+            dequant=dequant,
         )
 
     if s.vision_params:
@@ -433,10 +478,10 @@ def kernels(
                 "vision_encoder",
                 "gemm",
                 "matrix",
-                wdt,
+                hdt,
                 runs_if="image_tokens",
                 flops=Linear(2.0 * s.vision_params, "image_tokens", k),
-                moves=(Moves(weights, "stream", Linear(s.vision_params * wb, "iteration", k)),),
+                moves=(Moves(weights, "stream", Linear(s.vision_params * hb, "iteration", k)),),
                 launches=s.layers,
             )
         )
@@ -453,9 +498,10 @@ def kernels(
     # Norms (input and post-attention, both per layer) and the residual adds run on every
     # chip on the whole hidden state; the rest is split by tensor parallelism.
     out.append(elementwise("norm", 2 * L * d, NORM_FLOPS, 2 * ab, launches=2 * L))
-    if DTYPE_BYTES[wdt] == 1:
+    if DTYPE_BYTES[wdt] == 1 or (wdt in FOUR_BIT and wdt not in WEIGHT_ONLY):
+        # 8-bit and MXFP4 GEMMs take inputs in their own dtype (MXFP4: with block scales)
         inputs = 2 * d + s.q_dim / k + ffn_out / k  # qkv, up(+gate) on d; o, down sharded
-        out.append(elementwise("quantize", L * inputs, QUANTIZE_FLOPS, ab + 1, launches=4 * L))
+        out.append(elementwise("quantize", L * inputs, QUANTIZE_FLOPS, ab + wb, launches=4 * L))
     out.append(gemm("gemm.qkv", d * qkv, qkv / k, d))
     out.append(elementwise("rotary", L * (s.q_dim + s.kv_dim), ROTARY_FLOPS, 2 * ab, over=k))
     out.append(
@@ -517,6 +563,10 @@ def kernels(
                 "tokens",
             )
 
+        def expert_params(share: float) -> Callable[[float], float]:
+            """Expert weights per chip the tokens touch (the ones a W4A16 GEMM dequantises)."""
+            return lambda t: L * (experts_touched(e, a, t) + shared) * s.expert_params * share / k
+
         def per_expert(t: float) -> float:
             """Mean tokens each touched expert's GEMM multiplies."""
             if expert > 1:  # the chip's share of every group's routed tokens
@@ -532,6 +582,7 @@ def kernels(
                 d,
                 expert_weights(up_share),
                 per_expert,
+                expert_params(up_share),
             )
         )
         act_elements = L * ffn_out
@@ -554,6 +605,7 @@ def kernels(
                 ffn_dim / k,
                 expert_weights(down_share),
                 per_expert,
+                expert_params(down_share),
             )
         )
     else:
@@ -587,10 +639,10 @@ def kernels(
             "lm_head",
             "gemm",
             "matrix",
-            wdt,
+            hdt,
             runs_if="logits",
             flops=Linear(2.0 * d * s.vocab, "logits", k),
-            moves=(Moves(weights, "stream", Linear(d * s.vocab * wb, "iteration", k)),),
+            moves=(Moves(weights, "stream", Linear(d * s.vocab * hb, "iteration", k)),),
             gemm=Gemm(s.vocab / k, d),
         ),
         elementwise("sampling", s.vocab, SAMPLING_FLOPS, LOGIT_BYTES, of="logits", launches=1),
@@ -635,6 +687,27 @@ class _SlowDown(dict[float, float]):
         return slow
 
 
+class _Dequant(dict[float, tuple[float, float]]):
+    """Compute time and energy of a W4A16 GEMM's fused dequantisation on the vector unit,
+    memoised by the value of its FLOP counter."""
+
+    __slots__ = ("energy_per_op_j", "ops", "ops_per_s")
+
+    def __init__(
+        self, ops: Callable[[float], float], ops_per_s: float, energy_per_op_j: float
+    ) -> None:
+        super().__init__()
+        self.ops = ops
+        self.ops_per_s = ops_per_s
+        self.energy_per_op_j = energy_per_op_j
+
+    def __missing__(self, value: float) -> tuple[float, float]:
+        ops = self.ops(value)
+        terms = (ops / self.ops_per_s, ops * self.energy_per_op_j)
+        self[value] = terms
+        return terms
+
+
 class _FastMoves(NamedTuple):
     of: int  # counter index
     also_of: tuple[int, ...]  # further counters whose bytes were merged into this entry
@@ -653,6 +726,7 @@ class _FastKernel(NamedTuple):
     graph_s: float  # its launches when replayed from a captured graph
     fixed_s: float
     slow_down: _SlowDown | None  # a GEMM's shape
+    dequant: _Dequant | None  # a W4A16 GEMM's fused dequantisation
 
 
 def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
@@ -703,6 +777,11 @@ def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
         GRAPH_KERNEL_S * kernel.launches,
         kernel.fixed_latency_s,
         _SlowDown(kernel.gemm, rates) if shaped and kernel.gemm is not None else None,
+        None
+        if kernel.dequant is None
+        else _Dequant(
+            kernel.dequant, rates.vector_flops_per_s, rates.chip.power.vector_energy_per_flop_j
+        ),
     )
 
 
@@ -737,7 +816,11 @@ def _groups(fast: tuple[_FastKernel, ...]) -> tuple[_FastGroup, ...]:
             graph_s += k.graph_s
             fixed_s += k.fixed_s
             counters = {m.of for m in k.moves}
-            if any(m.curve is not None or m.also_of for m in k.moves) or len(counters) > 1:
+            if (
+                any(m.curve is not None or m.also_of for m in k.moves)
+                or len(counters) > 1
+                or k.dequant is not None
+            ):
                 general.append(k._replace(launch_s=0.0, graph_s=0.0, fixed_s=0.0))
                 continue
             moves_of = counters.pop() if counters else k.flops_of
@@ -957,10 +1040,14 @@ class LLMCostModel:
                 x = n[of]
                 e_compute += e_c * x
                 e_fixed += e_b * x
-            for _, flops_of, f, e_f, moves, _, _, _, slow in general:
+            for _, flops_of, f, e_f, moves, _, _, _, slow, dequant in general:
                 x = n[flops_of]
                 compute.append(f * x if slow is None else f * x * slow[x])
                 e_compute += e_f * x
+                if dequant is not None:
+                    t_d, e_d = dequant[x]
+                    compute[-1] += t_d
+                    e_compute += e_d
                 t = 0.0
                 for of, also_of, m, e_b, curve in moves:
                     y = n[of]
@@ -1012,7 +1099,7 @@ class LLMCostModel:
                 x = n[of]
                 e_compute.append((e_c, True) if of == _CONTEXT else (e_c * x, False))
                 e_fixed.append((e_b, True) if of == _CONTEXT else (e_b * x, False))
-            for _, flops_of, f, e_f, moves, _, _, _, slow in general:
+            for _, flops_of, f, e_f, moves, _, _, _, slow, dequant in general:
                 if flops_of == _CONTEXT or any(
                     of == _CONTEXT or _CONTEXT in also_of for of, also_of, *_ in moves
                 ):
@@ -1020,6 +1107,10 @@ class LLMCostModel:
                 x = n[flops_of]
                 compute.append(f * x if slow is None else f * x * slow[x])
                 e_compute.append((e_f * x, False))
+                if dequant is not None:
+                    t_d, e_d = dequant[x]
+                    compute[-1] += t_d
+                    e_compute.append((e_d, False))
                 t = 0.0
                 for of, also_of, m, e_b, curve in moves:
                     y = n[of]

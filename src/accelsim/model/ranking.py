@@ -39,7 +39,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from accelsim.config.schema import DTYPE_BYTES, Chip, EmbeddingTable, RankingModel
+from accelsim.config.schema import ELEMENT_BYTES, Chip, EmbeddingTable, RankingModel
 from accelsim.model.roofline import (
     SRAM_ACTIVATION_RESERVE,
     BatchCost,
@@ -315,7 +315,7 @@ def lru_hit_rates(
 
 def plan(model: RankingModel, chip: Chip) -> RankingPlan:
     """Decide where weights and embedding rows live on ``chip``."""
-    wbytes = DTYPE_BYTES[model.dtype]
+    wbytes = ELEMENT_BYTES[model.dtype]
     shapes = _shapes(model)
     weight_bytes = float(sum(i * o for i, o in shapes.bottom + shapes.cross + shapes.top) * wbytes)
     sram = chip.memory.sram
@@ -330,7 +330,7 @@ def plan(model: RankingModel, chip: Chip) -> RankingPlan:
         )
 
     groups = model.embedding_tables
-    row_bytes = [t.dim * DTYPE_BYTES[t.dtype] for t in groups]
+    row_bytes = [t.dim * ELEMENT_BYTES[t.dtype] for t in groups]
     table_bytes = [float(t.count) * t.rows * rb for t, rb in zip(groups, row_bytes, strict=True)]
     embedding_bytes = sum(table_bytes)
     dram_free = chip.memory.dram.capacity_bytes - (weight_bytes if weights_tier == "dram" else 0.0)
@@ -407,7 +407,7 @@ def ranking_ops(
     """The ops of one batch of ``items`` candidate items, in execution order."""
     b = float(items)
     dt = model.dtype
-    abytes = DTYPE_BYTES[dt]
+    abytes = ELEMENT_BYTES[dt]
     act = placement.activation_tier
     wt = placement.weights_tier
     shapes = _shapes(model)
@@ -488,7 +488,7 @@ def ranking_ops(
 def _gemms(
     prefix: str, shapes: list[tuple[int, int]], b: float, dt: str, wt: Tier, act: Tier
 ) -> list[Op]:
-    wbytes = DTYPE_BYTES[dt]
+    wbytes = ELEMENT_BYTES[dt]
     return [
         Op(
             name=f"{prefix}.{i}",

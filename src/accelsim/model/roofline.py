@@ -21,6 +21,13 @@ of a tensor-core MMA instruction) and wave quantisation (tiles run in waves over
 cuBLAS's split-K and CUTLASS's stream-K do). Fused prefill attention runs at
 the chip's ``attention_efficiency``.
 
+An op may carry vector work fused into it (``vector_flops``: a W4A16 GEMM's
+dequantisation of its 4-bit weights, see :mod:`accelsim.model.quant`): it adds
+to the op's compute time at the vector rate, ``c = flops / rate + vector_flops /
+vector_rate``, and so hides under the op's memory time as its matrix work does;
+it pays no launch of its own. A weight-only GEMM runs in the activation dtype at
+``gemm_efficiency_by_dtype`` of its weight dtype where the chip gives one.
+
 The memory tiers are ``sram`` (on-chip), ``dram`` (HBM/LPDDR/DDR),
 ``host`` (host memory over the host link) and ``link`` (the chip-to-chip link,
 for tensor-parallel collectives); the patterns are ``stream``, ``random``
@@ -36,6 +43,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from accelsim.config.schema import Chip, MemoryTier
+from accelsim.model.quant import WEIGHT_ONLY
 
 Tier = Literal["sram", "dram", "host", "link"]
 Pattern = Literal["stream", "random", "paged"]
@@ -74,6 +82,8 @@ _FALLBACK: dict[str, tuple[str, ...]] = {
     "bf16": ("bf16", "fp16", "fp32"),
     "fp16": ("fp16", "bf16", "fp32"),
     "fp32": ("fp32",),
+    "int4": ("bf16", "fp16", "fp32"),  # weight-only: dequantised to the activation dtype
+    "fp4": ("fp4",),  # MXFP4 on an fp4 engine only (accelsim.model.quant.fp4_problem)
 }
 
 
@@ -95,6 +105,7 @@ class Op:
     fixed_latency_s: float = 0.0  # e.g. a link's latency, paid once per op
     launches: int = 1  # kernel launches, each paying the chip's kernel overhead
     gemm: tuple[float, float, float] | None = None  # (M, N, K) of each of its GEMMs
+    vector_flops: float = 0.0  # vector work fused into the op (a W4A16 GEMM's dequantisation)
 
     @property
     def bytes(self) -> float:
@@ -206,6 +217,8 @@ class ChipRates:
             return self.vector_flops_per_s
         c = self.chip.compute
         efficiency = c.gemm_efficiency_by_dtype.get(run, c.gemm_efficiency)  # type: ignore[call-overload]
+        if dtype in WEIGHT_ONLY:
+            efficiency = c.gemm_efficiency_by_dtype.get(dtype, efficiency)  # type: ignore[call-overload]
         return float(c.matrix_flops_per_s[run] * efficiency)  # type: ignore[index]
 
     def attention_flops_per_s(self, dtype: str) -> float:
@@ -288,6 +301,9 @@ def op_cost(rates: ChipRates, op: Op) -> OpCost:
     compute_time = op.flops / rates.flops_per_s(op) if op.flops else 0.0
     memory_time: dict[str, float] = {}
     energy: dict[str, float] = {"compute": op.flops * rates.energy_per_flop_j(op.engine, op.dtype)}
+    if op.vector_flops:
+        compute_time += op.vector_flops / rates.vector_flops_per_s
+        energy["compute"] += op.vector_flops * rates.chip.power.vector_energy_per_flop_j
     for traffic in op.traffic:
         if traffic.bytes <= 0:
             continue
