@@ -679,6 +679,26 @@ class TokenLatencyTarget(Strict):
     percentile: Number = Field(99.0, gt=0, le=100)
 
 
+class SystemPrompt(Strict):
+    """A system prompt of ``tokens`` tokens put before the prompt of a share of the
+    requests (of a session's first turn): ``variants`` distinct prompts of that length,
+    each as likely as the others."""
+
+    tokens: StrictInt = Field(ge=1, le=10**7)
+    share: Number = Field(1.0, ge=0, le=1, description="Share of requests that carry one.")
+    variants: StrictInt = Field(1, ge=1, le=10**6, description="Distinct system prompts.")
+
+
+class Sessions(Strict):
+    """Multi-turn sessions: each arrival of the traffic starts a session of ``turns``
+    turns; turn n+1's prompt is turn n's prompt and answer plus ``new_tokens`` new user
+    tokens, and it arrives ``think_time_s`` after turn n finished."""
+
+    turns: SizeDistribution
+    think_time_s: Annotated[Seconds, Field(ge=0, le=10**6)]
+    new_tokens: SizeDistribution
+
+
 class LLMWorkload(Strict):
     kind: Literal["llm"] = "llm"
     model: str = Field(min_length=1, description="A shipped model name or a path to a YAML file.")
@@ -690,6 +710,8 @@ class LLMWorkload(Strict):
     contemplating: Contemplating | None = None
     multimodal: Multimodal | None = None
     sla: TokenLatencyTarget | None = None
+    system_prompt: SystemPrompt | None = None
+    sessions: Sessions | None = None
 
     @model_validator(mode="after")
     def _mode_settings(self) -> LLMWorkload:
@@ -697,7 +719,18 @@ class LLMWorkload(Strict):
             raise ValueError("modes.thinking > 0 needs a `thinking:` block")
         if self.modes.contemplating > 0 and self.contemplating is None:
             raise ValueError("modes.contemplating > 0 needs a `contemplating:` block")
+        if self.sessions is not None and self.traffic.kind == "trace":
+            raise ValueError("sessions need generated traffic (a trace gives every request)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_prefixes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``system_prompt`` and ``sessions`` appear in a result's config only when set."""
+        data: dict[str, Any] = handler(self)
+        for key in ("system_prompt", "sessions"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 Workload = Annotated[
@@ -714,6 +747,14 @@ class Batching(Strict):
     max_batch_items: StrictInt = Field(256, ge=1, le=10**8)
     max_batch_queries: StrictInt | None = Field(None, ge=1, le=10**7)
     max_wait_s: Annotated[Seconds, Field(ge=0, le=3600)] = 1e-3
+
+
+class PrefixCache(Strict):
+    """Automatic prefix caching: the KV of prompts (and of a session's answers) stays in
+    a block-level LRU cache inside the replica's KV capacity, and a prompt whose leading
+    blocks are cached prefills only the rest."""
+
+    block_tokens: StrictInt = Field(16, ge=1, le=65536, description="Tokens per KV block.")
 
 
 class ContinuousBatching(Strict):
@@ -748,6 +789,17 @@ class ContinuousBatching(Strict):
             "iteration instead of one per kernel."
         ),
     )
+    prefix_cache: PrefixCache | None = Field(
+        None, description="Keep prefixes' KV blocks in an LRU cache (off when absent)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_prefix_cache(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``prefix_cache`` appears in a result's config only when set."""
+        data: dict[str, Any] = handler(self)
+        if data.get("prefix_cache") is None:
+            data.pop("prefix_cache", None)
+        return data
 
 
 class Pool(Strict):

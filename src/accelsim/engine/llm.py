@@ -36,7 +36,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate
 from typing import Any, ClassVar
 
@@ -48,6 +48,7 @@ from accelsim.engine.arrivals import arrival_times, sample_sizes, workload_rng
 from accelsim.engine.events import call_at
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
+from accelsim.engine.prefix_cache import PrefixCache
 from accelsim.engine.records import (
     MODE_CONTEMPLATING,
     MODE_THINKING,
@@ -61,6 +62,7 @@ from accelsim.engine.records import (
     ReplicaInfo,
     frozen,
 )
+from accelsim.engine.sessions import Prefixes, prefixed_prompts, session_arrivals
 from accelsim.model.checks import llm_replica_cost
 from accelsim.model.llm import DecodePlan, Iteration, LLMCostModel, prefill_pairs
 from accelsim.model.power import ClockPolicy, Terms, at_nominal_clock, clocked_terms
@@ -118,8 +120,10 @@ class Sequence:
     __slots__ = (
         "admitted_order",
         "base",
+        "blocks",
         "first_token_s",
         "generated",
+        "hit",
         "images",
         "kv",
         "output",
@@ -141,6 +145,8 @@ class Sequence:
         self.kv = 0  # KV tokens this sequence holds (or has reserved)
         self.first_token_s = -1.0
         self.admitted_order = 0
+        self.hit = 0  # prompt tokens found in the prefix cache at admission
+        self.blocks: list[tuple[int, int]] | None = None  # cached blocks it holds
 
 
 class LLMWorkloadState:
@@ -161,6 +167,11 @@ class LLMWorkloadState:
         # Sub-requests of contemplating: spawned, completed.
         self.branches_spawned = array("q", bytes(8 * n))
         self.branches_done = array("q", bytes(8 * n))
+        # Prompt tokens to prefill at every admission, and those a prefix cache held.
+        self.prefill_requested = array("q", bytes(8 * n))
+        self.prefix_hit = array("q", bytes(8 * n))
+        self.prefixes: Prefixes | None = None
+        self.env: simpy.Environment | None = None  # set for sessions (their later turns)
 
     def arrive(self, i: int) -> None:
         r = self.requests
@@ -202,6 +213,18 @@ class LLMWorkloadState:
                 self._submit(i, Sequence(i, ROLE_AGGREGATE, prompt, int(r.output_tokens[i]), 0))
         else:
             self.finish[i] = now
+            if self.prefixes is not None:
+                self._next_turn(i)
+
+    def _next_turn(self, i: int) -> None:
+        """A session's turn finished: its next turn arrives after the think time."""
+        assert self.prefixes is not None and self.env is not None
+        j = self.prefixes.next_turn(i)
+        if j is None:
+            return
+        think = self.prefixes.think_time_s
+        self.requests.arrival_s[j] = self.env.now + think
+        call_at(self.env, think, lambda _event: self.arrive(j))
 
 
 def _constant_s(terms: Terms, ratio: float, varying: int) -> float:
@@ -349,8 +372,10 @@ class LLMReplica:
         meter: PoolMeter,
         coalesce: bool = True,
         fractions: _Fractions | None = None,
+        cache: PrefixCache | None = None,
     ) -> None:
         self.env = env
+        self.cache = cache
         self.meter = meter
         self.coalesce = coalesce
         self.index = index
@@ -425,6 +450,9 @@ class LLMReplica:
         return seq.prompt + seq.output
 
     def _admit(self) -> None:
+        if self.cache is not None:
+            self.cache.admit(self)
+            return
         limit = self.batching.max_batch_sequences
         waiting, running = self.waiting, self.running
         while waiting and len(running) < limit:
@@ -447,6 +475,8 @@ class LLMReplica:
         self.running.remove(victim)
         if victim.prefilled < victim.prompt + victim.base:
             self.prefilling -= 1
+        if self.cache is not None:
+            self.cache.preempted(victim)
         self.kv_used -= victim.kv
         victim.kv = 0
         victim.base = victim.generated
@@ -455,6 +485,8 @@ class LLMReplica:
         self.waiting.appendleft(victim)
 
     def _can_admit(self) -> bool:
+        if self.cache is not None:
+            return self.cache.can_admit(self)
         if not self.waiting or len(self.running) >= self.batching.max_batch_sequences:
             return False
         return self.kv_used + self._need(self.waiting[0]) <= self.capacity
@@ -717,6 +749,8 @@ class LLMReplica:
                 growth = len(decoding) + sum(
                     1 for s, t in chunks if s.prefilled + t >= s.prompt + s.base
                 )
+                if self.cache is not None and self.kv_used + growth > self.capacity:
+                    self.cache.make_room(self, self.kv_used + growth - self.capacity)
                 if self.kv_used + growth > self.capacity and len(running) > 1:
                     self._evict_newest()
                     evicting = True  # no admissions until the batch fits again
@@ -733,7 +767,7 @@ class LLMReplica:
         for s, take in chunks:
             pairs += prefill_pairs(take, s.prefilled)
             prior += s.prefilled
-            if s.prefilled == 0:
+            if s.prefilled == s.hit:
                 images += s.images
             if s.prefilled + take >= s.prompt + s.base:
                 logits += 1
@@ -790,6 +824,8 @@ class LLMReplica:
             s.prefilled += take
             if s.prefilled >= s.prompt + s.base:
                 self.prefilling -= 1
+                if self.cache is not None:
+                    self.cache.prefilled(s)
                 s.generated += 1
                 if preempt:
                     s.kv += 1
@@ -811,6 +847,8 @@ class LLMReplica:
             self.running.remove(s)
             if s.prefilled < s.prompt + s.base:
                 self.prefilling -= 1
+            if self.cache is not None:
+                self.cache.release(s)
             self.kv_used -= s.kv
             s.kv = 0
             for moved, position in self.watchers:
@@ -839,9 +877,29 @@ class LLMFleet:
             times, given = arrival_times(
                 workload.traffic, resolved.traces.get(name), ctx.end_s, rng
             )
+            session = None
+            if workload.sessions is not None:
+                times, session = session_arrivals(workload.sessions, times, rng)
             per_image = model.vision.tokens_per_image if model.vision else 0
             requests = sample_requests(workload, times, per_image, rng, given)
-            self.states[name] = LLMWorkloadState(name, requests)
+            prefixes = None
+            if workload.sessions is not None or workload.system_prompt is not None or any(
+                scenario.pools[p].continuous_batching.prefix_cache is not None
+                for p in pools
+                if scenario.pools[p].serves[0] == name
+            ):
+                prompt, images, prefixes = prefixed_prompts(
+                    workload.system_prompt,
+                    workload.sessions,
+                    session,
+                    requests.prompt_tokens,
+                    requests.output_tokens,
+                    requests.image_tokens,
+                    rng,
+                )
+                requests = replace(requests, prompt_tokens=prompt, image_tokens=images)
+            state = self.states[name] = LLMWorkloadState(name, requests)
+            state.prefixes, state.env = prefixes, self.env
         self.replicas: list[LLMReplica] = []
         fractions = _Fractions()
         for pool_name in pools:
@@ -855,7 +913,12 @@ class LLMFleet:
             clock = ctx.clocks.get(pool_name)
             if cost is None or clock is None:
                 continue
+            caching = pool.continuous_batching.prefix_cache
+            prefixes = self.states[name].prefixes
             for _ in range(pool.count // pool.chips_per_replica):
+                cache = None
+                if caching is not None and prefixes is not None:
+                    cache = PrefixCache(caching.block_tokens, prefixes)
                 replica = LLMReplica(
                     self.env,
                     len(self.replicas),
@@ -869,6 +932,7 @@ class LLMFleet:
                     ctx.meter(pool_name),
                     ctx.coalesce,
                     fractions,
+                    cache,
                 )
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
@@ -885,6 +949,15 @@ class LLMFleet:
         (requests at the same time arrive in the same event, in order)."""
         env = self.env
         times = state.requests.arrival_s.tolist()
+        arrive_one = state.arrive
+        prefixes = state.prefixes
+        if prefixes is not None and prefixes.first_turns is not None:
+            firsts = prefixes.first_turns  # later turns arrive as earlier ones finish
+            times = [times[j] for j in firsts]
+
+            def arrive_one(k: int) -> None:
+                state.arrive(firsts[k])
+
         n = len(times)
         i = 0
 
@@ -895,12 +968,12 @@ class LLMFleet:
                 if delay > 0:
                     call_at(env, delay, arrive)
                     return
-                state.arrive(i)
+                arrive_one(i)
                 i += 1
 
         def arrive(_event: Any) -> None:
             nonlocal i
-            state.arrive(i)
+            arrive_one(i)
             i += 1
             arrive_from(None)
 
@@ -923,6 +996,8 @@ class LLMFleet:
                 replica=frozen(state.replica),
                 branches_spawned=frozen(state.branches_spawned),
                 branches_done=frozen(state.branches_done),
+                prefill_requested_tokens=frozen(state.prefill_requested),
+                prefix_hit_tokens=frozen(state.prefix_hit),
             )
         it = self.iterations
         iterations = IterationRecords(
@@ -943,6 +1018,8 @@ class LLMFleet:
                 kv_capacity_tokens=r.capacity,
                 max_kv_tokens=r.max_kv_used,
                 preemptions=r.preemptions,
+                prefix_evicted_blocks=r.cache.evicted if r.cache is not None else 0,
+                prefix_cached_blocks=len(r.cache) if r.cache is not None else 0,
             )
             for r in self.replicas
         )

@@ -137,6 +137,8 @@ class LLMRecords:
     replica: np.ndarray  # replica of the final sequence (-1 if not yet routed)
     branches_spawned: np.ndarray
     branches_done: np.ndarray
+    prefill_requested_tokens: np.ndarray  # prompt tokens to prefill, summed over admissions
+    prefix_hit_tokens: np.ndarray  # of those, the ones a prefix cache held
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ class ReplicaInfo:
     kv_capacity_tokens: int
     max_kv_tokens: int
     preemptions: int
+    prefix_evicted_blocks: int = 0  # prefix-cache blocks evicted to make room
+    prefix_cached_blocks: int = 0  # prefix-cache blocks held at the end of the run
 
 
 @dataclass(frozen=True)

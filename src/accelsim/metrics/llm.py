@@ -19,6 +19,7 @@ from accelsim.engine.records import MODES, LLMFleetRecords, LLMRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
 from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.kinds import MetricsKind
+from accelsim.metrics.prefix import caches, pool_prefix, workload_prefix
 from accelsim.metrics.timeline import pool_timeline
 
 UNIT, ONE = "output_tokens", "output_token"  # what perf/W and cost count
@@ -66,6 +67,8 @@ def _workload(
         "sla": None,
         "sla_attainment": None,
     }
+    if caches(resolved, name):
+        entry.update(workload_prefix(rec, in_window))
     if wl.sla is not None:
         t = wl.sla
         ttft = rec.first_token_s[done] - rec.arrival_s[done]
@@ -156,7 +159,7 @@ def _pool(
         rec = records.workloads[name]
         done = (rec.arrival_s >= w0) & (rec.arrival_s < w1) & ~np.isnan(rec.finish_s)
         tokens += int(rec.generated_tokens[done & np.isin(rec.replica, replicas)].sum())
-    return {
+    entry: dict[str, Any] = {
         "chip": chip.name,
         "chips": pool.count,
         "chips_per_replica": pool.chips_per_replica,
@@ -181,6 +184,9 @@ def _pool(
             ONE,
         ),
     }
+    if pool.continuous_batching.prefix_cache is not None:
+        entry["prefix_cache"] = pool_prefix(resolved, pool_name, records, replicas)
+    return entry
 
 
 def _timeline(
