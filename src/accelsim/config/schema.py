@@ -855,11 +855,21 @@ ROUTER_POLICIES: dict[str, str] = {
         "dynamic energy per item is lowest, the least loaded there; least_work when none "
         "has headroom (ranking workloads with an SLA only)"
     ),
+    "session_affinity": (
+        "each LLM replica its own queue; a session's turns go to the replica that took its "
+        "latest turn (where its history's KV may be cached) unless that replica holds more "
+        "than 4 requests above the shortest queue; else, and outside sessions, "
+        "join_shortest_queue (LLM workloads only)"
+    ),
 }
 POWER_OF_D_DEFAULT = 2
 SLA_SHARE_DEFAULT = 0.5
 # Router policies that serve only some workload kinds (the rest serve every kind).
-ROUTER_KINDS: dict[str, tuple[str, ...]] = {"power_aware": ("ranking",)}
+ROUTER_KINDS: dict[str, tuple[str, ...]] = {
+    "power_aware": ("ranking",),
+    "session_affinity": ("llm",),
+}
+ROUTER_NEEDS_SLA = ("power_aware",)  # policies that measure headroom against the SLA
 
 
 def _policy_enum(schema: dict[str, Any]) -> None:
@@ -1130,7 +1140,7 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
                         f"{name} is {POOL_RULES[wl.kind].label}",
                     )
                 )
-            elif wl.sla is None:
+            elif policy in ROUTER_NEEDS_SLA and wl.sla is None:
                 problems.append(
                     (
                         ("workloads", name, "sla"),

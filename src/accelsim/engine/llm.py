@@ -156,6 +156,8 @@ class LLMWorkloadState:
         self.name = name
         self.requests = requests
         self.route: Callable[[], LLMReplica]  # set once the fleet has built its replicas
+        # A router that keeps a session's turns together routes by session.
+        self.route_session: Callable[[int], LLMReplica] | None = None
         n = len(requests.arrival_s)
         self.first_token = array("d", [float("nan")]) * n
         self.finish = array("d", [float("nan")]) * n
@@ -190,7 +192,10 @@ class LLMWorkloadState:
             self._submit(i, Sequence(i, ROLE_MAIN, prompt, int(r.output_tokens[i]), images))
 
     def _submit(self, i: int, seq: Sequence) -> None:
-        replica = self.route()
+        if self.route_session is not None and self.prefixes is not None:
+            replica = self.route_session(self.prefixes.session[i])
+        else:
+            replica = self.route()
         if seq.role != ROLE_BRANCH:
             self.replica[i] = replica.index
         if not replica.submit(seq):
@@ -883,10 +888,14 @@ class LLMFleet:
             per_image = model.vision.tokens_per_image if model.vision else 0
             requests = sample_requests(workload, times, per_image, rng, given)
             prefixes = None
-            if workload.sessions is not None or workload.system_prompt is not None or any(
-                scenario.pools[p].continuous_batching.prefix_cache is not None
-                for p in pools
-                if scenario.pools[p].serves[0] == name
+            if (
+                workload.sessions is not None
+                or workload.system_prompt is not None
+                or any(
+                    scenario.pools[p].continuous_batching.prefix_cache is not None
+                    for p in pools
+                    if scenario.pools[p].serves[0] == name
+                )
             ):
                 prompt, images, prefixes = prefixed_prompts(
                     workload.system_prompt,
@@ -937,7 +946,9 @@ class LLMFleet:
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
         for name, state in self.states.items():
-            state.route = ctx.route(replicas_of[name], 0, name).pick
+            router = ctx.route(replicas_of[name], 0, name)
+            state.route = router.pick
+            state.route_session = getattr(router, "pick_for", None)
 
     def start(self) -> None:
         for state in self.states.values():
@@ -949,14 +960,16 @@ class LLMFleet:
         (requests at the same time arrive in the same event, in order)."""
         env = self.env
         times = state.requests.arrival_s.tolist()
-        arrive_one = state.arrive
+        arrive_one: Callable[[int], None] = state.arrive
         prefixes = state.prefixes
         if prefixes is not None and prefixes.first_turns is not None:
             firsts = prefixes.first_turns  # later turns arrive as earlier ones finish
             times = [times[j] for j in firsts]
 
-            def arrive_one(k: int) -> None:
+            def arrive_first(k: int) -> None:
                 state.arrive(firsts[k])
+
+            arrive_one = arrive_first
 
         n = len(times)
         i = 0
