@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from accelsim.engine.prefix_cache import BlockLRU
+from accelsim.engine.routing import SessionAffinity
 from accelsim.engine.simulation import simulate
 from accelsim.metrics.summary import summarize
 from accelsim.model.checks import llm_replica_cost
@@ -218,3 +219,72 @@ def test_cached_blocks_are_evicted_when_kv_runs_short_and_kv_stays_within_capaci
     assert fleet.replicas[0].max_kv_tokens <= capacity
     if kv_policy == "preempt":
         assert doc["pools"]["p"]["preemptions"] > 0
+
+
+# --- session affinity ------------------------------------------------------------------
+
+
+class _Unit:
+    """A replica as the router sees it: an outstanding count the test sets."""
+
+    def __init__(self) -> None:
+        self.n_devices = 1
+        self.outstanding = 0
+        self.watchers: list[Any] = []
+
+    def hold(self, n: int) -> None:
+        self.outstanding = n
+        for moved, position in self.watchers:
+            moved(position)
+
+
+def test_session_affinity_keeps_a_session_home_until_it_is_too_far_above_the_shortest() -> None:
+    units = [_Unit() for _ in range(3)]
+    router = SessionAffinity(units, 0)
+    first = router.pick_for(7)
+    assert first is units[0]  # all tie: the first from the rotating start
+    units[0].hold(4)  # 4 above the shortest queue: still home
+    assert router.pick_for(7) is units[0]
+    assert router.pick_for(-1) is not units[0]  # outside a session: the shortest queue
+    units[0].hold(5)  # 5 above: the session moves to the shortest queue, its new home
+    moved = router.pick_for(7)
+    assert moved is not units[0]
+    units[0].hold(0)
+    moved.hold(3)
+    assert router.pick_for(7) is moved
+
+
+def _affinity_run(policy: str) -> tuple[Any, dict]:  # type: ignore[type-arg]
+    res = llm_resolved(
+        rate_per_s=2,
+        prompt={"kind": "fixed", "value": 200},
+        output={"kind": "fixed", "value": 20},
+        count=4,
+        policy=policy,
+        batching={"prefix_cache": {"block_tokens": BLOCK}},
+        extra={
+            "sessions": {
+                "turns": {"kind": "fixed", "value": 4},
+                "think_time_s": 0.5,
+                "new_tokens": {"kind": "fixed", "value": 10},
+            }
+        },
+        duration_s=40,
+        warmup_s=0,
+    )
+    records = simulate(res)
+    return records.fleets["llm"].workloads["w"], summarize(res, records)
+
+
+def test_session_affinity_runs_each_session_on_one_replica_and_hits_its_history() -> None:
+    rec, doc = _affinity_run("session_affinity")
+    done = ~np.isnan(rec.finish_s)
+    sessions = np.flatnonzero(done.reshape(-1, 4).all(axis=1))
+    assert len(sessions) > 40
+    replicas = rec.replica.reshape(-1, 4)[sessions]
+    assert np.all(replicas == replicas[:, :1])  # low load: never too far above the shortest
+    # Each later turn hits its whole history: (200 + 20) // 16 = 13 blocks, then 15, 17.
+    hits = rec.prefix_hit_tokens.reshape(-1, 4)[sessions]
+    assert np.all(hits == [0, 208, 240, 272])
+    _, spread = _affinity_run("round_robin")
+    assert spread["workloads"]["w"]["prefix_hit_rate"] < doc["workloads"]["w"]["prefix_hit_rate"]
