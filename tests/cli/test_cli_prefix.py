@@ -92,3 +92,10 @@ def test_the_shipped_scenario_reports_its_prefix_keys() -> None:
     assert w["prefill_tokens_computed"] <= w["prefill_tokens_requested"]
     assert 0 <= w["prefix_hit_rate"] <= 1
     assert set(p["prefix_cache"]) == {"block_tokens", "evicted_blocks", "cached_blocks_at_end"}
+
+
+def test_the_fit_check_counts_the_system_prompt_in_the_largest_request(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, "long", "tokens: 2000, share", "tokens: 1000000, share")
+    line = one_error(invoke("run", str(path), *SHORT))
+    assert "workloads.chat.system_prompt.tokens 1000000" in line, line
+    assert "pools.gpu.chips_per_replica" in line, line

@@ -27,6 +27,12 @@ a sequence is admitted only when KV for its whole prompt and output is free;
 with ``preempt`` it needs room for its prompt, and when a decode step would
 overflow the cache the most recently admitted sequence is evicted and later
 recomputed (its prompt plus what it had generated is prefilled again).
+
+With ``prefix_cache`` a replica keeps the KV blocks of shared prefixes (system
+prompts, session histories: engine/sessions.py) in a block-level LRU cache inside
+its KV capacity (engine/prefix_cache.py, which admits for it); a sequence that hits
+starts with its cached tokens prefilled. Without it, a few ``cache is None`` tests
+per admission and completion are all it costs.
 """
 
 from __future__ import annotations
@@ -173,7 +179,7 @@ class LLMWorkloadState:
         self.prefill_requested = array("q", bytes(8 * n))
         self.prefix_hit = array("q", bytes(8 * n))
         self.prefixes: Prefixes | None = None
-        self.env: simpy.Environment | None = None  # set for sessions (their later turns)
+        self.env: simpy.Environment | None = None  # schedules sessions' later turns
 
     def arrive(self, i: int) -> None:
         r = self.requests
