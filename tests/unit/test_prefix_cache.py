@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from accelsim.engine.prefix_cache import BlockLRU
+from accelsim.engine.llm import Sequence
+from accelsim.engine.prefix_cache import BlockLRU, PrefixCache
+from accelsim.engine.records import ROLE_MAIN
 from accelsim.engine.routing import SessionAffinity
+from accelsim.engine.sessions import Prefixes
 from accelsim.engine.simulation import simulate
 from accelsim.metrics.summary import summarize
 from accelsim.model.checks import llm_replica_cost
@@ -59,6 +62,29 @@ def test_two_holders_pin_a_block_until_both_release_it() -> None:
     lru.unpin([(0, 0)])
     assert lru.evict(1) == 1
     assert len(lru) == 0
+
+
+def test_a_finished_turn_caches_its_answer_and_is_evicted_from_its_tail_first() -> None:
+    # One session: request 0 (prompt 40) then request 1. Blocks of 16 tokens.
+    prefixes = Prefixes(
+        variant=[-1, -1],
+        session=[5, 5],
+        shared_tokens=[40, 90],
+        system_tokens=0,
+        think_time_s=0.0,
+        first_turns=[0],
+    )
+    cache = PrefixCache(16, prefixes)
+    seq = Sequence(0, ROLE_MAIN, prompt=40, output=30, images=0)
+    seq.blocks, seq.kv = [], 70  # admitted with nothing cached, KV reserved for 70 tokens
+    cache.prefilled(seq)  # the prompt's 2 whole blocks enter the cache, pinned
+    assert seq.blocks == [(5, 0), (5, 1)] and seq.kv == 70 - 32
+    assert cache.evict(9) == 0
+    seq.generated = 30
+    cache.release(seq)  # history 70 tokens: blocks 2 and 3 join, then all are unpinned
+    assert seq.kv == 70 - 64
+    assert list(cache.lru) == [(5, 3), (5, 2), (5, 1), (5, 0)]
+    assert cache.evict(1) == 1 and (5, 3) not in cache.pins  # the tail goes first
 
 
 # --- hits in the engine ----------------------------------------------------------------
