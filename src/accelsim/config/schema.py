@@ -847,6 +847,26 @@ class Speculative(Strict):
         return self
 
 
+class SystemPrompt(Strict):
+    """A system prompt of ``tokens`` tokens put before the prompt of a share of the
+    requests (of a session's first turn): ``variants`` distinct prompts of that length,
+    each as likely as the others."""
+
+    tokens: StrictInt = Field(ge=1, le=10**7)
+    share: Number = Field(1.0, ge=0, le=1, description="Share of requests that carry one.")
+    variants: StrictInt = Field(1, ge=1, le=10**6, description="Distinct system prompts.")
+
+
+class Sessions(Strict):
+    """Multi-turn sessions: each arrival of the traffic starts a session of ``turns``
+    turns; turn n+1's prompt is turn n's prompt and answer plus ``new_tokens`` new user
+    tokens, and it arrives ``think_time_s`` after turn n finished."""
+
+    turns: SizeDistribution
+    think_time_s: Annotated[Seconds, Field(ge=0, le=10**6)]
+    new_tokens: SizeDistribution
+
+
 class LLMWorkload(Strict):
     kind: Literal["llm"] = "llm"
     model: str = Field(min_length=1, description="A shipped model name or a path to a YAML file.")
@@ -862,15 +882,8 @@ class LLMWorkload(Strict):
         None, description="Priority classes with their own targets (priority admission)."
     )
     speculative: Speculative | None = None
-
-    @model_serializer(mode="wrap")
-    def _without_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """``slo`` and ``speculative`` appear in a result's config only when they are set."""
-        data: dict[str, Any] = handler(self)
-        for key in ("slo", "speculative"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+    system_prompt: SystemPrompt | None = None
+    sessions: Sessions | None = None
 
     @model_validator(mode="after")
     def _mode_settings(self) -> LLMWorkload:
@@ -878,7 +891,19 @@ class LLMWorkload(Strict):
             raise ValueError("modes.thinking > 0 needs a `thinking:` block")
         if self.modes.contemplating > 0 and self.contemplating is None:
             raise ValueError("modes.contemplating > 0 needs a `contemplating:` block")
+        if self.sessions is not None and self.traffic.kind == "trace":
+            raise ValueError("sessions need generated traffic (a trace gives every request)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``slo``, ``speculative``, ``system_prompt`` and ``sessions`` appear in a result's
+        config only when they are set."""
+        data: dict[str, Any] = handler(self)
+        for key in ("slo", "speculative", "system_prompt", "sessions"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 Workload = Annotated[
@@ -895,6 +920,14 @@ class Batching(Strict):
     max_batch_items: StrictInt = Field(256, ge=1, le=10**8)
     max_batch_queries: StrictInt | None = Field(None, ge=1, le=10**7)
     max_wait_s: Annotated[Seconds, Field(ge=0, le=3600)] = 1e-3
+
+
+class PrefixCache(Strict):
+    """Automatic prefix caching: the KV of prompts (and of a session's answers) stays in
+    a block-level LRU cache inside the replica's KV capacity, and a prompt whose leading
+    blocks are cached prefills only the rest."""
+
+    block_tokens: StrictInt = Field(16, ge=1, le=65536, description="Tokens per KV block.")
 
 
 class ContinuousBatching(Strict):
@@ -929,6 +962,17 @@ class ContinuousBatching(Strict):
             "iteration instead of one per kernel."
         ),
     )
+    prefix_cache: PrefixCache | None = Field(
+        None, description="Keep prefixes' KV blocks in an LRU cache (off when absent)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_prefix_cache(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``prefix_cache`` appears in a result's config only when set."""
+        data: dict[str, Any] = handler(self)
+        if data.get("prefix_cache") is None:
+            data.pop("prefix_cache", None)
+        return data
 
 
 # The busiest expert-parallel chip's share of routed tokens over the mean. He et al.,
@@ -1058,11 +1102,21 @@ ROUTER_POLICIES: dict[str, str] = {
         "dynamic energy per item is lowest, the least loaded there; least_work when none "
         "has headroom (ranking workloads with an SLA only)"
     ),
+    "session_affinity": (
+        "each LLM replica its own queue; a session's turns go to the replica that took its "
+        "latest turn (where its history's KV may be cached) unless that replica holds more "
+        "than 4 requests above the shortest queue; else, and outside sessions, "
+        "join_shortest_queue (LLM workloads only)"
+    ),
 }
 POWER_OF_D_DEFAULT = 2
 SLA_SHARE_DEFAULT = 0.5
 # Router policies that serve only some workload kinds (the rest serve every kind).
-ROUTER_KINDS: dict[str, tuple[str, ...]] = {"power_aware": ("ranking",)}
+ROUTER_KINDS: dict[str, tuple[str, ...]] = {
+    "power_aware": ("ranking",),
+    "session_affinity": ("llm",),
+}
+ROUTER_NEEDS_SLA = ("power_aware",)  # policies that measure headroom against the SLA
 
 
 def _policy_enum(schema: dict[str, Any]) -> None:
@@ -1350,7 +1404,7 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
                         f"{name} is {POOL_RULES[wl.kind].label}",
                     )
                 )
-            elif wl.sla is None:
+            elif policy in ROUTER_NEEDS_SLA and wl.sla is None:
                 problems.append(
                     (
                         ("workloads", name, "sla"),
@@ -1384,6 +1438,40 @@ def _loadgen_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], s
         for name, wl in scenario.workloads.items()
         if wl.traffic.kind == "closed_loop" and getattr(wl, "slo", None) is not None
     ]
+    for name, wl in scenario.workloads.items():
+        if not isinstance(wl, LLMWorkload):
+            continue
+        for key in ("sessions", "system_prompt"):
+            if wl.traffic.kind == "closed_loop" and getattr(wl, key) is not None:
+                problems.append(
+                    (
+                        ("workloads", name, key),
+                        f"{key} is not supported with closed_loop traffic (a closed loop's "
+                        "users already send turn after turn): use poisson, bursty, diurnal "
+                        "or offline traffic",
+                    )
+                )
+        caching = [
+            p
+            for p, pool in scenario.pools.items()
+            if name in pool.serves and pool.continuous_batching.prefix_cache is not None
+        ]
+        if caching and wl.traffic.kind == "closed_loop":
+            problems.append(
+                (
+                    ("pools", caching[0], "continuous_batching", "prefix_cache"),
+                    f"a prefix cache needs shared prefixes, which closed_loop traffic of "
+                    f"workload {name} does not draw: use another traffic kind",
+                )
+            )
+        if caching and wl.speculative is not None:
+            problems.append(
+                (
+                    ("workloads", name, "speculative"),
+                    f"speculative decoding and the prefix cache of pool {caching[0]} do not "
+                    "work together yet: drop one of them",
+                )
+            )
     return problems
 
 

@@ -18,18 +18,23 @@ from accelsim.engine.fleet import FleetContext
 from accelsim.engine.records import ROLE_AGGREGATE, ROLE_BRANCH
 
 
-def role_routes(ctx: FleetContext, name: str, replicas: Sequence[Any]) -> list[Callable[[], Any]]:
-    """Workload ``name``'s routers' ``pick``, indexed by sequence role."""
+def role_routes(
+    ctx: FleetContext, name: str, replicas: Sequence[Any]
+) -> tuple[list[Callable[[], Any]], Callable[[int], Any] | None]:
+    """Workload ``name``'s routers' ``pick``, indexed by sequence role; and the workload
+    router's ``pick_for(session)`` when it keeps a session's turns together."""
     workload = ctx.resolved.scenario.workloads[name]
     assert isinstance(workload, LLMWorkload)
-    pick = ctx.route(replicas, 0, name).pick
+    router = ctx.route(replicas, 0, name)
+    pick = router.pick
     routes: list[Callable[[], Any]] = [pick, pick, pick]
+    by_session = getattr(router, "pick_for", None)
     c = workload.contemplating
     if c is None:
-        return routes
+        return routes, by_session
     for role, pool in ((ROLE_BRANCH, c.branch_pool), (ROLE_AGGREGATE, c.aggregation_pool)):
         if pool is not None:
             units = [r for r in replicas if r.pool == pool]
             if units:  # none when the pool's model does not fit (a problem already)
                 routes[role] = ctx.route(units, 0, name).pick
-    return routes
+    return routes, by_session

@@ -27,6 +27,12 @@ a sequence is admitted only when KV for its whole prompt and output is free;
 with ``preempt`` it needs room for its prompt, and when a decode step would
 overflow the cache the most recently admitted sequence is evicted and later
 recomputed (its prompt plus what it had generated is prefilled again).
+
+With ``prefix_cache`` a replica keeps the KV blocks of shared prefixes (system
+prompts, session histories: engine/sessions.py) in a block-level LRU cache inside
+its KV capacity (engine/prefix_cache.py, which admits for it); a sequence that hits
+starts with its cached tokens prefilled. Without it, a few ``cache is None`` tests
+per admission and completion are all it costs.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import accumulate
 from typing import Any, ClassVar
@@ -51,6 +57,7 @@ from accelsim.engine.events import call_at
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
 from accelsim.engine.loadgen import SIZE_BLOCK, ClosedLoop, think_rng
+from accelsim.engine.prefix_cache import PrefixCache
 from accelsim.engine.records import (
     MODE_CONTEMPLATING,
     MODE_THINKING,
@@ -64,6 +71,7 @@ from accelsim.engine.records import (
     ReplicaInfo,
     frozen,
 )
+from accelsim.engine.sessions import Prefixes, prefixed_prompts, session_arrivals
 from accelsim.engine.speculative import Speculation, SpeculativeTally
 from accelsim.model.checks import llm_replica_cost, llm_speculative_cost
 from accelsim.model.llm import DecodePlan, Iteration, LLMCostModel, prefill_pairs
@@ -122,8 +130,10 @@ class Sequence:
     __slots__ = (
         "admitted_order",
         "base",
+        "blocks",
         "first_token_s",
         "generated",
+        "hit",
         "images",
         "kv",
         "output",
@@ -145,6 +155,8 @@ class Sequence:
         self.kv = 0  # KV tokens this sequence holds (or has reserved)
         self.first_token_s = -1.0
         self.admitted_order = 0
+        self.hit = 0  # prompt tokens found in the prefix cache at admission
+        self.blocks: list[tuple[int, int]] | None = None  # cached blocks it holds
 
 
 class LLMWorkloadState:
@@ -155,6 +167,8 @@ class LLMWorkloadState:
         self.requests = requests
         # By sequence role: where a sequence goes (set once the fleet has built its replicas).
         self.routes: list[Callable[[], LLMReplica]]
+        # A router that keeps a session's turns together routes by session.
+        self.route_session: Callable[[int], LLMReplica] | None = None
         n = len(requests.arrival_s)
         self.first_token = array("d", [float("nan")]) * n
         self.finish = array("d", [float("nan")]) * n
@@ -170,6 +184,11 @@ class LLMWorkloadState:
         self.fanout = requests.branch_output.shape[1]
         self.branch_finish = array("d", [float("nan")]) * (n * self.fanout)
         self.branch_replica = array("i", [-1]) * (n * self.fanout)  # in spawn order
+        # Prompt tokens to prefill at every admission, and those a prefix cache held.
+        self.prefill_requested = array("q", bytes(8 * n))
+        self.prefix_hit = array("q", bytes(8 * n))
+        self.prefixes: Prefixes | None = None
+        self.env: simpy.Environment | None = None  # schedules sessions' later turns
         self.count = n  # requests sent (a closed loop's grow as it sends)
         self.on_done: Callable[[], None] | None = None  # hears of completions and rejections
 
@@ -226,7 +245,14 @@ class LLMWorkloadState:
             self._submit(i, Sequence(i, ROLE_MAIN, prompt, int(r.output_tokens[i]), images))
 
     def _submit(self, i: int, seq: Sequence) -> None:
-        replica = self.routes[seq.role]()
+        if (
+            self.route_session is not None
+            and self.prefixes is not None
+            and self.routes[seq.role] is self.routes[ROLE_MAIN]
+        ):
+            replica = self.route_session(self.prefixes.session[i])
+        else:
+            replica = self.routes[seq.role]()
         if seq.role != ROLE_BRANCH:
             self.replica[i] = replica.index
         else:
@@ -256,6 +282,18 @@ class LLMWorkloadState:
             self.finish[i] = now
             if self.on_done is not None:
                 self.on_done()
+            if self.prefixes is not None:
+                self._next_turn(i)
+
+    def _next_turn(self, i: int) -> None:
+        """A session's turn finished: its next turn arrives after the think time."""
+        assert self.prefixes is not None and self.env is not None
+        j = self.prefixes.next_turn(i)
+        if j is None:
+            return
+        think = self.prefixes.think_time_s
+        self.requests.arrival_s[j] = self.env.now + think
+        call_at(self.env, think, lambda _event: self.arrive(j))
 
 
 def _constant_s(terms: Terms, ratio: float, varying: int) -> float:
@@ -404,8 +442,10 @@ class LLMReplica:
         coalesce: bool = True,
         fractions: _Fractions | None = None,
         speculative: Speculation | None = None,
+        cache: PrefixCache | None = None,
     ) -> None:
         self.env = env
+        self.cache = cache
         self.meter = meter
         # A speculative step advances a sequence by up to k + 1 tokens: no decode spans.
         self.coalesce = coalesce and speculative is None
@@ -488,6 +528,9 @@ class LLMReplica:
         return seq.prompt + seq.output + self.lookahead
 
     def _admit(self) -> None:
+        if self.cache is not None:
+            self.cache.admit(self)
+            return
         limit = self.batching.max_batch_sequences
         waiting, running = self.waiting, self.running
         while waiting and len(running) < limit:
@@ -513,6 +556,8 @@ class LLMReplica:
         self.running.remove(victim)
         if victim.prefilled < victim.prompt + victim.base:
             self.prefilling -= 1
+        if self.cache is not None:
+            self.cache.preempted(victim)
         self.kv_used -= victim.kv
         victim.kv = 0
         victim.base = victim.generated
@@ -521,6 +566,8 @@ class LLMReplica:
         self.waiting.appendleft(victim)
 
     def _can_admit(self) -> bool:
+        if self.cache is not None:
+            return self.cache.can_admit(self)
         if not self.waiting or len(self.running) >= self.batching.max_batch_sequences:
             return False
         return self.kv_used + self._need(self.waiting[0]) <= self.capacity
@@ -783,6 +830,8 @@ class LLMReplica:
                 growth = len(decoding) * self.step_tokens + sum(
                     1 for s, t in chunks if s.prefilled + t >= s.prompt + s.base
                 )
+                if self.cache is not None and self.kv_used + growth > self.capacity:
+                    self.cache.make_room(self, self.kv_used + growth - self.capacity)
                 if self.kv_used + growth > self.capacity and len(running) > 1:
                     self._evict_newest()
                     evicting = True  # no admissions until the batch fits again
@@ -799,7 +848,7 @@ class LLMReplica:
         for s, take in chunks:
             pairs += prefill_pairs(take, s.prefilled)
             prior += s.prefilled
-            if s.prefilled == 0:
+            if s.prefilled == s.hit:
                 images += s.images
             if s.prefilled + take >= s.prompt + s.base:
                 logits += 1
@@ -868,6 +917,8 @@ class LLMReplica:
             s.prefilled += take
             if s.prefilled >= s.prompt + s.base:
                 self.prefilling -= 1
+                if self.cache is not None:
+                    self.cache.prefilled(s)
                 s.generated += 1
                 if preempt:
                     s.kv += 1
@@ -889,6 +940,8 @@ class LLMReplica:
             self.running.remove(s)
             if s.prefilled < s.prompt + s.base:
                 self.prefilling -= 1
+            if self.cache is not None:
+                self.cache.release(s)
             self.kv_used -= s.kv
             s.kv = 0
             for moved, position in self.watchers:
@@ -931,10 +984,34 @@ class LLMFleet:
             times, given = arrival_times(
                 workload.traffic, resolved.traces.get(name), ctx.end_s, rng
             )
+            session = None
+            if workload.sessions is not None:
+                times, session = session_arrivals(workload.sessions, times, rng)
             requests = sample_requests(workload, times, per_image, rng, given)
-            self.states[name] = LLMWorkloadState(name, requests)
+            prefixes = None
+            if (
+                workload.sessions is not None
+                or workload.system_prompt is not None
+                or any(
+                    scenario.pools[p].continuous_batching.prefix_cache is not None
+                    for p in pools
+                    if scenario.pools[p].serves[0] == name
+                )
+            ):
+                prompt, images, prefixes = prefixed_prompts(
+                    workload.system_prompt,
+                    workload.sessions,
+                    session,
+                    requests.prompt_tokens,
+                    requests.output_tokens,
+                    requests.image_tokens,
+                    rng,
+                )
+                requests = replace(requests, prompt_tokens=prompt, image_tokens=images)
+            state = self.states[name] = LLMWorkloadState(name, requests)
+            state.prefixes, state.env = prefixes, self.env
             if workload.slo is not None:
-                drawn = draw_classes(workload.slo, len(times), rng)
+                drawn = draw_classes(workload.slo, len(requests.arrival_s), rng)
                 self.classes[name] = ClassState(workload.slo, drawn)
         self.replicas: list[LLMReplica] = []
         fractions = _Fractions()
@@ -956,9 +1033,14 @@ class LLMFleet:
                     ctx.problems.append(problem)
                 if spec_cost is None:
                     continue
+            caching = pool.continuous_batching.prefix_cache
+            prefixes = self.states[name].prefixes
             classes = self.classes.get(name)
             make = LLMReplica if classes is None else partial(PriorityReplica, classes=classes)
             for _ in range(pool.count // pool.replica_chips):
+                cache = None
+                if caching is not None and prefixes is not None:
+                    cache = PrefixCache(caching.block_tokens, prefixes)
                 replica = make(
                     self.env,
                     len(self.replicas),
@@ -973,11 +1055,12 @@ class LLMFleet:
                     ctx.coalesce,
                     fractions,
                     None if spec_cost is None else Speculation(spec_cost, self.tallies[name]),
+                    cache,
                 )
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
         for name, state in self.states.items():
-            state.routes = role_routes(ctx, name, replicas_of[name])
+            state.routes, state.route_session = role_routes(ctx, name, replicas_of[name])
 
     def _closed_loop_state(
         self,
@@ -1031,6 +1114,17 @@ class LLMFleet:
         (requests at the same time arrive in the same event, in order)."""
         env = self.env
         times = state.requests.arrival_s.tolist()
+        arrive_one: Callable[[int], None] = state.arrive
+        prefixes = state.prefixes
+        if prefixes is not None and prefixes.first_turns is not None:
+            firsts = prefixes.first_turns  # later turns arrive as earlier ones finish
+            times = [times[j] for j in firsts]
+
+            def arrive_first(k: int) -> None:
+                state.arrive(firsts[k])
+
+            arrive_one = arrive_first
+
         n = len(times)
         i = 0
 
@@ -1041,12 +1135,12 @@ class LLMFleet:
                 if delay > 0:
                     call_at(env, delay, arrive)
                     return
-                state.arrive(i)
+                arrive_one(i)
                 i += 1
 
         def arrive(_event: Any) -> None:
             nonlocal i
-            state.arrive(i)
+            arrive_one(i)
             i += 1
             arrive_from(None)
 
@@ -1077,6 +1171,8 @@ class LLMFleet:
                 slo_class=None if classes is None else classes.slo_class,
                 preemptions=None if classes is None else frozen(classes.preemptions),
                 slo_class_names=() if classes is None else classes.names,
+                prefill_requested_tokens=frozen(state.prefill_requested),
+                prefix_hit_tokens=frozen(state.prefix_hit),
             )
         it = self.iterations
         iterations = IterationRecords(
@@ -1097,6 +1193,8 @@ class LLMFleet:
                 kv_capacity_tokens=r.capacity,
                 max_kv_tokens=r.max_kv_used,
                 preemptions=r.preemptions,
+                prefix_evicted_blocks=r.cache.evicted if r.cache is not None else 0,
+                prefix_cached_blocks=len(r.cache) if r.cache is not None else 0,
             )
             for r in self.replicas
         )

@@ -144,6 +144,8 @@ class LLMRecords:
     branch_finish_s: np.ndarray
     branch_replica: np.ndarray  # (requests, branches): each branch's replica (-1: not routed)
     branch_output_tokens: np.ndarray  # (requests, branches): tokens each branch generates
+    prefill_requested_tokens: np.ndarray  # prompt tokens to prefill, summed over admissions
+    prefix_hit_tokens: np.ndarray  # of those, the ones a prefix cache held
     slo_class: np.ndarray | None = None  # index into the workload's slo.classes
     preemptions: np.ndarray | None = None  # evictions of the request's sequences (SLO classes)
     slo_class_names: tuple[str, ...] = ()  # the names slo_class indexes
@@ -169,6 +171,8 @@ class ReplicaInfo:
     kv_capacity_tokens: int
     max_kv_tokens: int
     preemptions: int
+    prefix_evicted_blocks: int = 0  # prefix-cache blocks evicted to make room
+    prefix_cached_blocks: int = 0  # prefix-cache blocks held at the end of the run
 
 
 @dataclass(frozen=True)

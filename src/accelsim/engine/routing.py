@@ -33,6 +33,8 @@ own notifications, in the same number of steps.
 stream and takes the one with the shortest queue per chip among them, in
 O(d) whatever the fleet's size. ``power_aware`` keeps least work's min-trees,
 one per pool, and tries the pools in order of energy per item: O(pools + log N).
+``session_affinity`` (LLM sessions) is join-the-shortest-queue plus a dictionary of
+each session's home unit: O(1).
 """
 
 from __future__ import annotations
@@ -459,7 +461,54 @@ class PowerOfD(Router):
         return best
 
 
+# A session's home may hold this many more outstanding requests than the shortest
+# queue and still take the session's next turn.
+SESSION_AFFINITY_SLACK = 4
+
+
+class SessionAffinity(JoinShortestQueue):
+    """A session's turns go to its *home*, the unit that took its latest turn (where the
+    KV of its history may be cached), unless the home holds more than
+    :data:`SESSION_AFFINITY_SLACK` requests per chip above the shortest queue; then, and
+    for requests outside sessions, join the shortest queue (the session's new home).
+    ``pick_for(session)`` routes a request of a session (a negative one: none)."""
+
+    name = "session_affinity"
+
+    def __init__(
+        self,
+        units: Sequence[Any],
+        workload: int,
+        rng: np.random.Generator | None = None,
+        d: int = 2,
+        headroom_s: float = math.inf,
+    ) -> None:
+        super().__init__(units, workload)
+        self.home: dict[int, Any] = {}
+
+    def pick_for(self, session: int) -> Any:
+        shortest = self.pick()
+        if session < 0:
+            return shortest
+        home = self.home.get(session)
+        if home is not None and (
+            home.outstanding / home.n_devices
+            <= shortest.outstanding / shortest.n_devices + SESSION_AFFINITY_SLACK
+        ):
+            return home
+        self.home[session] = shortest
+        return shortest
+
+
 ROUTERS: dict[str, type[Router]] = {
     cls.name: cls
-    for cls in (RoundRobin, JoinShortestQueue, LeastWork, SharedQueue, PowerOfD, PowerAware)
+    for cls in (
+        RoundRobin,
+        JoinShortestQueue,
+        LeastWork,
+        SharedQueue,
+        PowerOfD,
+        PowerAware,
+        SessionAffinity,
+    )
 }

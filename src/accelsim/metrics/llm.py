@@ -20,6 +20,7 @@ from accelsim.metrics.common import distribution, energy_and_cost, json_float, w
 from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.contemplating import branch_latencies
 from accelsim.metrics.kinds import MetricsKind
+from accelsim.metrics.prefix import caches, pool_prefix, workload_prefix
 from accelsim.metrics.slo import by_class
 from accelsim.metrics.speculative import speculative_summary
 from accelsim.metrics.timeline import pool_timeline
@@ -70,6 +71,8 @@ def _workload(
         "sla": None,
         "sla_attainment": None,
     }
+    if caches(resolved, name):
+        entry.update(workload_prefix(rec, in_window))
     if wl.sla is not None:
         t = wl.sla
         ttft = rec.first_token_s[done] - rec.arrival_s[done]
@@ -170,7 +173,7 @@ def _pool(
         final = rec.generated_tokens - branches.sum(axis=1)
         tokens += int(final[done & np.isin(rec.replica, replicas)].sum())
         tokens += int(branches[done[:, None] & np.isin(rec.branch_replica, replicas)].sum())
-    return {
+    entry: dict[str, Any] = {
         "chip": chip.name,
         "chips": pool.count,
         "chips_per_replica": pool.chips_per_replica,
@@ -196,6 +199,9 @@ def _pool(
             ONE,
         ),
     }
+    if pool.continuous_batching.prefix_cache is not None:
+        entry["prefix_cache"] = pool_prefix(resolved, pool_name, records, replicas)
+    return entry
 
 
 def _parallelism(pool: Pool) -> dict[str, Any]:

@@ -195,6 +195,9 @@ def largest_sequences(resolved: ResolvedScenario, name: str) -> list[LargestSequ
         prompt = prompt + Tokens(
             images, f"{wl.multimodal.images} image(s) of {model.vision.tokens_per_image} tokens"
         )
+    if wl.system_prompt is not None and wl.system_prompt.share > 0:
+        system = wl.system_prompt.tokens
+        prompt = prompt + Tokens(system, f"{at}.system_prompt.tokens {system}")
     out = []
     if wl.modes.instant > 0:
         out.append(LargestSequence("an instant request", prompt, answer))
