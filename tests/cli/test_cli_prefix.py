@@ -99,3 +99,32 @@ def test_the_fit_check_counts_the_system_prompt_in_the_largest_request(tmp_path:
     line = one_error(invoke("run", str(path), *SHORT))
     assert "workloads.chat.system_prompt.tokens 1000000" in line, line
     assert "pools.gpu.chips_per_replica" in line, line
+
+
+def test_a_closed_loop_refuses_sessions_prompts_and_the_cache(tmp_path: Path) -> None:
+    path = _scenario(
+        tmp_path,
+        "closed",
+        "traffic: {kind: poisson, rate_per_s: 4 /s}",
+        "traffic: {kind: closed_loop, users: 4}",
+    )
+    lines = error_lines(invoke("run", str(path), *SHORT))
+    assert len(lines) == 3, lines
+    for marker, field in (
+        ("sessions:", "workloads.chat.sessions: sessions is not supported with closed_loop"),
+        ("system_prompt:", "workloads.chat.system_prompt: system_prompt is not supported"),
+        ("prefix_cache:", "pools.gpu.continuous_batching.prefix_cache: a prefix cache needs"),
+    ):
+        assert any(f"{path}:{line_of(path, marker)}: {field}" in line for line in lines), lines
+
+
+def test_speculation_and_the_prefix_cache_are_refused_together(tmp_path: Path) -> None:
+    path = _scenario(
+        tmp_path,
+        "spec",
+        "    system_prompt:",
+        "    speculative: {mtp_heads: 1, tokens: 2, acceptance_rate: 0.8}\n    system_prompt:",
+    )
+    line = one_error(invoke("run", str(path), *SHORT))
+    assert f"{path}:{line_of(path, 'speculative:')}: workloads.chat.speculative: " in line, line
+    assert "do not work together yet" in line

@@ -36,6 +36,8 @@ def records(arrival_s: list[float], branch_finish_s: list[list[float]]) -> LLMRe
         branch_finish_s=np.array(branch_finish_s),
         branch_replica=np.zeros((n, 4), dtype=np.int32),
         branch_output_tokens=np.ones((n, 4), dtype=np.int64),
+        prefill_requested_tokens=zeros,
+        prefix_hit_tokens=zeros,
     )
 
 
