@@ -679,6 +679,31 @@ class TokenLatencyTarget(Strict):
     percentile: Number = Field(99.0, gt=0, le=100)
 
 
+class KVLink(Strict):
+    """The link a prefill replica sends KV caches to the decode pool over (one per prefill
+    replica; its transfers go one after another)."""
+
+    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(gt=0)]
+    latency_s: Annotated[Seconds, Field(ge=0, le=10.0)] = 0.0
+
+
+class Disaggregation(Strict):
+    """Disaggregated serving: prompts are prefilled on one pool, answers decoded on another,
+    and each sequence's KV cache moves between them over ``kv_link``."""
+
+    prefill_pool: Name = Field(description="The pool that prefills prompts.")
+    decode_pool: Name = Field(description="The pool that decodes answers.")
+    kv_link: KVLink
+    layerwise: StrictBool = Field(
+        False,
+        description=(
+            "Send the KV cache layer by layer while the prefill runs (the decode replica is "
+            "chosen and its KV reserved when the prefill starts), so only the last layer's "
+            "transfer follows the prefill; otherwise the whole cache moves once it is done."
+        ),
+    )
+
+
 class LLMWorkload(Strict):
     kind: Literal["llm"] = "llm"
     model: str = Field(min_length=1, description="A shipped model name or a path to a YAML file.")
@@ -690,6 +715,17 @@ class LLMWorkload(Strict):
     contemplating: Contemplating | None = None
     multimodal: Multimodal | None = None
     sla: TokenLatencyTarget | None = None
+    disaggregation: Disaggregation | None = Field(
+        None, description="Prefill on one pool and decode on another (default: one pool does both)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_aggregated(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``disaggregation`` appears in a result's config only when it is set."""
+        data: dict[str, Any] = handler(self)
+        if data.get("disaggregation") is None:
+            data.pop("disaggregation", None)
+        return data
 
     @model_validator(mode="after")
     def _mode_settings(self) -> LLMWorkload:
@@ -1066,6 +1102,7 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
     for name in scenario.workloads:
         if name not in served:
             problems.append((("workloads", name), "no pool serves this workload"))
+    problems.extend(_disaggregation_problems(scenario))
     policy = scenario.router.policy
     routed = ROUTER_KINDS.get(policy)
     if routed is not None:
@@ -1086,4 +1123,52 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
                         f"workload {name} an sla",
                     )
                 )
+    return problems
+
+
+def _disaggregation_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """A disaggregated workload names two different pools, both serving it and no other
+    pool serving it; its prefill pool reserves KV (the decode pool may preempt)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, wl in scenario.workloads.items():
+        split = getattr(wl, "disaggregation", None)
+        if split is None:
+            continue
+        at = ("workloads", name, "disaggregation")
+        roles = {"prefill_pool": split.prefill_pool, "decode_pool": split.decode_pool}
+        for role, pool_name in roles.items():
+            pool = scenario.pools.get(pool_name)
+            if pool is None:
+                problems.append(
+                    (
+                        (*at, role),
+                        f"unknown pool {pool_name!r} (pools: {', '.join(sorted(scenario.pools))})",
+                    )
+                )
+            elif name not in pool.serves:
+                problems.append(
+                    ((*at, role), f"pool {pool_name} does not serve workload {name}")
+                )
+        if split.prefill_pool == split.decode_pool:
+            problems.append(
+                ((*at, "decode_pool"), "the decode pool must differ from the prefill pool")
+            )
+        for pool_name, pool in scenario.pools.items():
+            if name in pool.serves and pool_name not in roles.values():
+                problems.append(
+                    (
+                        ("pools", pool_name, "serves"),
+                        f"workload {name} is disaggregated: only its prefill_pool "
+                        f"({split.prefill_pool}) and decode_pool ({split.decode_pool}) serve it",
+                    )
+                )
+        prefill = scenario.pools.get(split.prefill_pool)
+        if prefill is not None and prefill.continuous_batching.kv_policy == "preempt":
+            problems.append(
+                (
+                    ("pools", split.prefill_pool, "continuous_batching", "kv_policy"),
+                    "a prefill pool holds each prompt's KV until it is sent: it reserves "
+                    "(kv_policy: preempt is for the decode pool)",
+                )
+            )
     return problems

@@ -55,6 +55,7 @@ from accelsim.engine.records import (
     ROLE_AGGREGATE,
     ROLE_BRANCH,
     ROLE_MAIN,
+    DisaggRecords,
     IterationRecords,
     LLMFleetRecords,
     LLMRecords,
@@ -161,6 +162,18 @@ class LLMWorkloadState:
         # Sub-requests of contemplating: spawned, completed.
         self.branches_spawned = array("q", bytes(8 * n))
         self.branches_done = array("q", bytes(8 * n))
+
+    def replica_type(self, pool: str) -> type[LLMReplica]:
+        """The kind of replica ``pool`` runs for this workload."""
+        return LLMReplica
+
+    def connect(self, ctx: FleetContext, replicas: list[LLMReplica]) -> None:
+        """Route the workload's requests over the replicas that serve it."""
+        self.route = ctx.route(replicas, 0, self.name).pick
+
+    def handoffs(self) -> DisaggRecords | None:
+        """What a disaggregated workload records of its KV moves (None here)."""
+        return None
 
     def arrive(self, i: int) -> None:
         r = self.requests
@@ -841,7 +854,13 @@ class LLMFleet:
             )
             per_image = model.vision.tokens_per_image if model.vision else 0
             requests = sample_requests(workload, times, per_image, rng, given)
-            self.states[name] = LLMWorkloadState(name, requests)
+            if workload.disaggregation is None:
+                self.states[name] = LLMWorkloadState(name, requests)
+            else:
+                from accelsim.engine.disagg import DisaggState  # it builds on this module
+
+                split = workload.disaggregation
+                self.states[name] = DisaggState(name, requests, self.env, split)
         self.replicas: list[LLMReplica] = []
         fractions = _Fractions()
         for pool_name in pools:
@@ -855,8 +874,9 @@ class LLMFleet:
             clock = ctx.clocks.get(pool_name)
             if cost is None or clock is None:
                 continue
+            replica_type = self.states[name].replica_type(pool_name)
             for _ in range(pool.count // pool.chips_per_replica):
-                replica = LLMReplica(
+                replica = replica_type(
                     self.env,
                     len(self.replicas),
                     pool_name,
@@ -873,7 +893,7 @@ class LLMFleet:
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
         for name, state in self.states.items():
-            state.route = ctx.route(replicas_of[name], 0, name).pick
+            state.connect(ctx, replicas_of[name])
 
     def start(self) -> None:
         for state in self.states.values():
@@ -923,6 +943,7 @@ class LLMFleet:
                 replica=frozen(state.replica),
                 branches_spawned=frozen(state.branches_spawned),
                 branches_done=frozen(state.branches_done),
+                disaggregation=state.handoffs(),
             )
         it = self.iterations
         iterations = IterationRecords(

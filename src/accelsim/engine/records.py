@@ -122,6 +122,22 @@ class RankingRecords:
 
 
 @dataclass(frozen=True)
+class DisaggRecords:
+    """A disaggregated workload's per-request handoff times, for the sequence whose first
+    token the user sees (nan where a step did not happen): submitted to the prefill pool,
+    admitted there (KV reserved), prefilled, a decode replica's KV reserved, the KV landed
+    there; and the KV moves completed for the whole request (branches too) and their bytes."""
+
+    submitted_s: np.ndarray
+    admitted_s: np.ndarray
+    prefilled_s: np.ndarray
+    reserved_s: np.ndarray
+    landed_s: np.ndarray
+    transfers: np.ndarray
+    kv_bytes: np.ndarray
+
+
+@dataclass(frozen=True)
 class LLMRecords:
     """One LLM workload's requests."""
 
@@ -137,6 +153,7 @@ class LLMRecords:
     replica: np.ndarray  # replica of the final sequence (-1 if not yet routed)
     branches_spawned: np.ndarray
     branches_done: np.ndarray
+    disaggregation: DisaggRecords | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from accelsim.config.schema import LLMWorkload
 from accelsim.engine.records import MODES, LLMFleetRecords, LLMRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
 from accelsim.metrics.confidence import percentile_interval, too_few_samples
+from accelsim.metrics.disagg import disaggregation_summary
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.timeline import pool_timeline
 
@@ -114,6 +115,10 @@ def _workload(
             **_latencies(rec, mode_done),
         }
     entry["by_mode"] = by_mode
+    if wl.disaggregation is not None and rec.disaggregation is not None:
+        entry["disaggregation"] = disaggregation_summary(
+            wl.disaggregation, rec.disaggregation, done
+        )
     spawned = int(rec.branches_spawned[in_window].sum())
     if spawned:
         finished = int(rec.branches_done[in_window].sum())
