@@ -1146,9 +1146,7 @@ def _disaggregation_problems(scenario: Scenario) -> list[tuple[tuple[str | int, 
                     )
                 )
             elif name not in pool.serves:
-                problems.append(
-                    ((*at, role), f"pool {pool_name} does not serve workload {name}")
-                )
+                problems.append(((*at, role), f"pool {pool_name} does not serve workload {name}"))
         if split.prefill_pool == split.decode_pool:
             problems.append(
                 ((*at, "decode_pool"), "the decode pool must differ from the prefill pool")
