@@ -1128,7 +1128,8 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
 
 def _disaggregation_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
     """A disaggregated workload names two different pools, both serving it and no other
-    pool serving it; its prefill pool reserves KV (the decode pool may preempt)."""
+    pool serving it (once both exist); its prefill pool reserves KV (the decode pool may
+    preempt)."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
     for name, wl in scenario.workloads.items():
         split = getattr(wl, "disaggregation", None)
@@ -1151,8 +1152,9 @@ def _disaggregation_problems(scenario: Scenario) -> list[tuple[tuple[str | int, 
             problems.append(
                 ((*at, "decode_pool"), "the decode pool must differ from the prefill pool")
             )
+        named = all(pool_name in scenario.pools for pool_name in roles.values())
         for pool_name, pool in scenario.pools.items():
-            if name in pool.serves and pool_name not in roles.values():
+            if named and name in pool.serves and pool_name not in roles.values():
                 problems.append(
                     (
                         ("pools", pool_name, "serves"),
