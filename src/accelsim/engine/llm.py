@@ -730,7 +730,11 @@ class LLMReplica:
                 growth = len(decoding) + sum(
                     1 for s, t in chunks if s.prefilled + t >= s.prompt + s.base
                 )
-                if self.kv_used + growth > self.capacity and len(running) > 1:
+                # A lone sequence is evicted only when KV it does not hold is reserved
+                # (sequences whose KV is on its way to a decode replica).
+                if self.kv_used + growth > self.capacity and (
+                    len(running) > 1 or self.kv_used > running[0].kv
+                ):
                     self._evict_newest()
                     evicting = True  # no admissions until the batch fits again
                     continue
