@@ -13,6 +13,9 @@ Cases, each in a fresh subprocess so that peak RSS is its own:
   index, plus the headroom and energy test per pool), against the same floor;
 * ``llm``: 100,000 requests of an ~8B model on 4 GPU-like replicas with continuous
   batching (instant and thinking modes);
+* ``llm-disagg``: 100,000 requests of the same model served disaggregated (the
+  ``llm-disaggregated`` scenario: 2 GPU-like prefill chips, 6 MTIA-like decode chips, KV
+  sent layer by layer), against the LLM floor;
 * ``floor-ranking`` / ``floor-llm``: the reference floor, a bare SimPy M/D/1 loop
   (one process per customer, a Resource as the server) of the same number of
   requests;
@@ -46,7 +49,11 @@ MEMORY_QUERIES = (1_000_000, 3_000_000)
 LONG_MEMORY_QUERIES = (3_000_000, 10_000_000, 30_000_000)
 FLEET_CHIPS = 1_000
 # A case's floor, where its name does not give it: the floor of the same request count.
-FLOOR_OF = {"fleet-1000": "floor-ranking", "fleet-1000-aware": "floor-ranking"}
+FLOOR_OF = {
+    "fleet-1000": "floor-ranking",
+    "fleet-1000-aware": "floor-ranking",
+    "llm-disagg": "floor-llm",
+}
 
 
 def peak_rss_mib() -> float:
@@ -91,14 +98,15 @@ def ranking_case(n: int, chips: int = 8, policy: str = "join_shortest_queue") ->
     }
 
 
-def llm_case(n: int) -> dict[str, Any]:
+def llm_case(
+    n: int, scenario: str = "llm-chat-gpu", rate: float = 12.0, pool: str = "gpu"
+) -> dict[str, Any]:
     from accelsim.config.loader import load_scenario
     from accelsim.engine.simulation import Simulation
     from accelsim.metrics.summary import summarize
 
-    rate = 12.0
     resolved = load_scenario(
-        "llm-chat-gpu", [f"simulation.duration_s={n / rate}", "simulation.warmup_s=0"]
+        scenario, [f"simulation.duration_s={n / rate}", "simulation.warmup_s=0"]
     )
     start = time.perf_counter()
     sim = Simulation(resolved)
@@ -110,7 +118,7 @@ def llm_case(n: int) -> dict[str, Any]:
         "wall_s": wall,
         "events": sim.scheduled_events(),
         "iterations": int(records.fleets["llm"].iterations.start_s.size),
-        "utilization": doc["pools"]["gpu"]["utilization"],
+        "utilization": doc["pools"][pool]["utilization"],
         "tpot_p50_s": doc["workloads"]["chat"]["tpot_s"]["p50"],
     }
 
@@ -190,6 +198,9 @@ CASES = {
     ),
     "floor-ranking": lambda scale, long: floor_case(int(RANKING_QUERIES * scale)),
     "llm": lambda scale, long: llm_case(int(LLM_REQUESTS * scale)),
+    "llm-disagg": lambda scale, long: llm_case(
+        int(LLM_REQUESTS * scale), "llm-disaggregated", 10.0, "decode"
+    ),
     "floor-llm": lambda scale, long: floor_case(int(LLM_REQUESTS * scale)),
     "startup": lambda scale, long: startup_case(),
     "memory": lambda scale, long: memory_case(

@@ -133,3 +133,70 @@ def llm_resolved(
         models={"w": the_model or llm()},
         traces={},
     )
+
+
+def disagg_resolved(
+    *,
+    rate_per_s: float,
+    prompt: dict[str, Any],
+    output: dict[str, Any],
+    link: dict[str, Any],
+    layerwise: bool = False,
+    prefill_count: int = 1,
+    decode_count: int = 1,
+    prefill_batching: dict[str, Any] | None = None,
+    decode_batching: dict[str, Any] | None = None,
+    modes: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    duration_s: float = 60.0,
+    warmup_s: float = 5.0,
+    seed: int = 1,
+    prefill_chip: Chip | None = None,
+    decode_chip: Chip | None = None,
+    policy: str = "join_shortest_queue",
+) -> ResolvedScenario:
+    """One LLM workload ``w`` prefilled on pool ``pre`` and decoded on pool ``dec``."""
+    workload: dict[str, Any] = {
+        "kind": "llm",
+        "model": "tiny-llm",
+        "traffic": {"kind": "poisson", "rate_per_s": rate_per_s},
+        "prompt_tokens": prompt,
+        "output_tokens": output,
+        "disaggregation": {
+            "prefill_pool": "pre",
+            "decode_pool": "dec",
+            "kv_link": link,
+            "layerwise": layerwise,
+        },
+        **(extra or {}),
+    }
+    if modes is not None:
+        workload["modes"] = modes
+    pools = {
+        "pre": (prefill_count, prefill_batching),
+        "dec": (decode_count, decode_batching),
+    }
+    scenario = Scenario.model_validate(
+        {
+            "name": "llm-disagg-test",
+            "simulation": {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
+            "workloads": {"w": workload},
+            "pools": {
+                name: {
+                    "chip": "test-chip",
+                    "count": count,
+                    "serves": ["w"],
+                    "continuous_batching": batching or {},
+                }
+                for name, (count, batching) in pools.items()
+            },
+            "router": {"policy": policy},
+        }
+    )
+    return ResolvedScenario(
+        scenario=scenario,
+        source="<test>",
+        chips={"pre": prefill_chip or chip(), "dec": decode_chip or chip()},
+        models={"w": llm()},
+        traces={},
+    )

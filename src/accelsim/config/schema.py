@@ -867,6 +867,31 @@ class Sessions(Strict):
     new_tokens: SizeDistribution
 
 
+class KVLink(Strict):
+    """The link a prefill replica sends KV caches to the decode pool over (one per prefill
+    replica; its transfers go one after another)."""
+
+    bandwidth_bytes_per_s: Annotated[BytesPerS, Field(gt=0)]
+    latency_s: Annotated[Seconds, Field(ge=0, le=10.0)] = 0.0
+
+
+class Disaggregation(Strict):
+    """Disaggregated serving: prompts are prefilled on one pool, answers decoded on another,
+    and each sequence's KV cache moves between them over ``kv_link``."""
+
+    prefill_pool: Name = Field(description="The pool that prefills prompts.")
+    decode_pool: Name = Field(description="The pool that decodes answers.")
+    kv_link: KVLink
+    layerwise: StrictBool = Field(
+        False,
+        description=(
+            "Send the KV cache layer by layer while the prefill runs (the decode replica is "
+            "chosen and its KV reserved when the prefill starts), so only the last layer's "
+            "transfer follows the prefill; otherwise the whole cache moves once it is done."
+        ),
+    )
+
+
 class LLMWorkload(Strict):
     kind: Literal["llm"] = "llm"
     model: str = Field(min_length=1, description="A shipped model name or a path to a YAML file.")
@@ -884,6 +909,9 @@ class LLMWorkload(Strict):
     speculative: Speculative | None = None
     system_prompt: SystemPrompt | None = None
     sessions: Sessions | None = None
+    disaggregation: Disaggregation | None = Field(
+        None, description="Prefill on one pool and decode on another (default: one pool does both)."
+    )
 
     @model_validator(mode="after")
     def _mode_settings(self) -> LLMWorkload:
@@ -897,10 +925,10 @@ class LLMWorkload(Strict):
 
     @model_serializer(mode="wrap")
     def _without_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """``slo``, ``speculative``, ``system_prompt`` and ``sessions`` appear in a result's
-        config only when they are set."""
+        """``slo``, ``speculative``, ``system_prompt``, ``sessions`` and ``disaggregation``
+        appear in a result's config only when they are set."""
         data: dict[str, Any] = handler(self)
-        for key in ("slo", "speculative", "system_prompt", "sessions"):
+        for key in ("slo", "speculative", "system_prompt", "sessions", "disaggregation"):
             if data.get(key) is None:
                 data.pop(key, None)
         return data
@@ -1392,6 +1420,7 @@ def scenario_reference_problems(scenario: Scenario) -> list[tuple[tuple[str | in
         if name not in served:
             problems.append((("workloads", name), "no pool serves this workload"))
     problems.extend(contemplating_pool_problems(scenario))
+    problems.extend(_disaggregation_problems(scenario))
     policy = scenario.router.policy
     routed = ROUTER_KINDS.get(policy)
     if routed is not None:
@@ -1495,3 +1524,93 @@ def contemplating_pool_problems(scenario: Scenario) -> list[tuple[tuple[str | in
                     )
                 )
     return problems
+
+
+def _disaggregation_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """A disaggregated workload names two different pools, both serving it and no other
+    pool serving it (once both exist); its prefill pool reserves KV (the decode pool may
+    preempt)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, wl in scenario.workloads.items():
+        split = getattr(wl, "disaggregation", None)
+        if split is None:
+            continue
+        at = ("workloads", name, "disaggregation")
+        roles = {"prefill_pool": split.prefill_pool, "decode_pool": split.decode_pool}
+        for role, pool_name in roles.items():
+            pool = scenario.pools.get(pool_name)
+            if pool is None:
+                problems.append(
+                    (
+                        (*at, role),
+                        f"unknown pool {pool_name!r} (pools: {', '.join(sorted(scenario.pools))})",
+                    )
+                )
+            elif name not in pool.serves:
+                problems.append(((*at, role), f"pool {pool_name} does not serve workload {name}"))
+        if split.prefill_pool == split.decode_pool:
+            problems.append(
+                ((*at, "decode_pool"), "the decode pool must differ from the prefill pool")
+            )
+        named = all(pool_name in scenario.pools for pool_name in roles.values())
+        for pool_name, pool in scenario.pools.items():
+            if named and name in pool.serves and pool_name not in roles.values():
+                problems.append(
+                    (
+                        ("pools", pool_name, "serves"),
+                        f"workload {name} is disaggregated: only its prefill_pool "
+                        f"({split.prefill_pool}) and decode_pool ({split.decode_pool}) serve it",
+                    )
+                )
+        prefill = scenario.pools.get(split.prefill_pool)
+        if prefill is not None and prefill.continuous_batching.kv_policy == "preempt":
+            problems.append(
+                (
+                    ("pools", split.prefill_pool, "continuous_batching", "kv_policy"),
+                    "a prefill pool holds each prompt's KV until it is sent: it reserves "
+                    "(kv_policy: preempt is for the decode pool)",
+                )
+            )
+        assert isinstance(wl, LLMWorkload)
+        problems += _disaggregated_exclusions(name, wl, scenario)
+    return problems
+
+
+def _disaggregated_exclusions(
+    name: str, wl: LLMWorkload, scenario: Scenario
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """The serving techniques a disaggregated workload does not combine with yet."""
+    assert wl.disaggregation is not None
+    settings: list[tuple[tuple[str | int, ...], bool]] = [
+        (("workloads", name, "slo"), wl.slo is not None),
+        (("workloads", name, "speculative"), wl.speculative is not None),
+        (("workloads", name, "sessions"), wl.sessions is not None),
+        (("workloads", name, "system_prompt"), wl.system_prompt is not None),
+        (("workloads", name, "traffic", "kind"), wl.traffic.kind == "closed_loop"),
+    ]
+    if wl.contemplating is not None:
+        for key in ("branch_pool", "aggregation_pool"):
+            settings.append(
+                (
+                    ("workloads", name, "contemplating", key),
+                    getattr(wl.contemplating, key) is not None,
+                )
+            )
+    for role in (wl.disaggregation.prefill_pool, wl.disaggregation.decode_pool):
+        pool = scenario.pools.get(role)
+        if pool is not None:
+            settings.append(
+                (
+                    ("pools", role, "continuous_batching", "prefix_cache"),
+                    pool.continuous_batching.prefix_cache is not None,
+                )
+            )
+    return [
+        (
+            at,
+            f"workload {name} is disaggregated, which does not combine with "
+            f"{'closed_loop traffic' if at[-1] == 'kind' else at[-1]} yet",
+        )
+        for at, on in settings
+        if on
+    ]

@@ -65,6 +65,7 @@ from accelsim.engine.records import (
     ROLE_AGGREGATE,
     ROLE_BRANCH,
     ROLE_MAIN,
+    DisaggRecords,
     IterationRecords,
     LLMFleetRecords,
     LLMRecords,
@@ -227,6 +228,19 @@ class LLMWorkloadState:
             del value[count * (len(value) // n) :]
         fields = r.__dataclass_fields__
         self.requests = LLMRequests(**{f: getattr(r, f)[:count] for f in fields})
+
+    def replica_type(self, pool: str) -> type[LLMReplica]:
+        """The kind of replica ``pool`` runs for this workload."""
+        return LLMReplica
+
+    def connect(self, ctx: FleetContext, replicas: list[LLMReplica]) -> None:
+        """Route the workload's requests over the replicas that serve it (by sequence
+        role, and by session where the router keeps sessions together)."""
+        self.routes, self.route_session = role_routes(ctx, self.name, replicas)
+
+    def handoffs(self) -> DisaggRecords | None:
+        """What a disaggregated workload records of its KV moves (None here)."""
+        return None
 
     def arrive(self, i: int) -> None:
         r = self.requests
@@ -832,7 +846,11 @@ class LLMReplica:
                 )
                 if self.cache is not None and self.kv_used + growth > self.capacity:
                     self.cache.make_room(self, self.kv_used + growth - self.capacity)
-                if self.kv_used + growth > self.capacity and len(running) > 1:
+                # A lone sequence is evicted only when KV it does not hold is reserved
+                # (sequences whose KV is on its way to a decode replica).
+                if self.kv_used + growth > self.capacity and (
+                    len(running) > 1 or self.kv_used > running[0].kv
+                ):
                     self._evict_newest()
                     evicting = True  # no admissions until the batch fits again
                     continue
@@ -1008,7 +1026,13 @@ class LLMFleet:
                     rng,
                 )
                 requests = replace(requests, prompt_tokens=prompt, image_tokens=images)
-            state = self.states[name] = LLMWorkloadState(name, requests)
+            if workload.disaggregation is None:
+                state = self.states[name] = LLMWorkloadState(name, requests)
+            else:
+                from accelsim.engine.disagg import DisaggState  # it builds on this module
+
+                split = workload.disaggregation
+                state = self.states[name] = DisaggState(name, requests, self.env, split)
             state.prefixes, state.env = prefixes, self.env
             if workload.slo is not None:
                 drawn = draw_classes(workload.slo, len(requests.arrival_s), rng)
@@ -1036,7 +1060,8 @@ class LLMFleet:
             caching = pool.continuous_batching.prefix_cache
             prefixes = self.states[name].prefixes
             classes = self.classes.get(name)
-            make = LLMReplica if classes is None else partial(PriorityReplica, classes=classes)
+            kind = self.states[name].replica_type(pool_name)
+            make = kind if classes is None else partial(PriorityReplica, classes=classes)
             for _ in range(pool.count // pool.replica_chips):
                 cache = None
                 if caching is not None and prefixes is not None:
@@ -1060,7 +1085,7 @@ class LLMFleet:
                 self.replicas.append(replica)
                 replicas_of[name].append(replica)
         for name, state in self.states.items():
-            state.routes, state.route_session = role_routes(ctx, name, replicas_of[name])
+            state.connect(ctx, replicas_of[name])
 
     def _closed_loop_state(
         self,
@@ -1173,6 +1198,7 @@ class LLMFleet:
                 slo_class_names=() if classes is None else classes.names,
                 prefill_requested_tokens=frozen(state.prefill_requested),
                 prefix_hit_tokens=frozen(state.prefix_hit),
+                disaggregation=state.handoffs(),
             )
         it = self.iterations
         iterations = IterationRecords(

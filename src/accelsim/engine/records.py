@@ -124,6 +124,22 @@ class RankingRecords:
 
 
 @dataclass(frozen=True)
+class DisaggRecords:
+    """A disaggregated workload's per-request handoff times, for the sequence whose first
+    token the user sees (nan where a step did not happen): submitted to the prefill pool,
+    admitted there (KV reserved), prefilled, a decode replica's KV reserved, the KV landed
+    there; and the KV moves completed for the whole request (branches too) and their bytes."""
+
+    submitted_s: np.ndarray
+    admitted_s: np.ndarray
+    prefilled_s: np.ndarray
+    reserved_s: np.ndarray
+    landed_s: np.ndarray
+    transfers: np.ndarray
+    kv_bytes: np.ndarray
+
+
+@dataclass(frozen=True)
 class LLMRecords:
     """One LLM workload's requests."""
 
@@ -149,6 +165,7 @@ class LLMRecords:
     slo_class: np.ndarray | None = None  # index into the workload's slo.classes
     preemptions: np.ndarray | None = None  # evictions of the request's sequences (SLO classes)
     slo_class_names: tuple[str, ...] = ()  # the names slo_class indexes
+    disaggregation: DisaggRecords | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from accelsim.engine.records import MODE_CONTEMPLATING, MODES, LLMFleetRecords, 
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
 from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.contemplating import branch_latencies
+from accelsim.metrics.disagg import disaggregation_summary
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.prefix import caches, pool_prefix, workload_prefix
 from accelsim.metrics.slo import by_class
@@ -127,6 +128,10 @@ def _workload(
         entry["by_class"] = by_class(wl, rec, in_window, done, w1)
     if name in records.speculative:
         entry["speculative"] = speculative_summary(records.speculative[name], w0, w1)
+    if wl.disaggregation is not None and rec.disaggregation is not None:
+        entry["disaggregation"] = disaggregation_summary(
+            wl.disaggregation, rec.disaggregation, done
+        )
     spawned = int(rec.branches_spawned[in_window].sum())
     if spawned:
         finished = int(rec.branches_done[in_window].sum())

@@ -249,9 +249,16 @@ def _llm_pool_problems(resolved: ResolvedScenario, pool_name: str) -> list[Probl
     capacity = cost.capacity.kv_capacity_tokens
     if speculative is not None:
         capacity = speculative.kv_capacity_tokens - speculative.tokens  # lookahead slots
+    wl = resolved.scenario.workloads[name]
+    split = wl.disaggregation if isinstance(wl, LLMWorkload) else None
     if sequences:
-        biggest = max(sequences, key=lambda s: s.prompt.count + s.output.count)
-        need = biggest.prompt + biggest.output
+        if split is not None and split.prefill_pool == pool_name:
+            # A prefill replica holds a prompt and its first token, never the answer.
+            biggest = max(sequences, key=lambda s: s.prompt.count)
+            need = biggest.prompt + Tokens(1, "its first token")
+        else:
+            biggest = max(sequences, key=lambda s: s.prompt.count + s.output.count)
+            need = biggest.prompt + biggest.output
         if need.count > capacity and pool.parallelism is not None:
             layout = Layout.of(pool.chips_per_replica, pool.parallelism)
             fraction = batching.kv_memory_fraction
