@@ -184,6 +184,21 @@ def test_the_batch_an_llm_decode_needs_to_reach_the_ridge() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("model", "advice"),
+    [
+        ("llm-dense-8b", "int8 or fp8 weights or more DRAM bandwidth would too"),
+        ("llm-dense-8b-int4", "sequences; more DRAM bandwidth would too"),
+    ],
+)
+def test_narrower_weights_are_advised_only_where_there_are_any(model: str, advice: str) -> None:
+    # A bf16 decode could read 8-bit weights; an int4 one has nothing narrower to read.
+    text = sentence_of(doc_of("gpu-like-gen2-hbm", model, 1), "Decode: ", "gemm.up_gate")
+    assert advice in text, text
+    if model.endswith("int4"):
+        assert "int8" not in text and "4-bit weights" not in text
+
+
 def test_a_power_cap_bites_prefill_not_decode() -> None:
     doc = doc_of("gpu-like-gen2-hbm", "llm-dense-8b", 32, power_cap_w=400.0)
     pre = [s for s in doc["lesson"] if s.startswith("Prefill: it would draw")]

@@ -235,8 +235,15 @@ class _Reader:
             others = []
             if tier != "sram" and self.kind.weights_fit_sram:
                 others.append("keeping the weights in SRAM")
-            others += ["int8 or fp8 weights", f"more {name} bandwidth"]
-            return f"{advice}; {', '.join(others[:-1])} or {others[-1]} would too"
+            dtype = str(self.doc.get("dtype"))
+            if dtype not in ("int4", "fp4"):  # nothing narrower is modelled
+                if dtype not in ("int8", "fp8"):
+                    others.append("int8 or fp8 weights")
+                elif self.kind.four_bit_weights:
+                    others.append("4-bit weights")
+            others += [f"more {name} bandwidth"]
+            also = f"{', '.join(others[:-1])} or {others[-1]}" if len(others) > 1 else others[0]
+            return f"{advice}; {also} would too"
         return (
             f"more {name} bandwidth or fewer bytes (lower precision) would speed it up; a bigger "
             "batch would not: its bytes grow with the batch"

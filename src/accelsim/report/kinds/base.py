@@ -100,6 +100,7 @@ class ReportKind:
     lesson_closing: Callable[[Doc], list[str]]  # sentences after the steps' reading
     gemm_bytes_are_weights: bool  # activations stay on chip: a GEMM streams weights only
     weights_fit_sram: bool  # its weights can be small enough to keep in SRAM
+    four_bit_weights: bool  # its models may store weights in int4 or fp4
 
     @property
     def per_joule_key(self) -> str:

@@ -419,4 +419,5 @@ KIND = ReportKind(
     lesson_closing=_lesson_closing,
     gemm_bytes_are_weights=True,
     weights_fit_sram=False,
+    four_bit_weights=True,
 )

@@ -228,4 +228,5 @@ KIND = ReportKind(
     lesson_closing=_lesson_closing,
     gemm_bytes_are_weights=False,
     weights_fit_sram=True,
+    four_bit_weights=False,
 )
