@@ -17,12 +17,11 @@ from accelsim.config.loader import ResolvedScenario
 from accelsim.config.schema import LLMWorkload, Pool
 from accelsim.engine.records import MODE_CONTEMPLATING, MODES, LLMFleetRecords, LLMRecords
 from accelsim.metrics.common import distribution, energy_and_cost, json_float, window_overlap
-from accelsim.metrics.confidence import percentile_interval, too_few_samples
 from accelsim.metrics.contemplating import branch_latencies
 from accelsim.metrics.disagg import disaggregation_summary
 from accelsim.metrics.kinds import MetricsKind
 from accelsim.metrics.prefix import caches, pool_prefix, workload_prefix
-from accelsim.metrics.slo import by_class
+from accelsim.metrics.slo import by_class, judge_sla
 from accelsim.metrics.speculative import speculative_summary
 from accelsim.metrics.timeline import pool_timeline
 from accelsim.model.parallel import bubble_share
@@ -75,38 +74,7 @@ def _workload(
     if caches(resolved, name):
         entry.update(workload_prefix(rec, in_window))
     if wl.sla is not None:
-        t = wl.sla
-        ttft = rec.first_token_s[done] - rec.arrival_s[done]
-        out = rec.output_tokens[done]
-        tpot = np.where(
-            out > 1, (rec.finish_s[done] - rec.first_token_s[done]) / np.maximum(out - 1, 1), 0.0
-        )
-        waiting = in_window & ~rec.rejected & np.isnan(rec.finish_s)
-        late = int(
-            ((w1 - rec.arrival_s[waiting] > t.ttft_s) & np.isnan(rec.first_token_s[waiting])).sum()
-        )
-        judged = completed + late
-        good = int(((ttft <= t.ttft_s) & (tpot <= t.tpot_s)).sum())
-        observed_ttft = json_float(np.percentile(ttft, t.percentile)) if completed else None
-        observed_tpot = json_float(np.percentile(tpot, t.percentile)) if completed else None
-        attainment = good / judged if judged else None
-        entry["sla"] = {
-            "ttft_s": t.ttft_s,
-            "tpot_s": t.tpot_s,
-            "percentile": t.percentile,
-            "observed_ttft_s": observed_ttft,
-            "observed_tpot_s": observed_tpot,
-            "met": bool(
-                observed_ttft is not None
-                and observed_tpot is not None
-                and observed_ttft <= t.ttft_s
-                and observed_tpot <= t.tpot_s
-            ),
-            "observed_ttft_ci95_s": percentile_interval(ttft, t.percentile),
-            "observed_tpot_ci95_s": percentile_interval(tpot, t.percentile),
-            "too_few_samples": too_few_samples(completed, t.percentile),
-        }
-        entry["sla_attainment"] = attainment
+        entry["sla"], entry["sla_attainment"] = judge_sla(rec, wl.sla, in_window, done, w1)
     by_mode: dict[str, Any] = {}
     for index, mode in enumerate(MODES):
         sel = in_window & (rec.mode == index)

@@ -20,10 +20,11 @@ from accelsim.metrics.common import distribution, json_float
 from accelsim.metrics.confidence import percentile_interval, too_few_samples
 
 
-def _judged(
+def judge_sla(
     rec: LLMRecords, t: TokenLatencyTarget, sel: np.ndarray, done: np.ndarray, w1: float
 ) -> tuple[dict[str, Any], float | None]:
-    """The SLA document and attainment of the requests in ``sel`` (``done``: completed)."""
+    """The SLA document and attainment of the requests in ``sel`` (``done``: completed):
+    a workload's over its window, or one SLO class's."""
     ok = sel & done
     ttft = rec.first_token_s[ok] - rec.arrival_s[ok]
     out = rec.output_tokens[ok]
@@ -51,9 +52,9 @@ def _judged(
             and observed_ttft <= t.ttft_s
             and observed_tpot <= t.tpot_s
         ),
-        "too_few_samples": too_few_samples(completed, t.percentile),
         "observed_ttft_ci95_s": percentile_interval(ttft, t.percentile),
         "observed_tpot_ci95_s": percentile_interval(tpot, t.percentile),
+        "too_few_samples": too_few_samples(completed, t.percentile),
     }
     return doc, good / judged if judged else None
 
@@ -89,6 +90,6 @@ def by_class(
         }
         target = c.sla if c.sla is not None else wl.sla
         if target is not None:
-            entry["sla"], entry["sla_attainment"] = _judged(rec, target, sel, done, w1)
+            entry["sla"], entry["sla_attainment"] = judge_sla(rec, target, sel, done, w1)
         out[c.name] = entry
     return out
