@@ -99,39 +99,65 @@ def llm_resolved(
     policy: str = "join_shortest_queue",
 ) -> ResolvedScenario:
     """A one-workload, one-pool LLM scenario."""
+    pool = {
+        "chip": "test-chip",
+        "count": count,
+        "chips_per_replica": chips_per_replica,
+        "serves": ["w"],
+        "continuous_batching": batching or {},
+    }
+    return _llm_scenario(
+        "llm-test",
+        _llm_workload(rate_per_s, prompt, output, modes, extra or {}),
+        {"p": pool},
+        {"p": the_chip or chip()},
+        the_model or llm(),
+        {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
+        policy,
+    )
+
+
+def _llm_workload(
+    rate_per_s: float,
+    prompt: dict[str, Any],
+    output: dict[str, Any],
+    modes: dict[str, Any] | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Workload ``w`` of the tiny LLM under Poisson traffic."""
     workload: dict[str, Any] = {
         "kind": "llm",
         "model": "tiny-llm",
         "traffic": {"kind": "poisson", "rate_per_s": rate_per_s},
         "prompt_tokens": prompt,
         "output_tokens": output,
-        **(extra or {}),
+        **extra,
     }
     if modes is not None:
         workload["modes"] = modes
+    return workload
+
+
+def _llm_scenario(
+    name: str,
+    workload: dict[str, Any],
+    pools: dict[str, dict[str, Any]],
+    chips: dict[str, Chip],
+    model: LLMModel,
+    simulation: dict[str, Any],
+    policy: str,
+) -> ResolvedScenario:
     scenario = Scenario.model_validate(
         {
-            "name": "llm-test",
-            "simulation": {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
+            "name": name,
+            "simulation": simulation,
             "workloads": {"w": workload},
-            "pools": {
-                "p": {
-                    "chip": "test-chip",
-                    "count": count,
-                    "chips_per_replica": chips_per_replica,
-                    "serves": ["w"],
-                    "continuous_batching": batching or {},
-                }
-            },
+            "pools": pools,
             "router": {"policy": policy},
         }
     )
     return ResolvedScenario(
-        scenario=scenario,
-        source="<test>",
-        chips={"p": the_chip or chip()},
-        models={"w": the_model or llm()},
-        traces={},
+        scenario=scenario, source="<test>", chips=chips, models={"w": model}, traces={}
     )
 
 
@@ -156,47 +182,27 @@ def disagg_resolved(
     policy: str = "join_shortest_queue",
 ) -> ResolvedScenario:
     """One LLM workload ``w`` prefilled on pool ``pre`` and decoded on pool ``dec``."""
-    workload: dict[str, Any] = {
-        "kind": "llm",
-        "model": "tiny-llm",
-        "traffic": {"kind": "poisson", "rate_per_s": rate_per_s},
-        "prompt_tokens": prompt,
-        "output_tokens": output,
-        "disaggregation": {
-            "prefill_pool": "pre",
-            "decode_pool": "dec",
-            "kv_link": link,
-            "layerwise": layerwise,
-        },
-        **(extra or {}),
-    }
-    if modes is not None:
-        workload["modes"] = modes
+    split = {"prefill_pool": "pre", "decode_pool": "dec", "kv_link": link, "layerwise": layerwise}
     pools = {
-        "pre": (prefill_count, prefill_batching),
-        "dec": (decode_count, decode_batching),
-    }
-    scenario = Scenario.model_validate(
-        {
-            "name": "llm-disagg-test",
-            "simulation": {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
-            "workloads": {"w": workload},
-            "pools": {
-                name: {
-                    "chip": "test-chip",
-                    "count": count,
-                    "serves": ["w"],
-                    "continuous_batching": batching or {},
-                }
-                for name, (count, batching) in pools.items()
-            },
-            "router": {"policy": policy},
+        name: {
+            "chip": "test-chip",
+            "count": count,
+            "serves": ["w"],
+            "continuous_batching": batching or {},
         }
-    )
-    return ResolvedScenario(
-        scenario=scenario,
-        source="<test>",
-        chips={"pre": prefill_chip or chip(), "dec": decode_chip or chip()},
-        models={"w": llm()},
-        traces={},
+        for name, count, batching in (
+            ("pre", prefill_count, prefill_batching),
+            ("dec", decode_count, decode_batching),
+        )
+    }
+    return _llm_scenario(
+        "llm-disagg-test",
+        _llm_workload(
+            rate_per_s, prompt, output, modes, {"disaggregation": split, **(extra or {})}
+        ),
+        pools,
+        {"pre": prefill_chip or chip(), "dec": decode_chip or chip()},
+        llm(),
+        {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed},
+        policy,
     )
