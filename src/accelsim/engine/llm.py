@@ -39,12 +39,10 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from itertools import accumulate
 from typing import Any, ClassVar
 
 import numpy as np
@@ -74,6 +72,7 @@ from accelsim.engine.records import (
 )
 from accelsim.engine.sessions import Prefixes, prefixed_prompts, session_arrivals
 from accelsim.engine.speculative import Speculation, SpeculativeTally
+from accelsim.engine.steps import ArraySteps, LinearSteps, Steps
 from accelsim.model.checks import llm_replica_cost, llm_speculative_cost
 from accelsim.model.llm import DecodePlan, Iteration, LLMCostModel, prefill_pairs
 from accelsim.model.power import ClockPolicy, Terms, at_nominal_clock, clocked_terms
@@ -323,18 +322,6 @@ def _constant_s(terms: Terms, ratio: float, varying: int) -> float:
     return constant
 
 
-def _listed_step_times(
-    c0: float, dc: float, m0: float, dm: float, overlap: float, constant: float, j: list[float]
-) -> list[float]:
-    """A short decode span's step times with Python floats: the one varying op's compute
-    ``c0 + dc x j`` and memory ``m0 + dm x j`` combined as ``c + m - overlap x min(c, m)``,
-    plus the constant, the operations the numpy path does element by element."""
-    return [
-        (c := c0 + dc * x) + (m := m0 + dm * x) - overlap * (c if c < m else m) + constant
-        for x in j
-    ]
-
-
 class IterationLog:
     def __init__(self) -> None:
         self.replica = array("i")
@@ -348,22 +335,14 @@ class IterationLog:
         self.steps = array("i")  # iterations in the record (decode spans coalesce many)
 
 
-# Decode spans of at most this many steps compute their step times with Python floats,
-# longer ones with numpy arrays: the same operations on the same doubles, so the same
-# numbers, and below about this length numpy's cost per call outweighs its speed.
-PYTHON_SPAN_STEPS = 48
-
-
 class _Fractions:
     """``arange(steps) / (steps - 1)`` as a decode span computes it, memoised for the
-    span lengths that recur (every replica of a fleet shares one), as an array and, for
-    spans short enough to compute with Python floats, as a list."""
+    span lengths that recur (every replica of a fleet shares one)."""
 
     largest = 1024  # longer spans are rare; their arrays are built afresh
 
     def __init__(self) -> None:
         self.known: dict[int, np.ndarray] = {}
-        self.listed: dict[int, list[float]] = {}
 
     def __call__(self, steps: int) -> np.ndarray:
         j = self.known.get(steps)
@@ -373,25 +352,17 @@ class _Fractions:
                 self.known[steps] = j
         return j
 
-    def as_list(self, steps: int) -> list[float]:
-        j = self.listed.get(steps)
-        if j is None:
-            j = self.listed[steps] = self(steps).tolist()
-        return j
-
-
-Steps = np.ndarray | list[float]  # a span's step times, or their running sums
-
 
 class _Span:
-    """A coalesced decode span in flight: its steps' times and energies, its record in
-    the log, and whether a submission has cut it short."""
+    """A coalesced decode span in flight: its steps' times, the dynamic energies of its
+    first and last steps (linear in between, as the times' terms are), its record in the
+    log, and whether a submission has cut it short."""
 
     __slots__ = (
-        "cumulative",
         "cut",
         "decoding",
-        "energies",
+        "energy_first_j",
+        "energy_last_j",
         "kv_start",
         "record",
         "replica",
@@ -404,8 +375,7 @@ class _Span:
         self,
         decoding: list[Sequence],
         times: Steps,
-        cumulative: Steps,
-        energies: np.ndarray,
+        energies: tuple[float, float],
         start: float,
         record: int,
         kv_start: int,
@@ -413,12 +383,11 @@ class _Span:
     ) -> None:
         self.decoding = decoding
         self.times = times
-        self.cumulative = cumulative
-        self.energies = energies
+        self.energy_first_j, self.energy_last_j = energies
         self.start = start
         self.record = record
         self.kv_start = kv_start
-        self.steps = len(times)
+        self.steps = times.steps
         self.replica = replica
         self.cut = False
 
@@ -427,6 +396,14 @@ class _Span:
         the span short (then this event comes after the cut end and does nothing)."""
         if not self.cut:
             self.replica._span_over(None)
+
+    def energy_j(self, steps: int) -> float:
+        """Dynamic energy of the span's first ``steps`` steps: step k of n draws
+        e0 + (e1 - e0) k / (n - 1), so the sum is steps x e0 + (e1 - e0) x
+        steps (steps - 1) / 2 / (n - 1), in closed form (no per-step array)."""
+        e0 = self.energy_first_j
+        rise = (self.energy_last_j - e0) * (steps * (steps - 1) / 2) / (self.times.steps - 1)
+        return steps * e0 + rise
 
 
 class LLMReplica:
@@ -611,8 +588,8 @@ class LLMReplica:
 
     def _decode_span(
         self, decoding: list[Sequence]
-    ) -> tuple[Steps, Steps, np.ndarray, float] | None:
-        """Step times, their running sums and the step energies of the decode-only
+    ) -> tuple[Steps, tuple[float, float], float] | None:
+        """Step times, the first and last steps' energies of the decode-only
         iterations until the first sequence finishes (or KV runs out), at one clock; None
         when the clock would change within the span (then iterations run one by one)."""
         batch = len(decoding)
@@ -641,7 +618,6 @@ class LLMReplica:
                 ):
                     return None
             ratio = 1.0
-        j = self.fractions(steps)
         if plan is not None:
             c0 = plan.compute_per_token * context
             c1 = plan.compute_per_token * end_context
@@ -657,33 +633,29 @@ class LLMReplica:
                     constant = _constant_s(plan.terms(context), ratio, plan.position)
                     self.constants[key] = constant
                 c0, c1 = c0 / ratio, c1 / ratio
-                if steps <= PYTHON_SPAN_STEPS:
-                    j_list = self.fractions.as_list(steps)
-                    times: Steps = _listed_step_times(
-                        c0, c1 - c0, m0, m1 - m0, plan.overlap, constant, j_list
-                    )
-                    cumulative: Steps = list(accumulate(times))
-                else:
-                    c = c0 + (c1 - c0) * j
-                    m = m0 + (m1 - m0) * j
-                    times = c + m  # c + m - overlap x min(c, m), in place
-                    np.minimum(c, m, out=c)
-                    c *= plan.overlap
-                    times -= c
-                    times += constant
-                    cumulative = times.cumsum()
+                rise = steps - 1
+                linear = LinearSteps(
+                    steps,
+                    c0,
+                    (c1 - c0) / rise,
+                    m0,
+                    (m1 - m0) / rise,
+                    plan.overlap,
+                    constant,
+                )
                 ec0, ef0 = plan.energy(context)
                 ec1, ef1 = plan.energy(end_context)
                 e0 = ec0 * ratio * ratio + ef0
                 e1 = ec1 * ratio * ratio + ef1
-                return times, cumulative, e0 + (e1 - e0) * j, ratio
+                return linear, (e0, e1), ratio
         if first is None or last is None:
             first, last = self._ends(plan, batch, context, end_context)
         # Every term is linear in the context, which grows by `batch` tokens a step; most
         # ops do not depend on it. Each op as the roofline combines compute c and memory
         # m: max(c, m) + (1 - overlap) min(c, m) = c + m - overlap x min(c, m).
         overlap = first.overlap
-        times = np.zeros(steps)
+        j = self.fractions(steps)
+        times: np.ndarray = np.zeros(steps)
         constant = first.overhead
         for c0, c1, m0, m1 in zip(
             first.compute, last.compute, first.memory, last.memory, strict=True
@@ -695,8 +667,7 @@ class LLMReplica:
             c, m = c0 + (c1 - c0) * j, m0 + (m1 - m0) * j
             times += c + m - overlap * np.minimum(c, m)
         times += constant
-        e0, e1 = first.dynamic(ratio), last.dynamic(ratio)
-        return times, times.cumsum(), e0 + (e1 - e0) * j, ratio
+        return ArraySteps(times), (first.dynamic(ratio), last.dynamic(ratio)), ratio
 
     def _ends(
         self, plan: DecodePlan | None, batch: int, context: int, end_context: int
@@ -727,8 +698,7 @@ class LLMReplica:
         batch a step under preemption and is reserved up front otherwise."""
         if not self.preempt:
             return float(span.kv_start)
-        t = np.asarray(span.times[:steps])
-        return span.kv_start + len(span.decoding) * float((np.arange(steps) * t).sum() / t.sum())
+        return span.kv_start + len(span.decoding) * span.times.weighted_step(steps)
 
     def _start_span(self, decoding: list[Sequence]) -> bool:
         """Run decode-only iterations as one event while nothing can change the batch;
@@ -737,13 +707,13 @@ class LLMReplica:
         computed = self._decode_span(decoding)
         if computed is None:
             return False
-        times, cumulative, energies, ratio = computed
+        times, energies, ratio = computed
         env = self.env
         start = env.now
-        total = float(cumulative[-1])
+        total = times.elapsed(times.steps)
         log = self.log
         span = self.span = _Span(
-            decoding, times, cumulative, energies, start, len(log.start), self.kv_used, self
+            decoding, times, energies, start, len(log.start), self.kv_used, self
         )
         # Logged before the wait, so a span the run's end cuts short is still counted.
         self.meter.busy_s += total * self.chips
@@ -753,7 +723,7 @@ class LLMReplica:
         log.sequences.append(len(decoding))
         log.prefill_tokens.append(0)
         log.kv_tokens.append(self._kv_mean(span, span.steps))
-        log.energy.append(float(np.add.reduce(energies)) * self.chips)
+        log.energy.append(span.energy_j(span.steps) * self.chips)
         log.clock.append(ratio)
         log.steps.append(span.steps)
         call_at(env, total, span)
@@ -765,16 +735,15 @@ class LLMReplica:
         span.cut = True
         env = self.env
         start = span.start
-        cumulative = span.cumulative
-        done = bisect_right(cumulative, env.now - start)
+        done = span.times.done_by(env.now - start)
         if done < span.steps:
             steps = span.steps = done + 1
             log = self.log
             record = span.record
-            end = start + float(cumulative[done])
+            end = start + span.times.elapsed(steps)
             self.meter.busy_s -= (log.end[record] - end) * self.chips
             log.end[record] = end
-            log.energy[record] = float(np.add.reduce(span.energies[:steps])) * self.chips
+            log.energy[record] = span.energy_j(steps) * self.chips
             log.kv_tokens[record] = self._kv_mean(span, steps)
             log.steps[record] = steps
             call_at(env, max(0.0, end - env.now), self._span_over)
