@@ -94,3 +94,21 @@ def test_array_steps_are_the_running_sums() -> None:
     assert [steps.elapsed(j) for j in range(4)] == [0.0, 1.0, 3.0, 6.0]
     assert steps.done_by(2.9) == 1 and steps.done_by(3.0) == 2
     assert steps.weighted_step(3) == pytest.approx((0 * 1 + 1 * 2 + 2 * 3) / 6)
+
+
+@pytest.mark.parametrize("moe", [False, True])
+def test_a_plans_energy_per_token_is_the_slope_of_its_energy(moe: bool) -> None:
+    # A span's energy is steps x e0 + slope x batch x steps (steps - 1) / 2: the slope
+    # must be what one more context token adds to the plan's energy.
+    from accelsim.model.llm import LLMCostModel
+    from helpers import chip, llm
+
+    model = llm(moe={"experts": 8, "active_experts": 2} if moe else None)
+    link = {"bandwidth_bytes_per_s": 10e9, "latency_s": 2e-6, "energy_per_byte_j": 1e-12}
+    plan = LLMCostModel(model, chip(chip_to_chip=link), 2).decode_plan(16)
+    assert plan is not None
+    per_c, per_f = plan.energy_per_token
+    (c0, f0), (c1, f1) = plan.energy(1_000), plan.energy(101_000)
+    assert per_c > 0 or per_f > 0
+    assert (c1 - c0) / 100_000 == pytest.approx(per_c, rel=1e-9)
+    assert (f1 - f0) / 100_000 == pytest.approx(per_f, rel=1e-9)

@@ -362,7 +362,7 @@ class _Span:
         "cut",
         "decoding",
         "energy_first_j",
-        "energy_last_j",
+        "energy_rise_j",
         "kv_start",
         "record",
         "replica",
@@ -383,7 +383,7 @@ class _Span:
     ) -> None:
         self.decoding = decoding
         self.times = times
-        self.energy_first_j, self.energy_last_j = energies
+        self.energy_first_j, self.energy_rise_j = energies
         self.start = start
         self.record = record
         self.kv_start = kv_start
@@ -398,12 +398,10 @@ class _Span:
             self.replica._span_over(None)
 
     def energy_j(self, steps: int) -> float:
-        """Dynamic energy of the span's first ``steps`` steps: step k of n draws
-        e0 + (e1 - e0) k / (n - 1), so the sum is steps x e0 + (e1 - e0) x
-        steps (steps - 1) / 2 / (n - 1), in closed form (no per-step array)."""
-        e0 = self.energy_first_j
-        rise = (self.energy_last_j - e0) * (steps * (steps - 1) / 2) / (self.times.steps - 1)
-        return steps * e0 + rise
+        """Dynamic energy of the span's first ``steps`` steps: step k draws e0 + k x rise
+        (energy is linear in the context, which grows by the batch a step), so the sum is
+        steps x e0 + rise x steps (steps - 1) / 2, in closed form."""
+        return steps * self.energy_first_j + self.energy_rise_j * (steps * (steps - 1) / 2)
 
 
 class LLMReplica:
@@ -589,7 +587,7 @@ class LLMReplica:
     def _decode_span(
         self, decoding: list[Sequence]
     ) -> tuple[Steps, tuple[float, float], float] | None:
-        """Step times, the first and last steps' energies of the decode-only
+        """Step times, the first step's energy and its growth per step, of the decode-only
         iterations until the first sequence finishes (or KV runs out), at one clock; None
         when the clock would change within the span (then iterations run one by one)."""
         batch = len(decoding)
@@ -644,10 +642,10 @@ class LLMReplica:
                     constant,
                 )
                 ec0, ef0 = plan.energy(context)
-                ec1, ef1 = plan.energy(end_context)
-                e0 = ec0 * ratio * ratio + ef0
-                e1 = ec1 * ratio * ratio + ef1
-                return linear, (e0, e1), ratio
+                per_token_c, per_token_f = plan.energy_per_token
+                squared = ratio * ratio
+                e0 = ec0 * squared + ef0
+                return linear, (e0, (per_token_c * squared + per_token_f) * batch), ratio
         if first is None or last is None:
             first, last = self._ends(plan, batch, context, end_context)
         # Every term is linear in the context, which grows by `batch` tokens a step; most
@@ -667,7 +665,8 @@ class LLMReplica:
             c, m = c0 + (c1 - c0) * j, m0 + (m1 - m0) * j
             times += c + m - overlap * np.minimum(c, m)
         times += constant
-        return ArraySteps(times), (first.dynamic(ratio), last.dynamic(ratio)), ratio
+        e0 = first.dynamic(ratio)
+        return ArraySteps(times), (e0, (last.dynamic(ratio) - e0) / (steps - 1)), ratio
 
     def _ends(
         self, plan: DecodePlan | None, batch: int, context: int, end_context: int
@@ -756,15 +755,18 @@ class LLMReplica:
         self.span = None
         steps = span.steps
         decoding = span.decoding
+        done: list[Sequence] = []
         for s in decoding:
             s.generated += steps
+            if s.generated >= s.output:
+                done.append(s)
         if self.preempt:
             for s in decoding:
                 s.kv += steps
             self.kv_used += steps * len(decoding)
         if self.kv_used > self.max_kv_used:
             self.max_kv_used = self.kv_used
-        self._finish([s for s in decoding if s.generated >= s.output], self.env.now)
+        self._finish(done, self.env.now)
         self._run()
 
     def _idle(self) -> None:

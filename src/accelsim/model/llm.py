@@ -881,6 +881,7 @@ class DecodePlan:
         "compute",
         "compute_energy",
         "compute_per_token",
+        "energy_per_token",
         "energy_sums",
         "fixed_energy",
         "memory",
@@ -907,6 +908,12 @@ class DecodePlan:
         # Energy addends in ``terms``'s order: a value, or (True) a figure per context token.
         self.compute_energy, self.fixed_energy = energy
         self.energy_sums = _energy_sum(self.compute_energy), _energy_sum(self.fixed_energy)
+        # What one more context token adds to (clocked, fixed) energy: a coalesced span's
+        # energy grows by this times its batch a step.
+        self.energy_per_token = (
+            sum(v for v, per_token in self.compute_energy if per_token),
+            sum(v for v, per_token in self.fixed_energy if per_token),
+        )
         self.overhead = overhead
         self.overlap = overlap
 
