@@ -33,7 +33,7 @@ from accelsim.errors import AccelsimError
 
 _EXAMPLES = int(os.environ.get("ACCELSIM_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
-    max_examples=_EXAMPLES or 120,
+    max_examples=_EXAMPLES or 80,
     derandomize=not _EXAMPLES,
     deadline=None,
     database=None if not _EXAMPLES else settings.default.database,
