@@ -216,6 +216,9 @@ def test_int4_defaults_to_groups_of_128_with_one_fp16_scale() -> None:
     model = four_bit_model("int4")
     assert (model.weight_group_size, model.weight_group_bytes) == (128, 2)
     assert weight_bytes_per_param(model) == INT4_B == 0.515625
+    # A copy switched to int4 without validation takes the same defaults.
+    copy = four_bit_model("bf16").model_copy(update={"weight_dtype": "int4"})
+    assert weight_bytes_per_param(copy) == INT4_B
 
 
 def test_a_group_of_32_with_scale_and_zero_point_is_five_eighths_of_a_byte() -> None:

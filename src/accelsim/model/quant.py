@@ -15,7 +15,8 @@ Two 4-bit weight formats, for an LLM's decoder layers:
   --groupsize 32`` stores a bf16 scale and a bf16 zero point per group of 32
   (its ``scales_and_zeros`` tensor, ``(in_features // groupsize, out_features,
   2)`` in bf16; github.com/pytorch-labs/gpt-fast, quantize.py,
-  ``WeightOnlyInt4Linear``): 4 bytes a group, 0.625 bytes a weight.
+  ``WeightOnlyInt4Linear``, commit 32971d3129541c5bfb4f715abc33d1c5f408d204, the
+  same since its first commit): 4 bytes a group, 0.625 bytes a weight.
   The matrix engine multiplies in the activation dtype (bf16/fp16): the GEMM kernel
   reads the 4-bit weights and dequantises them in registers on the way to the
   matrix engine, so the dequantisation is vector work *inside* the GEMM op, not a
