@@ -51,9 +51,9 @@ def decode(cost: LLMCostModel, batch: int) -> Iteration:
 
 
 def test_four_bit_weights_count_their_scales() -> None:
-    assert weight_bytes_per_param("int4") == 0.515625
-    assert weight_bytes_per_param("fp4") == 0.53125
-    assert weight_bytes_per_param("bf16") == 2
+    assert weight_bytes_per_param(four_bit_model("int4")) == 0.515625
+    assert weight_bytes_per_param(four_bit_model("fp4")) == 0.53125
+    assert weight_bytes_per_param(four_bit_model("bf16")) == 2
     s = LLMCostModel(four_bit_model("int4"), four_bit_chip()).shape
     # Decoder layers in int4 with their scales; embeddings and LM head stay in bf16.
     assert s.weight_bytes == pytest.approx(BODY * INT4_B + 2 * HEAD * 2)
@@ -205,3 +205,80 @@ def test_four_bit_dtypes_are_for_llm_weights_and_matrix_engines_only() -> None:
         model(dtype="fp4")
     with pytest.raises(ValidationError, match="int4 weights run weight-only"):
         chip(compute={**CHIP["compute"], "matrix_flops_per_s": {"bf16": 1e14, "int4": 4e14}})
+
+
+# An int4 model's group layout: weights per group, bytes of its scale and zero point.
+
+GPT_FAST_B = 0.5 + (2 + 2) / 32  # half a byte, and a bf16 scale and bf16 zero per 32
+
+
+def test_int4_defaults_to_groups_of_128_with_one_fp16_scale() -> None:
+    model = four_bit_model("int4")
+    assert (model.weight_group_size, model.weight_group_bytes) == (128, 2)
+    assert weight_bytes_per_param(model) == INT4_B == 0.515625
+    # A copy switched to int4 without validation takes the same defaults.
+    copy = four_bit_model("bf16").model_copy(update={"weight_dtype": "int4"})
+    assert weight_bytes_per_param(copy) == INT4_B
+
+
+def test_a_group_of_32_with_scale_and_zero_point_is_five_eighths_of_a_byte() -> None:
+    model = four_bit_model("int4", weight_group_size=32, weight_group_bytes=4)
+    assert weight_bytes_per_param(model) == GPT_FAST_B == 0.625
+    awq_zero = four_bit_model("int4", weight_group_bytes=2.5)  # plus a 4-bit zero point
+    assert weight_bytes_per_param(awq_zero) == 0.5 + 2.5 / 128
+
+
+def test_batch_one_decode_grows_with_the_group_bytes() -> None:
+    chip = four_bit_chip()
+    step = Iteration(decode_sequences=1, decode_context_tokens=1, logits=1)
+    times = {}
+    for size, group_bytes in ((128, 2), (32, 4)):
+        model = four_bit_model("int4", weight_group_size=size, weight_group_bytes=group_bytes)
+        cost = LLMCostModel(model, chip)
+        assert cost.shape.weight_bytes_per_param == 0.5 + group_bytes / size
+        times[size] = cost.iteration(step).time_s
+    # Every GEMM streams its weights from DRAM: the step grows by the extra bytes of
+    # the decoder layers over the bandwidth (the bf16 LM head and the rest unchanged).
+    extra_s = BODY * (GPT_FAST_B - INT4_B) / DRAM_BPS
+    assert times[32] - times[128] == pytest.approx(extra_s, rel=1e-9)
+    assert extra_s == pytest.approx(3_670_016 / 80e9)  # 45.9 µs
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp8", "fp4"])
+@pytest.mark.parametrize("field", ["weight_group_size", "weight_group_bytes"])
+def test_a_group_layout_is_for_int4_weights_only(dtype: str, field: str) -> None:
+    message = rf"{field}\n.*only int4 weights are stored in groups"
+    with pytest.raises(ValidationError, match=message):
+        four_bit_model(dtype, **{field: 64})
+
+
+def test_a_group_has_at_least_one_weight_and_stores_a_scale() -> None:
+    with pytest.raises(ValidationError, match="weight_group_size"):
+        four_bit_model("int4", weight_group_size=0)
+    with pytest.raises(ValidationError, match="weight_group_bytes"):
+        four_bit_model("int4", weight_group_bytes=0)
+
+
+def test_a_dump_names_the_layout_of_int4_weights_only() -> None:
+    assert "weight_group_size" not in four_bit_model("bf16").model_dump()
+    int4 = four_bit_model("int4", weight_group_size=32, weight_group_bytes=4)
+    dumped = int4.model_dump(mode="json")
+    assert (dumped["weight_group_size"], dumped["weight_group_bytes"]) == (32, 4)
+    assert LLMModel.model_validate(dumped) == int4
+
+
+def test_a_group_layout_on_a_bf16_model_file_is_a_located_one_line_error(
+    tmp_path: Path,
+) -> None:
+    chip_file = tmp_path / "chip.yaml"
+    chip_file.write_text(yaml.safe_dump(four_bit_chip().model_dump(mode="json")))
+    model_file = tmp_path / "model.yaml"
+    data = four_bit_model("bf16").model_dump(mode="json")
+    model_file.write_text(yaml.safe_dump(data, sort_keys=False) + "weight_group_size: 32\n")
+    line = model_file.read_text().splitlines().index("weight_group_size: 32") + 1
+    result = invoke("explain", "--chip", str(chip_file), "--model", str(model_file))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert err(result).strip() == (
+        f"error: {model_file}:{line}: weight_group_size: only int4 weights are stored in "
+        "groups (weight_dtype is bf16) (got 32)"
+    )

@@ -54,6 +54,10 @@ ELEMENT_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
+# An int4 model's weight groups unless it names its own (accelsim.model.quant).
+INT4_GROUP_SIZE_DEFAULT = 128  # weights per group
+INT4_GROUP_BYTES_DEFAULT = 2  # one fp16 scale a group
+
 
 def _parser(dimension: str) -> BeforeValidator:
     def parse(value: object) -> float:
@@ -522,14 +526,67 @@ class LLMModel(Strict):
     weight_dtype: DType = Field(
         "bf16",
         description=(
-            "Dtype of the decoder layers' weights. int4: weight-only (W4A16), one fp16 scale "
-            "per 128 weights, dequantised inside the GEMM; fp4: MXFP4 (W4A4), on chips whose "
-            "matrix_flops_per_s lists fp4. Embeddings and LM head of a 4-bit model stay in bf16."
+            "Dtype of the decoder layers' weights. int4: weight-only (W4A16), one scale per "
+            "group of weights (weight_group_size, weight_group_bytes), dequantised inside the "
+            "GEMM; fp4: MXFP4 (W4A4), on chips whose matrix_flops_per_s lists fp4. Embeddings "
+            "and LM head of a 4-bit model stay in bf16."
+        ),
+    )
+    weight_group_size: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "int4 only: weights that share one group's scale (and zero point), along a "
+            f"weight matrix's input dimension (default {INT4_GROUP_SIZE_DEFAULT}, as AWQ, "
+            "GPTQ and Marlin; gpt-fast: 32)."
+        ),
+    )
+    weight_group_bytes: (
+        Annotated[float, Field(gt=0, le=1024), BeforeValidator(_not_bool)] | None
+    ) = Field(
+        None,
+        description=(
+            "int4 only: bytes each group stores beside its packed weights, its scale plus "
+            f"any zero point (default {INT4_GROUP_BYTES_DEFAULT}: one fp16 scale; gpt-fast: 4, "
+            "a bf16 scale and a bf16 zero point)."
         ),
     )
     kv_dtype: ElementDType = "bf16"
     moe: MoE | None = None
     vision: VisionEncoder | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_groups(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("weight_dtype") == "int4":
+            defaults = {
+                "weight_group_size": INT4_GROUP_SIZE_DEFAULT,
+                "weight_group_bytes": INT4_GROUP_BYTES_DEFAULT,
+            }
+            return {**data, **{k: v for k, v in defaults.items() if data.get(k) is None}}
+        return data
+
+    @field_validator("weight_group_size", "weight_group_bytes")
+    @classmethod
+    def _groups_need_int4(cls, value: float | None, info: ValidationInfo) -> float | None:
+        dtype = info.data.get("weight_dtype")
+        if value is not None and dtype is not None and dtype != "int4":
+            raise PydanticCustomError(
+                "weight_group",
+                "only int4 weights are stored in groups (weight_dtype is {dtype})",
+                {"dtype": dtype},
+            )
+        return value
+
+    @model_serializer(mode="wrap")
+    def _without_groups(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The group layout appears in a dump only for int4 weights, which have one."""
+        data: dict[str, Any] = handler(self)
+        for key in ("weight_group_size", "weight_group_bytes"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     @model_validator(mode="after")
     def _heads(self) -> LLMModel:

@@ -195,7 +195,7 @@ def shape(model: LLMModel) -> LLMShape:
         embedding_params=float(model.vocab * d),
         lm_head_params=0.0 if model.tied_embeddings else float(model.vocab * d),
         vision_params=model.vision.params if model.vision else 0.0,
-        weight_bytes_per_param=weight_bytes_per_param(model.weight_dtype),
+        weight_bytes_per_param=weight_bytes_per_param(model),
         kv_bytes_per_token=2.0 * model.layers * kv_dim * DTYPE_BYTES[model.kv_dtype],
         act_bytes=DTYPE_BYTES[activation_dtype(model.weight_dtype)],
         unquantised_bytes_per_param=DTYPE_BYTES[

@@ -2,11 +2,21 @@
 
 Two 4-bit weight formats, for an LLM's decoder layers:
 
-* ``int4``, weight-only (W4A16): weights packed two to a byte with one fp16 scale
-  per group of :data:`INT4_GROUP_SIZE` weights, the group size AWQ (Lin et al.,
-  MLSys 2024) and GPTQ (Frantar et al., ICLR 2023) default to and that the Marlin
-  kernel (Frantar et al., PPoPP 2025) runs, with symmetric scales. (AWQ and GPTQ
-  also store a 4-bit zero point per group, another 0.4% of the bytes, left out.)
+* ``int4``, weight-only (W4A16): weights packed two to a byte, in groups of
+  ``weight_group_size`` weights along a matrix's input dimension, each group
+  storing ``weight_group_bytes`` beside its weights (its scale, and a zero point
+  where the format has one): the model's fields, so that a model states the
+  layout its serving stack ran. The default, 128 weights and one fp16 scale
+  (2 bytes, 0.515625 bytes a weight), is the group size AWQ (Lin et al., MLSys
+  2024) and GPTQ (Frantar et al., ICLR 2023) default to and that the Marlin
+  kernel (Frantar et al., PPoPP 2025) runs, with symmetric scales (AWQ and GPTQ
+  also store a 4-bit zero point per group, another 0.4% of the bytes, which a
+  model adds by setting 2.5 bytes). gpt-fast's ``quantize.py --mode int4
+  --groupsize 32`` stores a bf16 scale and a bf16 zero point per group of 32
+  (its ``scales_and_zeros`` tensor, ``(in_features // groupsize, out_features,
+  2)`` in bf16; github.com/pytorch-labs/gpt-fast, quantize.py,
+  ``WeightOnlyInt4Linear``, commit 32971d3129541c5bfb4f715abc33d1c5f408d204, the
+  same since its first commit): 4 bytes a group, 0.625 bytes a weight.
   The matrix engine multiplies in the activation dtype (bf16/fp16): the GEMM kernel
   reads the 4-bit weights and dequantises them in registers on the way to the
   matrix engine, so the dequantisation is vector work *inside* the GEMM op, not a
@@ -28,10 +38,14 @@ from __future__ import annotations
 
 import math
 
-from accelsim.config.schema import DTYPE_BYTES, Chip
+from accelsim.config.schema import (
+    DTYPE_BYTES,
+    INT4_GROUP_BYTES_DEFAULT,
+    INT4_GROUP_SIZE_DEFAULT,
+    Chip,
+    LLMModel,
+)
 
-INT4_GROUP_SIZE = 128  # weights per fp16 scale (AWQ, GPTQ, Marlin defaults)
-INT4_SCALE_BYTES = 2  # one fp16 scale per group
 MXFP4_BLOCK_SIZE = 32  # elements per shared scale (OCP MX v1.0)
 MXFP4_SCALE_BYTES = 1  # one E8M0 scale per block
 
@@ -47,10 +61,17 @@ FOUR_BIT = frozenset({"int4", "fp4"})
 DEQUANT_OPS_PER_WEIGHT = 1.0
 
 
-def weight_bytes_per_param(dtype: str) -> float:
-    """Bytes a weight of ``dtype`` occupies in memory, its share of its scale included."""
+def weight_bytes_per_param(model: LLMModel) -> float:
+    """Bytes a decoder-layer weight of ``model`` occupies in memory, its share of its
+    group's scale (and zero point) included."""
+    dtype = model.weight_dtype
     if dtype == "int4":
-        return DTYPE_BYTES["int4"] + INT4_SCALE_BYTES / INT4_GROUP_SIZE
+        # A validated int4 model has both; a copy switched to int4 takes the defaults.
+        size = model.weight_group_size
+        group_bytes = model.weight_group_bytes
+        size = INT4_GROUP_SIZE_DEFAULT if size is None else size
+        group_bytes = INT4_GROUP_BYTES_DEFAULT if group_bytes is None else group_bytes
+        return DTYPE_BYTES["int4"] + group_bytes / size
     if dtype == "fp4":
         return DTYPE_BYTES["fp4"] + MXFP4_SCALE_BYTES / MXFP4_BLOCK_SIZE
     return DTYPE_BYTES[dtype]
