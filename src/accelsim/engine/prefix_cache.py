@@ -159,9 +159,10 @@ class BlockLRU:
         if not ranges:
             return []
         mark = 1 if pinned else 0
+        added = 0
         for f, e in ranges:
             row[f:e] = mark
-        added = sum(e - f for f, e in ranges)
+            added += e - f
         self.blocks += added
         self.held[owner] += added
         if not pinned:
@@ -243,9 +244,9 @@ class PrefixCache(BlockLRU):
         short = replica.kv_used + need - replica.capacity
         if short <= 0:
             return hits, n, need, 0
-        evictable = self.unpinned - self.unpinned_in(hits)
         blocks = -(-short // self.block_tokens)
-        if blocks > evictable:
+        # Evictable: the unpinned blocks but the hits (counted only when it matters).
+        if blocks > self.unpinned - n and blocks > self.unpinned - self.unpinned_in(hits):
             return None
         return hits, n, need, blocks
 
