@@ -19,7 +19,8 @@ from collections import OrderedDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accelsim.engine.prefix_cache import BlockLRU, Run
+from accelsim.engine.prefix_cache import BlockLRU, PrefixCache, Run
+from accelsim.engine.sessions import Prefixes
 
 _EXAMPLES = int(os.environ.get("ACCELSIM_PROPERTY_EXAMPLES", "0"))
 SETTINGS = settings(
@@ -151,3 +152,30 @@ def test_runs_of_blocks_behave_as_a_per_block_lru(data: st.DataObject) -> None:
     assert cache.evict(10**6) == ref.evict(10**6)
     assert_same(cache, ref)
     assert len(cache) == 0 and not cache.pins and not cache.lru
+
+
+@SETTINGS
+@given(
+    variant=st.integers(-1, 3),
+    session=st.integers(-1, 5),
+    system_tokens=st.integers(0, 300),
+    block_tokens=st.integers(1, 64),
+    first=st.integers(0, 40),
+    blocks=st.integers(0, 40),
+)
+def test_a_requests_runs_name_each_block_as_its_system_prompt_or_session(
+    variant: int, session: int, system_tokens: int, block_tokens: int, first: int, blocks: int
+) -> None:
+    # Block k lies wholly within the system prompt: the variant's (-1 - v, k); any
+    # other block is the session's (session, k).
+    prefixes = Prefixes([variant], [session], [10**6], system_tokens, 0.0, [0])
+    cache = PrefixCache(block_tokens, prefixes)
+    runs = cache.owners(0, first, first + blocks)
+    expected = [
+        (-1 - variant, k)
+        if variant >= 0 and (k + 1) * block_tokens <= system_tokens
+        else (session, k)
+        for k in range(first, first + blocks)
+    ]
+    assert blocks_of(runs) == expected
+    assert all(f < e for _o, f, e in runs)
