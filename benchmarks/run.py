@@ -1,6 +1,6 @@
 """Benchmark the engine against a bare SimPy M/D/1 loop of the same size.
 
-    python benchmarks/run.py                 # the full set (about a minute on 2 cores)
+    python benchmarks/run.py                 # the full set (two to three minutes on 2 cores)
     python benchmarks/run.py --scale 0.1     # a quick look at a tenth of the sizes
 
 Cases, each in a fresh subprocess so that peak RSS is its own:
@@ -16,6 +16,9 @@ Cases, each in a fresh subprocess so that peak RSS is its own:
 * ``llm-disagg``: 100,000 requests of the same model served disaggregated (the
   ``llm-disaggregated`` scenario: 2 GPU-like prefill chips, 6 MTIA-like decode chips, KV
   sent layer by layer), against the LLM floor;
+* ``llm-prefix``: 100,000 requests of the ``llm-prefix-cache`` scenario (the same
+  model on 4 GPU-like replicas; shared system prompts and multi-turn sessions, an
+  automatic prefix cache of 16-token blocks), against the LLM floor;
 * ``floor-ranking`` / ``floor-llm``: the reference floor, a bare SimPy M/D/1 loop
   (one process per customer, a Resource as the server) of the same number of
   requests;
@@ -53,6 +56,7 @@ FLOOR_OF = {
     "fleet-1000": "floor-ranking",
     "fleet-1000-aware": "floor-ranking",
     "llm-disagg": "floor-llm",
+    "llm-prefix": "floor-llm",
 }
 
 
@@ -201,6 +205,7 @@ CASES = {
     "llm-disagg": lambda scale, long: llm_case(
         int(LLM_REQUESTS * scale), "llm-disaggregated", 10.0, "decode"
     ),
+    "llm-prefix": lambda scale, long: llm_case(int(LLM_REQUESTS * scale), "llm-prefix-cache", 14.0),
     "floor-llm": lambda scale, long: floor_case(int(LLM_REQUESTS * scale)),
     "startup": lambda scale, long: startup_case(),
     "memory": lambda scale, long: memory_case(

@@ -29,39 +29,61 @@ from helpers import CHIP, chip, llm, llm_resolved
 # --- the block LRU ---------------------------------------------------------------------
 
 
+def cached(lru: BlockLRU) -> list[tuple[int, int]]:
+    """Every cached block, as (owner, block)."""
+    return sorted((o, int(k)) for o, row in lru.pins.items() for k in np.flatnonzero(row >= 0))
+
+
+def order(lru: BlockLRU) -> list[tuple[int, int]]:
+    """The unpinned blocks, least recently used first."""
+    return [(o, k) for o, f, e in lru.lru.values() for k in range(e - 1, f - 1, -1)]
+
+
 def test_unpinned_blocks_are_evicted_least_recently_used_first() -> None:
     lru = BlockLRU()
     for k in range(4):
-        assert lru.add((0, k), pinned=False)
-    assert not lru.add((0, 2), pinned=False)  # cached already: not added twice
+        assert lru.add(0, k, k + 1, pinned=False) == [(0, k, k + 1)]
+    assert lru.add(0, 2, 3, pinned=False) == []  # cached already: not added twice
     assert lru.evict(2) == 2
-    assert list(lru.pins) == [(0, 2), (0, 3)]
+    assert cached(lru) == [(0, 2), (0, 3)]
     assert lru.evicted == 2
 
 
 def test_a_pinned_block_is_never_evicted_and_rejoins_as_the_most_recent() -> None:
     lru = BlockLRU()
     for k in range(3):
-        lru.add((0, k), pinned=False)
-    lru.pin([(0, 0)])  # a running sequence reads block 0
+        lru.add(0, k, k + 1, pinned=False)
+    lru.pin([(0, 0, 1)])  # a running sequence reads block 0
     assert lru.evict(5) == 2  # only the two unpinned ones go
-    assert list(lru.pins) == [(0, 0)]
-    lru.add((1, 0), pinned=False)
-    lru.unpin([(0, 0)])  # released after (1, 0) was cached: now the most recent
-    assert list(lru.lru) == [(1, 0), (0, 0)]
+    assert cached(lru) == [(0, 0)]
+    lru.add(1, 0, 1, pinned=False)
+    lru.unpin([(0, 0, 1)])  # released after (1, 0) was cached: now the most recent
+    assert order(lru) == [(1, 0), (0, 0)]
     assert lru.evict(1) == 1
-    assert list(lru.pins) == [(0, 0)]
+    assert cached(lru) == [(0, 0)]
 
 
 def test_two_holders_pin_a_block_until_both_release_it() -> None:
     lru = BlockLRU()
-    lru.add((0, 0), pinned=True)
-    lru.pin([(0, 0)])
-    lru.unpin([(0, 0)])
+    lru.add(0, 0, 1, pinned=True)
+    lru.pin([(0, 0, 1)])
+    lru.unpin([(0, 0, 1)])
     assert lru.evict(1) == 0
-    lru.unpin([(0, 0)])
+    lru.unpin([(0, 0, 1)])
     assert lru.evict(1) == 1
     assert len(lru) == 0
+
+
+def test_a_range_added_around_cached_blocks_adds_only_the_gaps() -> None:
+    lru = BlockLRU()
+    lru.add(3, 2, 4, pinned=True)  # blocks 2 and 3, held by a running sequence
+    assert lru.add(3, 0, 6, pinned=False) == [(3, 0, 2), (3, 4, 6)]
+    # The new ones join tail first: 5, 4, then 1, 0; the pinned ones stay out.
+    assert order(lru) == [(3, 5), (3, 4), (3, 1), (3, 0)]
+    assert lru.unpinned_in([(3, 0, 4)]) == 2
+    assert lru.evict(3) == 3
+    assert cached(lru) == [(3, 0), (3, 2), (3, 3)]
+    assert lru.leading(3, 0, 6) == 1
 
 
 def test_a_finished_turn_caches_its_answer_and_is_evicted_from_its_tail_first() -> None:
@@ -78,13 +100,37 @@ def test_a_finished_turn_caches_its_answer_and_is_evicted_from_its_tail_first() 
     seq = Sequence(0, ROLE_MAIN, prompt=40, output=30, images=0)
     seq.blocks, seq.kv = [], 70  # admitted with nothing cached, KV reserved for 70 tokens
     cache.prefilled(seq)  # the prompt's 2 whole blocks enter the cache, pinned
-    assert seq.blocks == [(5, 0), (5, 1)] and seq.kv == 70 - 32
+    assert seq.blocks == [(5, 0, 2)] and seq.kv == 70 - 32
     assert cache.evict(9) == 0
     seq.generated = 30
     cache.release(seq)  # history 70 tokens: blocks 2 and 3 join, then all are unpinned
     assert seq.kv == 70 - 64
-    assert list(cache.lru) == [(5, 3), (5, 2), (5, 1), (5, 0)]
-    assert cache.evict(1) == 1 and (5, 3) not in cache.pins  # the tail goes first
+    assert order(cache) == [(5, 3), (5, 2), (5, 1), (5, 0)]
+    assert cache.evict(1) == 1 and (5, 3) not in cached(cache)  # the tail goes first
+
+
+def test_a_request_hits_its_system_prompts_blocks_then_its_sessions() -> None:
+    # A 40-token system prompt (variant 1) of 16-token blocks: blocks 0 and 1 are the
+    # variant's (owner -2), block 2 on the session's (owner 7).
+    prefixes = Prefixes(
+        variant=[1, 1],
+        session=[7, 7],
+        shared_tokens=[100, 200],
+        system_tokens=40,
+        think_time_s=0.0,
+        first_turns=[0],
+    )
+    cache = PrefixCache(16, prefixes)
+    assert cache.owners(1, 0, 5) == [(-2, 0, 2), (7, 2, 5)]
+    assert cache.owners(1, 3, 5) == [(7, 3, 5)]
+    cache.add(7, 2, 4, pinned=False)  # the least recent: blocks 3, 2, then 1, 0
+    cache.add(-2, 0, 2, pinned=False)
+    seq = Sequence(1, ROLE_MAIN, prompt=200, output=10, images=0)
+    assert cache.lookup(seq) == ([(-2, 0, 2), (7, 2, 4)], 4)
+    cache.evict(1)  # the session's block 3, the least recently used
+    assert cache.lookup(seq) == ([(-2, 0, 2), (7, 2, 3)], 3)
+    other = Sequence(1, ROLE_MAIN, prompt=20, output=10, images=0)
+    assert cache.lookup(other) == ([(-2, 0, 1)], 1)  # at least one token left to prefill
 
 
 # --- hits in the engine ----------------------------------------------------------------

@@ -156,7 +156,7 @@ class Sequence:
         self.first_token_s = -1.0
         self.admitted_order = 0
         self.hit = 0  # prompt tokens found in the prefix cache at admission
-        self.blocks: list[tuple[int, int]] | None = None  # cached blocks it holds
+        self.blocks: list[tuple[int, int, int]] | None = None  # cached block runs it holds
 
 
 class LLMWorkloadState:

@@ -52,14 +52,6 @@ class Prefixes:
             return j
         return None
 
-    def block(self, i: int, k: int, block_tokens: int) -> tuple[int, int]:
-        """The identity of request ``i``'s KV block ``k``: a system prompt's (negative
-        first member) or a session's; ``k`` must lie within the shared tokens."""
-        v = self.variant[i]
-        if v >= 0 and (k + 1) * block_tokens <= self.system_tokens:
-            return (-1 - v, k)
-        return (self.session[i], k)
-
 
 def session_arrivals(
     sessions: Sessions, times: np.ndarray, rng: np.random.Generator
