@@ -1,6 +1,6 @@
 """Benchmark the engine against a bare SimPy M/D/1 loop of the same size.
 
-    python benchmarks/run.py                 # the full set (two to three minutes on 2 cores)
+    python benchmarks/run.py                 # the full set (about two minutes on 2 cores)
     python benchmarks/run.py --scale 0.1     # a quick look at a tenth of the sizes
 
 Cases, each in a fresh subprocess so that peak RSS is its own:
@@ -245,8 +245,8 @@ def main() -> None:
         f"machine: {platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}, scale {args.scale:g}"
     )
-    header = f"{'case':<14}{'requests':>10}{'wall s':>9}{'req/s':>11}{'events/req':>12}"
-    print(header + f"{'peak RSS MiB':>14}{'vs floor':>10}")
+    header = f"{'case':<18}{'requests':>10}{'wall s':>8}{'req/s':>10}{'events/req':>11}"
+    print(header + f"{'peak RSS MiB':>13}{'vs floor':>9}")
     for name, r in results.items():
         if name == "memory":
             continue
@@ -255,8 +255,8 @@ def main() -> None:
         per_s = f"{r['requests'] / r['wall_s']:,.0f}" if r["requests"] else "-"
         events = f"{r['events'] / r['requests']:.2f}" if r["requests"] else "-"
         print(
-            f"{name:<14}{r['requests']:>10,}{r['wall_s']:>9.2f}{per_s:>11}{events:>12}"
-            f"{r['peak_rss_mib']:>14.0f}{ratio:>10}"
+            f"{name:<18}{r['requests']:>10,}{r['wall_s']:>8.2f}{per_s:>10}{events:>11}"
+            f"{r['peak_rss_mib']:>13.0f}{ratio:>9}"
         )
     big, small = results["fleet-1000"], results["ranking"]
     per_query = (big["wall_s"] / big["requests"]) / (small["wall_s"] / small["requests"])
