@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -87,6 +87,29 @@ JoulesPerOp = Annotated[float, _parser("J/op"), _json("J/op")]
 RatePerS = Annotated[float, _parser("1/s"), _json("1/s")]
 Fraction = Annotated[float, _parser("fraction"), _json("fraction"), Field(ge=1e-6, le=1)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+
+
+_Value = TypeVar("_Value")
+
+
+def _without_none(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """A dumped model without the optional ``keys`` left unset, so that a result's config
+    names only the options it uses (and an old result's config stays the same)."""
+    for key in keys:
+        if data.get(key) is None:
+            data.pop(key, None)
+    return data
+
+
+def _only_where(
+    value: _Value, info: ValidationInfo, field: str, allowed: str, code: str, message: str
+) -> _Value:
+    """Refuse ``value`` unless the model's ``field`` (validated before it) is ``allowed``;
+    ``message`` may name the field's value as ``{<field>}``."""
+    other = info.data.get(field)
+    if value is not None and other is not None and other != allowed:
+        raise PydanticCustomError(code, message, {field: other})
+    return value
 
 
 def _not_bool(value: object) -> object:
@@ -570,23 +593,19 @@ class LLMModel(Strict):
     @field_validator("weight_group_size", "weight_group_bytes")
     @classmethod
     def _groups_need_int4(cls, value: float | None, info: ValidationInfo) -> float | None:
-        dtype = info.data.get("weight_dtype")
-        if value is not None and dtype is not None and dtype != "int4":
-            raise PydanticCustomError(
-                "weight_group",
-                "only int4 weights are stored in groups (weight_dtype is {dtype})",
-                {"dtype": dtype},
-            )
-        return value
+        return _only_where(
+            value,
+            info,
+            "weight_dtype",
+            "int4",
+            "weight_group",
+            "only int4 weights are stored in groups (weight_dtype is {weight_dtype})",
+        )
 
     @model_serializer(mode="wrap")
     def _without_groups(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """The group layout appears in a dump only for int4 weights, which have one."""
-        data: dict[str, Any] = handler(self)
-        for key in ("weight_group_size", "weight_group_bytes"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+        return _without_none(handler(self), ("weight_group_size", "weight_group_bytes"))
 
     @model_validator(mode="after")
     def _heads(self) -> LLMModel:
@@ -817,11 +836,7 @@ class Contemplating(Strict):
     @model_serializer(mode="wrap")
     def _without_unset_pools(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """``branch_pool`` and ``aggregation_pool`` appear in a result's config only when set."""
-        data: dict[str, Any] = handler(self)
-        for key in ("branch_pool", "aggregation_pool"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+        return _without_none(handler(self), ("branch_pool", "aggregation_pool"))
 
 
 class Multimodal(Strict):
@@ -984,11 +999,9 @@ class LLMWorkload(Strict):
     def _without_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """``slo``, ``speculative``, ``system_prompt``, ``sessions`` and ``disaggregation``
         appear in a result's config only when they are set."""
-        data: dict[str, Any] = handler(self)
-        for key in ("slo", "speculative", "system_prompt", "sessions", "disaggregation"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+        return _without_none(
+            handler(self), ("slo", "speculative", "system_prompt", "sessions", "disaggregation")
+        )
 
 
 Workload = Annotated[
@@ -1261,34 +1274,32 @@ class Router(Strict):
     @field_validator("d")
     @classmethod
     def _d_needs_power_of_d(cls, value: int | None, info: ValidationInfo) -> int | None:
-        policy = info.data.get("policy")
-        if value is not None and policy is not None and policy != "power_of_d":
-            raise PydanticCustomError(
-                "router_d", "only power_of_d draws d units (policy is {policy})", {"policy": policy}
-            )
-        return value
+        return _only_where(
+            value,
+            info,
+            "policy",
+            "power_of_d",
+            "router_d",
+            "only power_of_d draws d units (policy is {policy})",
+        )
 
     @field_validator("sla_share")
     @classmethod
     def _share_needs_power_aware(cls, value: float | None, info: ValidationInfo) -> float | None:
-        policy = info.data.get("policy")
-        if value is not None and policy is not None and policy != "power_aware":
-            raise PydanticCustomError(
-                "router_sla_share",
-                "only power_aware reads sla_share (policy is {policy})",
-                {"policy": policy},
-            )
-        return value
+        return _only_where(
+            value,
+            info,
+            "policy",
+            "power_aware",
+            "router_sla_share",
+            "only power_aware reads sla_share (policy is {policy})",
+        )
 
     @model_serializer(mode="wrap")
     def _without_d(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """``d`` and ``sla_share`` appear in a result's config only where the policy
         reads them."""
-        data: dict[str, Any] = handler(self)
-        for key in ("d", "sla_share"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+        return _without_none(handler(self), ("d", "sla_share"))
 
     @property
     def samples(self) -> int:
