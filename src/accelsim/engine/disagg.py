@@ -191,19 +191,13 @@ class DecodeReplica(LLMReplica):
             need = self._need(seq)
             if self.kv_used + need > self.capacity:
                 break
-            waiting.popleft()
-            seq.kv = need
-            self.kv_used += need
-            self.admissions += 1
-            seq.admitted_order = self.admissions
+            self._reserve(seq, need)
             assert isinstance(seq, DecodeSequence)
             if seq.handoff is not None:
                 self.landing += 1
                 self.disagg.reserved(seq.handoff, self.env.now)
                 continue
-            running.append(seq)
-            if seq.prefilled < seq.prompt + seq.base:
-                self.prefilling += 1
+            self._join(seq)
 
     def _can_admit(self) -> bool:
         if not self.waiting or len(self.running) + self.landing >= (
@@ -216,7 +210,7 @@ class DecodeReplica(LLMReplica):
         """The sequence's KV is here: it joins the batch."""
         seq.handoff = None
         self.landing -= 1
-        self.running.append(seq)
+        self._join(seq)
         _poke(self)
 
 

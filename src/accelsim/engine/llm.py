@@ -40,9 +40,10 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
+from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
@@ -527,14 +528,23 @@ class LLMReplica:
             need = self._need(seq)
             if self.kv_used + need > self.capacity:
                 break
-            waiting.popleft()
-            seq.kv = need
-            self.kv_used += need
-            self.admissions += 1
-            seq.admitted_order = self.admissions
-            running.append(seq)
-            if seq.prefilled < seq.prompt + seq.base:
-                self.prefilling += 1
+            self._reserve(seq, need)
+            self._join(seq)
+
+    def _reserve(self, seq: Sequence, need: int) -> None:
+        """Take ``seq`` from the head of the waiting line and reserve ``need`` KV tokens
+        for it, numbered in admission order."""
+        self.waiting.popleft()
+        seq.kv = need
+        self.kv_used += need
+        self.admissions += 1
+        seq.admitted_order = self.admissions
+
+    def _join(self, seq: Sequence) -> None:
+        """``seq`` joins the running batch."""
+        self.running.append(seq)
+        if seq.prefilled < seq.prompt + seq.base:
+            self.prefilling += 1
 
     def _evict_newest(self) -> None:
         """Preempt policy: free the newest sequence's KV; it will be recomputed."""
@@ -885,23 +895,20 @@ class LLMReplica:
         now = self.env.now
         preempt = self.preempt
         done: list[Sequence] = []
-        if self.speculative is None:
-            for s in self.decoding:
-                s.generated += 1
-                if preempt:
-                    s.kv += 1
-                    self.kv_used += 1
-                if s.generated >= s.output:
-                    done.append(s)
-        elif self.decoding:
-            accepted = self.speculative.accepted(self.decoding)
-            for s, n in zip(self.decoding, accepted, strict=True):
-                s.generated += n
-                if preempt:
-                    s.kv += n
-                    self.kv_used += n
-                if s.generated >= s.output:
-                    done.append(s)
+        decoding = self.decoding
+        # One token each, or as many as a speculative step accepted.
+        accepted: Iterable[int] = (
+            repeat(1)
+            if self.speculative is None or not decoding
+            else self.speculative.accepted(decoding)
+        )
+        for s, n in zip(decoding, accepted, strict=False):  # repeat(1) never ends
+            s.generated += n
+            if preempt:
+                s.kv += n
+                self.kv_used += n
+            if s.generated >= s.output:
+                done.append(s)
         for s, take in self.chunks:
             s.prefilled += take
             if s.prefilled >= s.prompt + s.base:

@@ -270,19 +270,14 @@ class PrefixCache(BlockLRU):
             self.pin(hits)
             if blocks:
                 replica.kv_used -= self.evict(blocks) * self.block_tokens
-            waiting.popleft()
             hit = n * self.block_tokens
             seq.blocks = hits
             seq.prefilled = hit
             seq.hit = hit
             state.prefill_requested[seq.request] += seq.prompt + seq.base
             state.prefix_hit[seq.request] += hit
-            seq.kv = need
-            replica.kv_used += need
-            replica.admissions += 1
-            seq.admitted_order = replica.admissions
-            running.append(seq)
-            replica.prefilling += 1
+            replica._reserve(seq, need)
+            replica._join(seq)  # prefilling: at least one prompt token is left to compute
 
     def make_room(self, replica: LLMReplica, tokens: int) -> None:
         """Evict unpinned blocks for ``tokens`` more KV tokens (as many as there are)."""

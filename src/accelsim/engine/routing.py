@@ -475,15 +475,8 @@ class SessionAffinity(JoinShortestQueue):
 
     name = "session_affinity"
 
-    def __init__(
-        self,
-        units: Sequence[Any],
-        workload: int,
-        rng: np.random.Generator | None = None,
-        d: int = 2,
-        headroom_s: float = math.inf,
-    ) -> None:
-        super().__init__(units, workload)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.home: dict[int, Any] = {}
 
     def pick_for(self, session: int) -> Any:
