@@ -650,22 +650,24 @@ def kernels(
     return tuple(out)
 
 
-class _CurveTerms(dict[float, tuple[float, float]]):
-    """Memory time and energy of a :class:`Curve`'s bytes, memoised by counter value."""
+class _RatedWork(dict[float, tuple[float, float]]):
+    """Time and energy of an amount of work that is a function of a counter (a
+    :class:`Curve`'s bytes, or a W4A16 GEMM's dequantisation operations) at a rate,
+    memoised by the counter's value."""
 
-    __slots__ = ("amount", "bytes_per_s", "energy_per_byte_j")
+    __slots__ = ("amount", "energy_per_unit_j", "units_per_s")
 
     def __init__(
-        self, amount: Callable[[float], float], bytes_per_s: float, energy_per_byte_j: float
+        self, amount: Callable[[float], float], units_per_s: float, energy_per_unit_j: float
     ) -> None:
         super().__init__()
         self.amount = amount
-        self.bytes_per_s = bytes_per_s
-        self.energy_per_byte_j = energy_per_byte_j
+        self.units_per_s = units_per_s
+        self.energy_per_unit_j = energy_per_unit_j
 
     def __missing__(self, value: float) -> tuple[float, float]:
-        moved = self.amount(value)
-        terms = (moved / self.bytes_per_s, moved * self.energy_per_byte_j)
+        amount = self.amount(value)
+        terms = (amount / self.units_per_s, amount * self.energy_per_unit_j)
         self[value] = terms
         return terms
 
@@ -687,33 +689,12 @@ class _SlowDown(dict[float, float]):
         return slow
 
 
-class _Dequant(dict[float, tuple[float, float]]):
-    """Compute time and energy of a W4A16 GEMM's fused dequantisation on the vector unit,
-    memoised by the value of its FLOP counter."""
-
-    __slots__ = ("energy_per_op_j", "ops", "ops_per_s")
-
-    def __init__(
-        self, ops: Callable[[float], float], ops_per_s: float, energy_per_op_j: float
-    ) -> None:
-        super().__init__()
-        self.ops = ops
-        self.ops_per_s = ops_per_s
-        self.energy_per_op_j = energy_per_op_j
-
-    def __missing__(self, value: float) -> tuple[float, float]:
-        ops = self.ops(value)
-        terms = (ops / self.ops_per_s, ops * self.energy_per_op_j)
-        self[value] = terms
-        return terms
-
-
 class _FastMoves(NamedTuple):
     of: int  # counter index
     also_of: tuple[int, ...]  # further counters whose bytes were merged into this entry
     memory_s_per_unit: float
     energy_j_per_unit: float
-    curve: _CurveTerms | None  # set for a Curve (then the per-unit figures are unused)
+    curve: _RatedWork | None  # set for a Curve (then the per-unit figures are unused)
 
 
 class _FastKernel(NamedTuple):
@@ -726,7 +707,7 @@ class _FastKernel(NamedTuple):
     graph_s: float  # its launches when replayed from a captured graph
     fixed_s: float
     slow_down: _SlowDown | None  # a GEMM's shape
-    dequant: _Dequant | None  # a W4A16 GEMM's fused dequantisation
+    dequant: _RatedWork | None  # a W4A16 GEMM's fused dequantisation
 
 
 def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
@@ -753,7 +734,7 @@ def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
         tier = rates.tiers[move.tier]
         bw = tier.bytes_per_s(move.pattern)
         if isinstance(move.bytes, Curve):
-            curve = _CurveTerms(move.bytes.amount, bw, tier.energy_per_byte_j)
+            curve = _RatedWork(move.bytes.amount, bw, tier.energy_per_byte_j)
             moves.append(_FastMoves(counters[0], (), 0.0, 0.0, curve))
         else:
             per_unit = move.bytes.per_unit_per_chip
@@ -779,7 +760,7 @@ def _fast(kernel: Kernel, rates: ChipRates) -> _FastKernel:
         _SlowDown(kernel.gemm, rates) if shaped and kernel.gemm is not None else None,
         None
         if kernel.dequant is None
-        else _Dequant(
+        else _RatedWork(
             kernel.dequant, rates.vector_flops_per_s, rates.chip.power.vector_energy_per_flop_j
         ),
     )
