@@ -282,3 +282,24 @@ def test_a_group_layout_on_a_bf16_model_file_is_a_located_one_line_error(
         f"error: {model_file}:{line}: weight_group_size: only int4 weights are stored in "
         "groups (weight_dtype is bf16) (got 32)"
     )
+
+
+def test_fp4_on_a_pipeline_parallel_pool_without_fp4_is_a_one_line_error(tmp_path: Path) -> None:
+    # The dtype check comes before the pool's layout is costed: a pool with a
+    # `parallelism` block is refused as a plain one is, not with a traceback.
+    from accelsim.config.loader import data_root
+
+    model_file = tmp_path / "fp4.yaml"
+    shipped = data_root() / "workloads" / "models" / "llm-dense-70b.yaml"
+    model_file.write_text(f"extends: {shipped}\nweight_dtype: fp4\n")
+    result = invoke(
+        "run",
+        "llm-70b-pipeline-parallel",
+        "--set",
+        f"workloads.chat.model={model_file}",
+        "-q",
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = err(result).strip().splitlines()
+    assert line.startswith("error: ") and "pools.mtia.chip" in line
+    assert "fp4 weights need a matrix engine with an fp4 rate" in line

@@ -59,6 +59,9 @@ def llm_replica_cost(
     """A pool's replica cost model, or a located problem when the model cannot run there."""
     pool = resolved.scenario.pools[pool_name]
     chip = resolved.chips[pool_name]
+    dtype_problem = fp4_problem(model.weight_dtype, chip)
+    if dtype_problem is not None:
+        return None, resolved.problem(("pools", pool_name, "chip"), dtype_problem)
     if pool.parallelism is not None:
         return parallel_replica_cost(resolved, pool_name, model)
     k = pool.chips_per_replica
@@ -67,9 +70,6 @@ def llm_replica_cost(
         return None, resolved.problem(
             at, f"{chip.name} has no chip_to_chip link for tensor parallelism"
         )
-    dtype_problem = fp4_problem(model.weight_dtype, chip)
-    if dtype_problem is not None:
-        return None, resolved.problem(("pools", pool_name, "chip"), dtype_problem)
     cost = LLMCostModel(model, chip, k, pool.continuous_batching)
     if cost.capacity.kv_capacity_tokens < 1:
         need = cost.capacity.min_chips
