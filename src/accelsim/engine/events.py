@@ -1,13 +1,28 @@
-"""The one SimPy shortcut the fleets share: a bare scheduled callback."""
+"""The SimPy shortcuts the fleets share: a bare scheduled callback, and lanes.
+
+A *lane* is a stream of callbacks that are mostly scheduled in the order they
+fall due (a workload's arrivals, a pool's batching deadlines). It keeps them in
+a FIFO beside SimPy's heap, so they cost a deque append and pop instead of a
+heap push and pop whose depth grows with every pending event of the run (a
+thousand-chip pool keeps a thousand or so). An entry that would fall due before
+the lane's last one goes on the heap instead, so the lane stays sorted.
+:class:`Clock` takes the next event from the heap or a lane head, whichever is
+first by the key SimPy orders its heap by (time, priority, sequence number): the
+order of events is exactly the one a plain :class:`simpy.Environment` gives.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL
+from simpy.core import EmptySchedule, Infinity
+from simpy.events import NORMAL, URGENT, Event, EventPriority
+
+Callback = Callable[[Any], None]
 
 
 class _Call:
@@ -18,13 +33,115 @@ class _Call:
     __slots__ = ("callbacks",)
     _ok = True
 
-    def __init__(self, callback: Callable[[Any], None]) -> None:
-        self.callbacks: list[Callable[[Any], None]] | None = [callback]
+    def __init__(self, callback: Callback) -> None:
+        self.callbacks: list[Callback] | None = [callback]
 
 
-def call_at(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> None:
+def call_at(env: simpy.Environment, delay: float, callback: Callback) -> None:
     """Call ``callback`` after ``delay``: a bare, already-triggered event pushed on the
     environment's queue as :meth:`simpy.Environment.schedule` pushes one (same time,
     priority and sequence number, so the same order), without building a full event."""
     queue: list[tuple[float, Any, int, Any]] = env._queue
     heappush(queue, (env._now + delay, NORMAL, next(env._eid), _Call(callback)))
+
+
+class Lane:
+    """Callbacks in a FIFO beside the clock's heap (see the module's docstring)."""
+
+    __slots__ = ("clock", "entries")
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.entries: deque[tuple[float, int, int, Callback]] = deque()
+
+    def call_at(self, delay: float, callback: Callback) -> None:
+        """:func:`call_at` through the lane: the same time and sequence number."""
+        clock = self.clock
+        entry = (clock._now + delay, NORMAL, next(clock._eid), callback)
+        entries = self.entries
+        if entries and entry < entries[-1]:  # due before the lane's last: the heap
+            heappush(clock._queue, (entry[0], NORMAL, entry[2], _Call(callback)))
+        else:
+            entries.append(entry)
+
+
+class Clock(simpy.Environment):
+    """A SimPy environment whose next event may also come from a lane."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lanes: list[deque[tuple[float, int, int, Callback]]] = []
+
+    def lane(self) -> Lane:
+        """A new lane on this clock."""
+        lane = Lane(self)
+        self.lanes.append(lane.entries)
+        return lane
+
+    def peek(self) -> float:
+        """The time of the next event, in the heap or a lane (infinity if none)."""
+        times = [entries[0][0] for entries in self.lanes if entries]
+        if self._queue:
+            times.append(self._queue[0][0])
+        return min(times, default=Infinity)
+
+    def run(self, until: float | Event | None = None) -> Any:
+        """:meth:`simpy.Environment.run`; up to a time, its loop inlined, which a long
+        run spends most of its time in (SimPy's own loop calls :meth:`step` per event)."""
+        if until is None or isinstance(until, Event):
+            return super().run(until)
+        at = until if isinstance(until, int) else float(until)
+        if at <= self._now:
+            raise ValueError(f"until ({at}) must be greater than the current simulation time")
+        # The stop, as SimPy schedules it: before every regular event at that time.
+        stop = Event(self)
+        stop._ok = True
+        stop._value = None
+        self.schedule(stop, URGENT, at - self._now)
+        queue, lanes = self._queue, self.lanes
+        while True:
+            first = queue[0]  # the stop is on the heap until it is taken
+            chosen = None
+            for entries in lanes:
+                if entries and entries[0] < first:
+                    first = entries[0]
+                    chosen = entries
+            if chosen is not None:
+                chosen.popleft()
+                self._now = first[0]
+                first[3](None)
+                continue
+            heappop(queue)
+            self._now = first[0]
+            event = first[3]
+            if event is stop:
+                # SimPy puts its stop back, spent, first in line (a number used, no effect).
+                stop.callbacks = []
+                self.schedule(stop, EventPriority(-1))
+                return None
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                # A failed event nobody defused crashes the run, as in SimPy.
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
+
+    def step(self) -> None:
+        """Process the next event: a lane's head when it comes before the heap's."""
+        queue = self._queue
+        first = queue[0] if queue else None
+        chosen = None
+        for entries in self.lanes:
+            if entries and (first is None or entries[0] < first):
+                first = entries[0]
+                chosen = entries
+        if chosen is not None:
+            chosen.popleft()
+            self._now = first[0]
+            first[3](None)
+            return
+        if first is None:
+            raise EmptySchedule
+        super().step()

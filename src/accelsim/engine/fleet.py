@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-import simpy
-
 from accelsim.config.loader import ResolvedScenario
+from accelsim.engine.events import Clock
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.routing import Router, router_rng
 from accelsim.errors import Problem
@@ -30,7 +29,7 @@ from accelsim.model.power import ClockPolicy
 class FleetContext:
     """What every fleet is built from."""
 
-    env: simpy.Environment
+    env: Clock
     resolved: ResolvedScenario
     end_s: float
     router: type[Router]  # the scenario's routing policy

@@ -51,7 +51,7 @@ from accelsim.engine.arrivals import (
     streamed_arrivals,
     workload_rng,
 )
-from accelsim.engine.events import call_at
+from accelsim.engine.events import Lane, call_at
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
 from accelsim.engine.loadgen import ClosedLoop, size_blocks, think_rng
@@ -209,8 +209,10 @@ class _PoolCosts:
         clock: ClockPolicy,
         idle_w: float,
         meter: PoolMeter,
+        timers: Lane,
     ):
         self.costs = costs
+        self.timers = timers  # the stations' batching deadlines, mostly in the order due
         self.clock = clock
         self.idle_w = idle_w
         self.meter = meter
@@ -260,6 +262,7 @@ class _Station:
         "single",
         "time_by_size",
         "timer_at",
+        "timers",
         "track_work",
         "watchers",
         "work_s",
@@ -301,6 +304,7 @@ class _Station:
         self.per_item_j = pool_costs.per_item_j
         self.meter = pool_costs.meter
         self.timer_at = float("inf")
+        self.timers = pool_costs.timers
         self.clock = pool_costs.clock
         self.idle_w = pool_costs.idle_w
         self.time_by_size = pool_costs.time_by_size
@@ -369,7 +373,7 @@ class _Station:
                     when = at
         if when < self.timer_at:
             self.timer_at = when
-            call_at(self.fleet.env, when - now, _Wake(self, when))
+            self.timers.call_at(when - now, _Wake(self, when))
 
     def take_up(self, now: float) -> None:
         """Devices whose double-buffered input slot has come free by ``now`` join the idle
@@ -403,7 +407,7 @@ class _Station:
             if best < 0:
                 if next_deadline < self.timer_at:
                     self.timer_at = next_deadline
-                    call_at(self.fleet.env, next_deadline - now, self._on_timer)
+                    self.timers.call_at(next_deadline - now, self._on_timer)
                 return
             self._start(best, now)
 
@@ -422,7 +426,7 @@ class _Station:
             else:
                 if deadline < self.timer_at:
                     self.timer_at = deadline
-                    call_at(self.fleet.env, deadline - now, self._on_timer)
+                    self.timers.call_at(deadline - now, self._on_timer)
                 return
 
     def _on_timer(self, _event: Any) -> None:
@@ -631,7 +635,9 @@ class RankingFleet:
             clock = ctx.clocks.get(pool_name)
             if clock is None:
                 continue
-            pool_costs = _PoolCosts(costs, clock, chip.power.idle_w, ctx.meter(pool_name))
+            pool_costs = _PoolCosts(
+                costs, clock, chip.power.idle_w, ctx.meter(pool_name), self.env.lane()
+            )
             for group in groups:
                 station = _Station(
                     self, len(self.stations), pool_name, group, pool.batching, pool_costs
@@ -691,6 +697,7 @@ class RankingFleet:
         Times and sizes are turned into Python numbers a block at a time, so a long run
         keeps only its compact numpy arrays whole."""
         env = self.env
+        lane = env.lane()
         blocks = state.arrival_blocks()
         stations_of = state.station
         w = state.index
@@ -721,10 +728,10 @@ class RankingFleet:
                     return
                 base = i
                 k = -1
-            call_at(env, times[k + 1] - env.now, arrive)
+            lane.call_at(times[k + 1] - env.now, arrive)
 
         if next_block():
-            call_at(env, times[0], arrive)
+            lane.call_at(times[0], arrive)
 
     def records(self) -> RankingRecords:
         """The run's records; a streamed run first hands the sink what it still holds."""

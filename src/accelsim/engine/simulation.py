@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import simpy
-
 from accelsim.config.checks import arrival_budget_problems
 from accelsim.config.loader import ResolvedScenario
 from accelsim.engine.arrivals import ArrivalBudgetError
+from accelsim.engine.events import Clock
 from accelsim.engine.facility import PowerShifter
 from accelsim.engine.fleet import Fleet, FleetContext
 from accelsim.engine.llm import LLMFleet
@@ -42,7 +41,7 @@ class Simulation:
     ) -> None:
         scenario = resolved.scenario
         sim = scenario.simulation
-        self.env = simpy.Environment()
+        self.env = Clock()
         self.warmup_s = sim.warmup_s
         self.end_s = sim.warmup_s + sim.duration_s
         budget = arrival_budget_problems(resolved)
