@@ -58,7 +58,9 @@ def replay(
     laned=st.lists(st.booleans(), min_size=4, max_size=4),
     until=st.floats(0.1, 40.0),
 )
-def test_lanes_give_simpys_order(chains: list[list[float]], laned: list[bool], until: float) -> None:
+def test_lanes_give_simpys_order(
+    chains: list[list[float]], laned: list[bool], until: float
+) -> None:
     plain = simpy.Environment()
     clock = Clock()
     assert replay(clock, chains, laned, until) == replay(plain, chains, laned, until)

@@ -60,7 +60,8 @@ class Lane:
         entry = (clock._now + delay, NORMAL, next(clock._eid), callback)
         entries = self.entries
         if entries and entry < entries[-1]:  # due before the lane's last: the heap
-            heappush(clock._queue, (entry[0], NORMAL, entry[2], _Call(callback)))
+            queue: list[Any] = clock._queue
+            heappush(queue, (entry[0], NORMAL, entry[2], _Call(callback)))
         else:
             entries.append(entry)
 
@@ -98,9 +99,10 @@ class Clock(simpy.Environment):
         stop._ok = True
         stop._value = None
         self.schedule(stop, URGENT, at - self._now)
-        queue, lanes = self._queue, self.lanes
+        queue: list[Any] = self._queue
+        lanes = self.lanes
         while True:
-            first = queue[0]  # the stop is on the heap until it is taken
+            first: Any = queue[0]  # the stop is on the heap until it is taken
             chosen = None
             for entries in lanes:
                 if entries and entries[0] < first:
@@ -130,8 +132,8 @@ class Clock(simpy.Environment):
 
     def step(self) -> None:
         """Process the next event: a lane's head when it comes before the heap's."""
-        queue = self._queue
-        first = queue[0] if queue else None
+        queue: list[Any] = self._queue
+        first: Any = queue[0] if queue else None
         chosen = None
         for entries in self.lanes:
             if entries and (first is None or entries[0] < first):

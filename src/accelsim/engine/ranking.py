@@ -82,6 +82,28 @@ class _Query:
         self.start_s = -1.0  # first piece dispatched (none yet)
 
 
+class _Queue(deque[_Query]):
+    """A workload's queue at a station, and how many of its items are not dispatched."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items = 0
+
+
+class _Device:
+    """A chip of a station: its number in the fleet and, with double-buffered input, its
+    latest batch's compute end and finish."""
+
+    __slots__ = ("index", "last_batch", "last_end")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.last_end = 0.0  # no batch yet
+        self.last_batch: _Finish | None = None
+
+
 class _WorkloadState:
     """One workload's arrivals and what it records: per query in arrays indexed by query
     (``start``, ``finish``, ``station``, NaN until set), or, given a sink, completed
@@ -244,8 +266,6 @@ class _Station:
         "idle",
         "idle_w",
         "index",
-        "last_batch",
-        "last_end",
         "max_items",
         "max_queries",
         "max_wait",
@@ -257,11 +277,11 @@ class _Station:
         "per_item_j",
         "per_item_s",
         "pool",
-        "queued_items",
         "queues",
         "single",
         "time_by_size",
         "timer_at",
+        "timer_callback",
         "timers",
         "track_work",
         "watchers",
@@ -282,19 +302,16 @@ class _Station:
         self.index = index
         self.pool = pool
         self.n_devices = len(devices)
-        self.idle = list(reversed(devices))
+        self.idle = [_Device(d) for d in reversed(devices)]
         self.overlap = all(c.overlaps_input for c in costs.values())
-        self.pending: dict[int, float] = {}  # device -> when it can take a batch (overlap)
+        # device -> when it can take a batch (overlap)
+        self.pending: dict[_Device, float] = {}
         self.first_ready = float("inf")  # the earliest of those times
-        # Each device's latest batch's compute end and finish (overlap): none yet.
-        self.last_end: dict[int, float] = dict.fromkeys(devices, 0.0)
-        self.last_batch: dict[int, _Finish] = {}
         self.max_items = batching.max_batch_items
         self.max_queries = batching.max_batch_queries or batching.max_batch_items
         self.max_wait = batching.max_wait_s
         self.costs = costs
-        self.queues: dict[int, deque[_Query]] = {w: deque() for w in costs}
-        self.queued_items: dict[int, int] = dict.fromkeys(costs, 0)
+        self.queues: dict[int, _Queue] = {w: _Queue() for w in costs}
         self.single = next(iter(self.queues.items())) if len(self.queues) == 1 else None
         self.outstanding = 0  # queries routed here and not finished
         self.track_work = fleet.track_work  # only least_work routing needs the estimate
@@ -305,6 +322,7 @@ class _Station:
         self.meter = pool_costs.meter
         self.timer_at = float("inf")
         self.timers = pool_costs.timers
+        self.timer_callback = self._on_timer  # made once, not per timer
         self.clock = pool_costs.clock
         self.idle_w = pool_costs.idle_w
         self.time_by_size = pool_costs.time_by_size
@@ -327,8 +345,9 @@ class _Station:
         return energy
 
     def enqueue(self, w: int, query: _Query) -> None:
-        self.queues[w].append(query)
-        self.queued_items[w] += query.remaining
+        queue = self.queues[w]
+        queue.append(query)
+        queue.items += query.remaining
         self.outstanding += 1
         if self.track_work:
             self.work_s += query.remaining * self.item_cost_s(w)
@@ -362,9 +381,9 @@ class _Station:
         for both the device's wake-up and the batching timer."""
         ready = self.first_ready
         when = float("inf")
-        for w, queue in self.queues.items():
+        for queue in self.queues.values():
             if queue:
-                if self.queued_items[w] >= self.max_items or len(queue) >= self.max_queries:
+                if queue.items >= self.max_items or len(queue) >= self.max_queries:
                     at = ready
                 else:
                     deadline = queue[0].arrival_s + self.max_wait
@@ -397,7 +416,7 @@ class _Station:
                 deadline = head_t + self.max_wait
                 if (
                     now + _EPS >= deadline
-                    or self.queued_items[w] >= self.max_items
+                    or queue.items >= self.max_items
                     or len(queue) >= self.max_queries
                 ):
                     if head_t < best_t:
@@ -407,7 +426,7 @@ class _Station:
             if best < 0:
                 if next_deadline < self.timer_at:
                     self.timer_at = next_deadline
-                    self.timers.call_at(next_deadline - now, self._on_timer)
+                    self.timers.call_at(next_deadline - now, self.timer_callback)
                 return
             self._start(best, now)
 
@@ -419,14 +438,14 @@ class _Station:
             deadline = queue[0].arrival_s + self.max_wait
             if (
                 now + _EPS >= deadline
-                or self.queued_items[w] >= self.max_items
+                or queue.items >= self.max_items
                 or len(queue) >= self.max_queries
             ):
                 self._start(w, now)
             else:
                 if deadline < self.timer_at:
                     self.timer_at = deadline
-                    self.timers.call_at(deadline - now, self._on_timer)
+                    self.timers.call_at(deadline - now, self.timer_callback)
                 return
 
     def _on_timer(self, _event: Any) -> None:
@@ -455,7 +474,7 @@ class _Station:
                     start[query.index] = now
             if query.remaining == 0:
                 queue.popleft()
-        self.queued_items[w] -= taken
+        queue.items -= taken
         device = self.idle.pop()
         cached = self.time_by_size[w].get(taken)
         if cached is None:
@@ -471,11 +490,11 @@ class _Station:
         if self.overlap:
             # Copy now; compute once the copy is done and the previous batch has finished.
             copy_end = now + copy_s
-            previous_end = self.last_end[device]
+            previous_end = device.last_end
             if previous_end > copy_end:
                 # Waits for the previous batch: the device takes its next batch then.
                 end = previous_end + (time_s - copy_s)
-                self.last_batch[device].release = True
+                device.last_batch.release = True  # type: ignore[union-attr]
                 held_from = previous_end
             else:
                 end = copy_end + (time_s - copy_s)
@@ -484,8 +503,8 @@ class _Station:
                     self.first_ready = copy_end
                 held_from = now if now > previous_end else previous_end
             finish = _Finish(self, state, device, members, work, False)
-            self.last_batch[device] = finish
-            self.last_end[device] = end
+            device.last_batch = finish
+            device.last_end = end
             delay = end - now
         else:
             held_from = now
@@ -495,7 +514,7 @@ class _Station:
         batches = self.fleet.batches
         batches.workload.append(w)
         batches.station.append(self.index)
-        batches.device.append(device)
+        batches.device.append(device.index)
         batches.start.append(held_from)
         batches.end.append(end)
         batches.items.append(taken)
@@ -525,6 +544,9 @@ class _Wake:
         station.dispatch()
 
 
+_SPENT: list[_Query] = []  # a fired finish's members (never added to)
+
+
 class _Finish:
     """What happens when a batch ends: its queries may complete, its chip frees up
     (with double buffering, only if the chip's next batch has not already been taken)."""
@@ -535,7 +557,7 @@ class _Finish:
         self,
         station: _Station,
         state: _WorkloadState,
-        device: int,
+        device: _Device,
         members: list[_Query],
         work_s: float,
         release: bool,
@@ -553,7 +575,8 @@ class _Finish:
         finish = state.finish
         outstanding = station.outstanding
         on_done = state.on_done
-        for query in self.members:
+        members, self.members = self.members, _SPENT  # its queries go now, while at hand
+        for query in members:
             query.pieces -= 1
             if query.remaining == 0 and query.pieces == 0:
                 if finish is not None:
