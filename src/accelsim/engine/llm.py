@@ -1130,13 +1130,14 @@ class LLMFleet:
 
         n = len(times)
         i = 0
+        lane = env.lane()
 
         def arrive_from(_event: Any) -> None:
             nonlocal i
             while i < n:
                 delay = times[i] - env.now
                 if delay > 0:
-                    call_at(env, delay, arrive)
+                    lane.call_at(delay, arrive)
                     return
                 arrive_one(i)
                 i += 1

@@ -37,6 +37,7 @@ each chunk of completed queries and each chunk of batches as it fills.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -68,6 +69,7 @@ from accelsim.model.power import ClockPolicy, clocked
 from accelsim.model.ranking import RankingCostModel
 
 _EPS = 1e-12
+_NEVER = math.inf  # one object, not a new float each time
 
 
 class _Query:
@@ -306,7 +308,7 @@ class _Station:
         self.overlap = all(c.overlaps_input for c in costs.values())
         # device -> when it can take a batch (overlap)
         self.pending: dict[_Device, float] = {}
-        self.first_ready = float("inf")  # the earliest of those times
+        self.first_ready = _NEVER  # the earliest of those times
         self.max_items = batching.max_batch_items
         self.max_queries = batching.max_batch_queries or batching.max_batch_items
         self.max_wait = batching.max_wait_s
@@ -320,7 +322,7 @@ class _Station:
         self.per_item_s = pool_costs.per_item_s
         self.per_item_j = pool_costs.per_item_j
         self.meter = pool_costs.meter
-        self.timer_at = float("inf")
+        self.timer_at = _NEVER
         self.timers = pool_costs.timers
         self.timer_callback = self._on_timer  # made once, not per timer
         self.clock = pool_costs.clock
@@ -362,7 +364,7 @@ class _Station:
         if pending and now >= self.first_ready:
             if len(pending) == 1:  # a one-device station: its device is the first ready
                 self.idle.append(pending.popitem()[0])
-                self.first_ready = float("inf")
+                self.first_ready = _NEVER
             else:
                 self.take_up(now)
         single = self.single
@@ -380,7 +382,7 @@ class _Station:
         batch may close (a full queue, or its head's wait deadline): one event that stands
         for both the device's wake-up and the batching timer."""
         ready = self.first_ready
-        when = float("inf")
+        when = _NEVER
         for queue in self.queues.values():
             if queue:
                 if queue.items >= self.max_items or len(queue) >= self.max_queries:
@@ -401,14 +403,14 @@ class _Station:
         for device in [d for d, ready in pending.items() if ready <= now]:
             del pending[device]
             self.idle.append(device)
-        self.first_ready = min(pending.values()) if pending else float("inf")
+        self.first_ready = min(pending.values()) if pending else _NEVER
 
     def _dispatch_many(self, now: float) -> None:
         queues = self.queues
         while self.idle:
             best = -1
-            best_t = float("inf")
-            next_deadline = float("inf")
+            best_t = _NEVER
+            next_deadline = _NEVER
             for w, queue in queues.items():
                 if not queue:
                     continue
@@ -449,7 +451,7 @@ class _Station:
                 return
 
     def _on_timer(self, _event: Any) -> None:
-        self.timer_at = float("inf")
+        self.timer_at = _NEVER
         self.dispatch()
 
     def _start(self, w: int, now: float) -> None:
@@ -537,7 +539,7 @@ class _Wake:
 
     def __call__(self, _event: Any) -> None:
         station = self.station
-        station.timer_at = float("inf")
+        station.timer_at = _NEVER
         if station.pending and self.at >= station.first_ready:
             # The event's clock may fall an ulp short of ``at``: release by the stored time.
             station.take_up(self.at)
@@ -761,7 +763,7 @@ class RankingFleet:
         if self.sink is not None:
             for state in self.workloads:
                 state.flush()
-            self.flush_batches(float("inf"))
+            self.flush_batches(_NEVER)
             return RankingRecords({}, self.batches.frozen(), self._station_info(), self.sink)
         workloads = {}
         for state in self.workloads:
