@@ -1,4 +1,9 @@
-"""The SimPy shortcuts the fleets share: a bare scheduled callback, and lanes.
+"""The SimPy shortcuts the fleets share: bare scheduled callbacks, and lanes.
+
+A *bare* callback is a function to call at a time, with nothing waiting on it.
+On a :class:`Clock` it goes on SimPy's heap as itself, under a priority equal to
+SimPy's ``NORMAL`` (so it sorts exactly as an event SimPy schedules would) but
+told apart by identity, so the clock calls it without building an event.
 
 A *lane* is a stream of callbacks that are mostly scheduled in the order they
 fall due (a workload's arrivals, a pool's batching deadlines). It keeps them in
@@ -25,6 +30,14 @@ from simpy.events import NORMAL, URGENT, Event, EventPriority
 Callback = Callable[[Any], None]
 
 
+class _Bare(int):
+    """SimPy's ``NORMAL`` priority by value (so heap order is unchanged), marking a bare
+    callback by identity."""
+
+
+BARE = _Bare(NORMAL)
+
+
 class _Call:
     """What :meth:`simpy.Environment.step` reads of a triggered event: its callbacks
     and that it succeeded (``_ok``). Nothing waits on it and it carries no value, so it
@@ -38,9 +51,12 @@ class _Call:
 
 
 def call_at(env: simpy.Environment, delay: float, callback: Callback) -> None:
-    """Call ``callback`` after ``delay``: a bare, already-triggered event pushed on the
-    environment's queue as :meth:`simpy.Environment.schedule` pushes one (same time,
-    priority and sequence number, so the same order), without building a full event."""
+    """Call ``callback`` after ``delay``, in the order :meth:`simpy.Environment.schedule`
+    would give an event scheduled now (same time, priority and sequence number): bare on
+    a :class:`Clock`; on a plain environment, a minimal already-triggered event."""
+    if isinstance(env, Clock):
+        env.call_at(delay, callback)
+        return
     queue: list[tuple[float, Any, int, Any]] = env._queue
     heappush(queue, (env._now + delay, NORMAL, next(env._eid), _Call(callback)))
 
@@ -61,7 +77,7 @@ class Lane:
         entries = self.entries
         if entries and entry < entries[-1]:  # due before the lane's last: the heap
             queue: list[Any] = clock._queue
-            heappush(queue, (entry[0], NORMAL, entry[2], _Call(callback)))
+            heappush(queue, (entry[0], BARE, entry[2], callback))
         else:
             entries.append(entry)
 
@@ -72,6 +88,11 @@ class Clock(simpy.Environment):
     def __init__(self) -> None:
         super().__init__()
         self.lanes: list[deque[tuple[float, int, int, Callback]]] = []
+
+    def call_at(self, delay: float, callback: Callback) -> None:
+        """Call ``callback`` after ``delay``: a bare callback on the heap."""
+        queue: list[Any] = self._queue
+        heappush(queue, (self._now + delay, BARE, next(self._eid), callback))
 
     def lane(self) -> Lane:
         """A new lane on this clock."""
@@ -116,6 +137,9 @@ class Clock(simpy.Environment):
             heappop(queue)
             self._now = first[0]
             event = first[3]
+            if first[1] is BARE:
+                event(None)
+                continue
             if event is stop:
                 # SimPy puts its stop back, spent, first in line (a number used, no effect).
                 stop.callbacks = []
@@ -146,4 +170,9 @@ class Clock(simpy.Environment):
             return
         if first is None:
             raise EmptySchedule
+        if first[1] is BARE:
+            heappop(queue)
+            self._now = first[0]
+            first[3](None)
+            return
         super().step()

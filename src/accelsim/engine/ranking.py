@@ -52,7 +52,7 @@ from accelsim.engine.arrivals import (
     streamed_arrivals,
     workload_rng,
 )
-from accelsim.engine.events import Lane, call_at
+from accelsim.engine.events import Lane
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
 from accelsim.engine.loadgen import ClosedLoop, size_blocks, think_rng
@@ -524,7 +524,7 @@ class _Station:
         batches.clock.append(ratio)
         if self.fleet.sink is not None and len(batches.end) >= CHUNK:
             self.fleet.flush_batches(now)
-        call_at(self.fleet.env, delay, finish)
+        self.fleet.env.call_at(delay, finish)
 
 
 class _Wake:
