@@ -52,7 +52,6 @@ from accelsim.engine.arrivals import (
     streamed_arrivals,
     workload_rng,
 )
-from accelsim.engine.events import Lane
 from accelsim.engine.facility import PoolMeter
 from accelsim.engine.fleet import FleetContext
 from accelsim.engine.loadgen import ClosedLoop, size_blocks, think_rng
@@ -223,24 +222,34 @@ class _Batches:
         )
 
 
-class _PoolCosts:
-    """What every station of a pool costs its batches by, with the memos they share: a
-    thousand-chip pool computes each batch size's cost once, not once per chip."""
+class _Pool:
+    """What every station of a pool shares: its cost models, clock and meter, its batching
+    limits, the memos of batch costs (a thousand-chip pool computes each batch size's cost
+    once, not once per chip) and the lane of its batching deadlines. A station keeps
+    only its own state, so a large fleet's stations stay small in memory."""
 
     def __init__(
         self,
+        fleet: RankingFleet,
+        name: str,
         costs: dict[int, RankingCostModel],
+        batching: Batching,
         clock: ClockPolicy,
         idle_w: float,
         meter: PoolMeter,
-        timers: Lane,
     ):
+        self.fleet = fleet
+        self.name = name
         self.costs = costs
-        self.timers = timers  # the stations' batching deadlines, mostly in the order due
+        self.max_items = batching.max_batch_items
+        self.max_queries = batching.max_batch_queries or batching.max_batch_items
+        self.max_wait = batching.max_wait_s
+        self.overlap = all(c.overlaps_input for c in costs.values())
+        self.track_work = fleet.track_work  # only least_work routing needs the estimate
+        self.timers = fleet.env.lane()  # the stations' batching deadlines, mostly in order
         self.clock = clock
         self.idle_w = idle_w
         self.meter = meter
-        self.stations: list[_Station] = []
         self.per_item_s: dict[int, float] = {}  # estimated seconds per item, by workload
         self.per_item_j: dict[int, float] = {}  # estimated dynamic energy per item
         # Batch time, energy, clock and input copy time by size, per workload: the cost
@@ -253,105 +262,73 @@ class _PoolCosts:
     def set_clock(self, clock: ClockPolicy) -> None:
         """A new clock policy (a shifted cap) for the batches the pool starts from now."""
         self.clock = clock
-        for station in self.stations:
-            station.clock = clock
         for memo in self.time_by_size.values():
             memo.clear()
 
 
 class _Station:
     __slots__ = (
-        "clock",
-        "costs",
         "first_ready",
-        "fleet",
         "idle",
-        "idle_w",
         "index",
-        "max_items",
-        "max_queries",
-        "max_wait",
-        "meter",
         "n_devices",
         "outstanding",
-        "overlap",
         "pending",
-        "per_item_j",
-        "per_item_s",
-        "pool",
         "queues",
+        "shared",
         "single",
-        "time_by_size",
         "timer_at",
         "timer_callback",
-        "timers",
-        "track_work",
         "watchers",
         "work_s",
     )
 
-    def __init__(
-        self,
-        fleet: RankingFleet,
-        index: int,
-        pool: str,
-        devices: list[int],
-        batching: Batching,
-        pool_costs: _PoolCosts,
-    ) -> None:
-        costs = pool_costs.costs
-        self.fleet = fleet
+    def __init__(self, shared: _Pool, index: int, devices: list[int]) -> None:
+        self.shared = shared
         self.index = index
-        self.pool = pool
         self.n_devices = len(devices)
         self.idle = [_Device(d) for d in reversed(devices)]
-        self.overlap = all(c.overlaps_input for c in costs.values())
         # device -> when it can take a batch (overlap)
         self.pending: dict[_Device, float] = {}
         self.first_ready = _NEVER  # the earliest of those times
-        self.max_items = batching.max_batch_items
-        self.max_queries = batching.max_batch_queries or batching.max_batch_items
-        self.max_wait = batching.max_wait_s
-        self.costs = costs
-        self.queues: dict[int, _Queue] = {w: _Queue() for w in costs}
+        self.queues: dict[int, _Queue] = {w: _Queue() for w in shared.costs}
         self.single = next(iter(self.queues.items())) if len(self.queues) == 1 else None
         self.outstanding = 0  # queries routed here and not finished
-        self.track_work = fleet.track_work  # only least_work routing needs the estimate
         self.work_s = 0.0  # estimated chip-seconds of work routed here and not finished
         self.watchers: list[tuple[Callable[[int], None], int]] = []  # indexed routers
-        self.per_item_s = pool_costs.per_item_s
-        self.per_item_j = pool_costs.per_item_j
-        self.meter = pool_costs.meter
         self.timer_at = _NEVER
-        self.timers = pool_costs.timers
         self.timer_callback = self._on_timer  # made once, not per timer
-        self.clock = pool_costs.clock
-        self.idle_w = pool_costs.idle_w
-        self.time_by_size = pool_costs.time_by_size
+
+    @property
+    def pool(self) -> str:
+        return self.shared.name
 
     def item_cost_s(self, w: int) -> float:
         """Estimated seconds per item: a full batch's time over its items."""
-        cost = self.per_item_s.get(w)
+        shared = self.shared
+        cost = shared.per_item_s.get(w)
         if cost is None:
-            full = clocked(self.costs[w].batch(self.max_items), self.idle_w, self.clock)
-            cost = self.per_item_s[w] = full.time_s / self.max_items
+            full = clocked(shared.costs[w].batch(shared.max_items), shared.idle_w, shared.clock)
+            cost = shared.per_item_s[w] = full.time_s / shared.max_items
         return cost
 
     def energy_per_item_j(self, w: int) -> float:
         """Estimated marginal energy per item: a full batch's dynamic energy over its
         items, at the pool's clock."""
-        energy = self.per_item_j.get(w)
+        shared = self.shared
+        energy = shared.per_item_j.get(w)
         if energy is None:
-            full = clocked(self.costs[w].batch(self.max_items), self.idle_w, self.clock)
-            energy = self.per_item_j[w] = full.dynamic_energy_j / self.max_items
+            full = clocked(shared.costs[w].batch(shared.max_items), shared.idle_w, shared.clock)
+            energy = shared.per_item_j[w] = full.dynamic_energy_j / shared.max_items
         return energy
 
     def enqueue(self, w: int, query: _Query) -> None:
-        queue = self.queues[w]
+        single = self.single
+        queue = single[1] if single is not None else self.queues[w]
         queue.append(query)
         queue.items += query.remaining
         self.outstanding += 1
-        if self.track_work:
+        if self.shared.track_work:
             self.work_s += query.remaining * self.item_cost_s(w)
         for moved, position in self.watchers:
             moved(position)
@@ -359,7 +336,7 @@ class _Station:
             self.dispatch()
 
     def dispatch(self) -> None:
-        now = self.fleet.env.now
+        now = self.shared.fleet.env._now
         pending = self.pending
         if pending and now >= self.first_ready:
             if len(pending) == 1:  # a one-device station: its device is the first ready
@@ -381,20 +358,21 @@ class _Station:
         """With every device busy copying, wake at the first moment a device is free and a
         batch may close (a full queue, or its head's wait deadline): one event that stands
         for both the device's wake-up and the batching timer."""
+        shared = self.shared
         ready = self.first_ready
         when = _NEVER
         for queue in self.queues.values():
             if queue:
-                if queue.items >= self.max_items or len(queue) >= self.max_queries:
+                if queue.items >= shared.max_items or len(queue) >= shared.max_queries:
                     at = ready
                 else:
-                    deadline = queue[0].arrival_s + self.max_wait
+                    deadline = queue[0].arrival_s + shared.max_wait
                     at = deadline if deadline > ready else ready
                 if at < when:
                     when = at
         if when < self.timer_at:
             self.timer_at = when
-            self.timers.call_at(when - now, _Wake(self, when))
+            shared.timers.call_at(when - now, _Wake(self, when))
 
     def take_up(self, now: float) -> None:
         """Devices whose double-buffered input slot has come free by ``now`` join the idle
@@ -406,6 +384,7 @@ class _Station:
         self.first_ready = min(pending.values()) if pending else _NEVER
 
     def _dispatch_many(self, now: float) -> None:
+        shared = self.shared
         queues = self.queues
         while self.idle:
             best = -1
@@ -415,11 +394,11 @@ class _Station:
                 if not queue:
                     continue
                 head_t = queue[0].arrival_s
-                deadline = head_t + self.max_wait
+                deadline = head_t + shared.max_wait
                 if (
                     now + _EPS >= deadline
-                    or queue.items >= self.max_items
-                    or len(queue) >= self.max_queries
+                    or queue.items >= shared.max_items
+                    or len(queue) >= shared.max_queries
                 ):
                     if head_t < best_t:
                         best, best_t = w, head_t
@@ -428,26 +407,27 @@ class _Station:
             if best < 0:
                 if next_deadline < self.timer_at:
                     self.timer_at = next_deadline
-                    self.timers.call_at(next_deadline - now, self.timer_callback)
+                    shared.timers.call_at(next_deadline - now, self.timer_callback)
                 return
             self._start(best, now)
 
     def _dispatch_single(self, now: float) -> None:
         """:meth:`dispatch` for the common station that serves one workload."""
         w, queue = self.single  # type: ignore[misc]
+        shared = self.shared
         idle = self.idle
         while idle and queue:
-            deadline = queue[0].arrival_s + self.max_wait
+            deadline = queue[0].arrival_s + shared.max_wait
             if (
                 now + _EPS >= deadline
-                or queue.items >= self.max_items
-                or len(queue) >= self.max_queries
+                or queue.items >= shared.max_items
+                or len(queue) >= shared.max_queries
             ):
                 self._start(w, now)
             else:
                 if deadline < self.timer_at:
                     self.timer_at = deadline
-                    self.timers.call_at(deadline - now, self.timer_callback)
+                    shared.timers.call_at(deadline - now, self.timer_callback)
                 return
 
     def _on_timer(self, _event: Any) -> None:
@@ -455,10 +435,12 @@ class _Station:
         self.dispatch()
 
     def _start(self, w: int, now: float) -> None:
+        shared = self.shared
+        fleet = shared.fleet
         queue = self.queues[w]
-        state = self.fleet.workloads[w]
+        state = fleet.workloads[w]
         start = state.start
-        max_items, max_queries = self.max_items, self.max_queries
+        max_items, max_queries = shared.max_items, shared.max_queries
         taken = 0
         members: list[_Query] = []
         while queue and taken < max_items and len(members) < max_queries:
@@ -478,18 +460,18 @@ class _Station:
                 queue.popleft()
         queue.items -= taken
         device = self.idle.pop()
-        cached = self.time_by_size[w].get(taken)
+        cached = shared.time_by_size[w].get(taken)
         if cached is None:
-            model = self.costs[w]
-            cost = clocked(model.batch(taken), self.idle_w, self.clock)
+            model = shared.costs[w]
+            cost = clocked(model.batch(taken), shared.idle_w, shared.clock)
             # The copy moves bytes only, so the clock leaves its time alone.
             copy_s = model.input_copy_s(taken)
             cached = (cost.time_s, cost.dynamic_energy_j, cost.clock_ratio, copy_s)
-            self.time_by_size[w][taken] = cached
+            shared.time_by_size[w][taken] = cached
         time_s, energy_j, ratio, copy_s = cached
-        self.meter.busy_s += time_s
-        work = taken * self.item_cost_s(w) if self.track_work else 0.0
-        if self.overlap:
+        shared.meter.busy_s += time_s
+        work = taken * self.item_cost_s(w) if shared.track_work else 0.0
+        if shared.overlap:
             # Copy now; compute once the copy is done and the previous batch has finished.
             copy_end = now + copy_s
             previous_end = device.last_end
@@ -513,7 +495,7 @@ class _Station:
             end = now + time_s
             delay = time_s
             finish = _Finish(self, state, device, members, work, True)
-        batches = self.fleet.batches
+        batches = fleet.batches
         batches.workload.append(w)
         batches.station.append(self.index)
         batches.device.append(device.index)
@@ -522,9 +504,9 @@ class _Station:
         batches.items.append(taken)
         batches.energy.append(energy_j)
         batches.clock.append(ratio)
-        if self.fleet.sink is not None and len(batches.end) >= CHUNK:
-            self.fleet.flush_batches(now)
-        self.fleet.env.call_at(delay, finish)
+        if fleet.sink is not None and len(batches.end) >= CHUNK:
+            fleet.flush_batches(now)
+        fleet.env.call_at(delay, finish)
 
 
 class _Wake:
@@ -573,7 +555,7 @@ class _Finish:
 
     def __call__(self, _event: Any) -> None:
         station, state = self.station, self.state
-        now = station.fleet.env.now
+        now = station.shared.fleet.env._now
         finish = state.finish
         outstanding = station.outstanding
         on_done = state.on_done
@@ -660,15 +642,18 @@ class RankingFleet:
             clock = ctx.clocks.get(pool_name)
             if clock is None:
                 continue
-            pool_costs = _PoolCosts(
-                costs, clock, chip.power.idle_w, ctx.meter(pool_name), self.env.lane()
+            shared = _Pool(
+                self,
+                pool_name,
+                costs,
+                pool.batching,
+                clock,
+                chip.power.idle_w,
+                ctx.meter(pool_name),
             )
             for group in groups:
-                station = _Station(
-                    self, len(self.stations), pool_name, group, pool.batching, pool_costs
-                )
+                station = _Station(shared, len(self.stations), group)
                 self.stations.append(station)
-                pool_costs.stations.append(station)
                 for w in served:
                     units[w].append(station)
         self.routers = [ctx.route(stations, w, workloads[w]) for w, stations in enumerate(units)]
