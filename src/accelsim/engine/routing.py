@@ -137,9 +137,10 @@ class JoinShortestQueue(Router):
         self.groups = [_Buckets(size) for size in sizes]
         self.group_of = [self.groups[sizes.index(u.n_devices)] for u in self.units]
         self.held = [0] * self.n  # each unit's outstanding count as last notified
+        moved = self.moved  # one bound method for every unit (a thousand would be cold)
         for i, unit in enumerate(self.units):
             self.group_of[i].sets[0] |= 1 << i
-            unit.watchers.append((self.moved, i))
+            unit.watchers.append((moved, i))
             self.moved(i)
         for group in self.groups:  # every group has a unit, so some bucket is nonempty
             while not group.sets[group.low]:
@@ -277,9 +278,10 @@ class LeastWork(Router):
         for group in self.groups:
             for position, i in enumerate(group.members):
                 self.slot[i] = (group.tree, position)
+        moved = self.moved  # one bound method for every unit
         for i, unit in enumerate(self.units):
-            unit.watchers.append((self.moved, i))
-            self.moved(i)
+            unit.watchers.append((moved, i))
+            moved(i)
 
     def group_key(self, unit: Any) -> tuple[float, ...]:
         """What the units of one group share: cost per item and size first."""
