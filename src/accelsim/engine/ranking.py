@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -271,12 +271,13 @@ class _Station:
         "first_ready",
         "idle",
         "index",
+        "lone",
+        "lone_w",
         "n_devices",
         "outstanding",
         "pending",
         "queues",
         "shared",
-        "single",
         "timer_at",
         "timer_callback",
         "watchers",
@@ -292,10 +293,15 @@ class _Station:
         self.pending: dict[_Device, float] = {}
         self.first_ready = _NEVER  # the earliest of those times
         self.queues: dict[int, _Queue] = {w: _Queue() for w in shared.costs}
-        self.single = next(iter(self.queues.items())) if len(self.queues) == 1 else None
+        # The queue of a station that serves one workload (the common case), and its
+        # workload: read without the dict.
+        self.lone_w, lone = next(iter(self.queues.items()))
+        self.lone: _Queue | None = lone if len(self.queues) == 1 else None
         self.outstanding = 0  # queries routed here and not finished
         self.work_s = 0.0  # estimated chip-seconds of work routed here and not finished
-        self.watchers: list[tuple[Callable[[int], None], int]] = []  # indexed routers
+        # Indexed routers add themselves here, then the fleet freezes it (a tuple keeps
+        # its items inline: one object fewer to fetch at every change).
+        self.watchers: Sequence[tuple[Callable[[int], None], int]] = []
         self.timer_at = _NEVER
         self.timer_callback = self._on_timer  # made once, not per timer
 
@@ -323,8 +329,9 @@ class _Station:
         return energy
 
     def enqueue(self, w: int, query: _Query) -> None:
-        single = self.single
-        queue = single[1] if single is not None else self.queues[w]
+        queue = self.lone
+        if queue is None:
+            queue = self.queues[w]
         queue.append(query)
         queue.items += query.remaining
         self.outstanding += 1
@@ -344,10 +351,10 @@ class _Station:
                 self.first_ready = _NEVER
             else:
                 self.take_up(now)
-        single = self.single
-        if single is not None:
+        lone = self.lone
+        if lone is not None:
             self._dispatch_single(now)
-            if pending and not self.idle and single[1]:
+            if pending and not self.idle and lone:
                 self._wake_when_startable(now)
         else:
             self._dispatch_many(now)
@@ -413,7 +420,8 @@ class _Station:
 
     def _dispatch_single(self, now: float) -> None:
         """:meth:`dispatch` for the common station that serves one workload."""
-        w, queue = self.single  # type: ignore[misc]
+        w = self.lone_w
+        queue: _Queue = self.lone  # type: ignore[assignment]  # called for lone stations
         shared = self.shared
         idle = self.idle
         while idle and queue:
@@ -657,6 +665,8 @@ class RankingFleet:
                 for w in served:
                     units[w].append(station)
         self.routers = [ctx.route(stations, w, workloads[w]) for w, stations in enumerate(units)]
+        for station in self.stations:
+            station.watchers = tuple(station.watchers)
         if self.sink is not None:
             self.sink.stations(self._station_info())
 
