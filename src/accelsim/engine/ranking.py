@@ -3,6 +3,11 @@
 Design for speed: one SimPy event per arrival and one per batch (plus a timer
 when a batcher waits for more work); no process per query; batch costs come
 memoised from the pure cost model; records go into compact typed arrays.
+Arrivals and batching deadlines fall due mostly in the order they are scheduled,
+so they wait in the clock's lanes rather than its heap (``engine/events.py``). A
+thousand-chip pool's stations are visited in turn, each long after its last
+visit, so a station keeps only its own state (what its pool's stations share is
+kept once, on the pool) and each visit fetches as little memory as it can.
 
 A *station* is a set of identical chips taking work from one queue per
 workload. Under most routing policies every chip is its own station; a policy
