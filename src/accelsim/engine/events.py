@@ -6,11 +6,13 @@ SimPy's ``NORMAL`` (so it sorts exactly as an event SimPy schedules would) but
 told apart by identity, so the clock calls it without building an event.
 
 A *lane* is a stream of callbacks that are mostly scheduled in the order they
-fall due (a workload's arrivals, a pool's batching deadlines). It keeps them in
-a FIFO beside SimPy's heap, so they cost a deque append and pop instead of a
-heap push and pop whose depth grows with every pending event of the run (a
+fall due (a workload's arrivals, a ranking fleet's batching deadlines). It keeps
+them in a FIFO beside SimPy's heap, so they cost a deque append and pop instead
+of a heap push and pop whose depth grows with every pending event of the run (a
 thousand-chip pool keeps a thousand or so). An entry that would fall due before
-the lane's last one goes on the heap instead, so the lane stays sorted.
+the lane's last one goes on the heap instead, so the lane stays sorted. Every
+event compares the lanes' heads, so a clock keeps at most :data:`MAX_LANES`; a
+lane asked for past that puts its entries on the heap.
 :class:`Clock` takes the next event from the heap or a lane head, whichever is
 first by the key SimPy orders its heap by (time, priority, sequence number): the
 order of events is exactly the one a plain :class:`simpy.Environment` gives.
@@ -24,7 +26,7 @@ from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.core import EmptySchedule, Infinity
+from simpy.core import EmptySchedule, Infinity, StopSimulation
 from simpy.events import NORMAL, URGENT, Event, EventPriority
 
 Callback = Callable[[Any], None]
@@ -36,6 +38,8 @@ class _Bare(int):
 
 
 BARE = _Bare(NORMAL)
+
+MAX_LANES = 8  # lanes a clock compares at every event; more go to the heap
 
 
 class _Call:
@@ -82,6 +86,15 @@ class Lane:
             entries.append(entry)
 
 
+class _HeapOnly(Lane):
+    """A lane asked for past the clock's :data:`MAX_LANES`: its entries go on the heap."""
+
+    __slots__ = ()
+
+    def call_at(self, delay: float, callback: Callback) -> None:
+        self.clock.call_at(delay, callback)
+
+
 class Clock(simpy.Environment):
     """A SimPy environment whose next event may also come from a lane."""
 
@@ -95,7 +108,9 @@ class Clock(simpy.Environment):
         heappush(queue, (self._now + delay, BARE, next(self._eid), callback))
 
     def lane(self) -> Lane:
-        """A new lane on this clock."""
+        """A new lane on this clock (past :data:`MAX_LANES`, one that uses the heap)."""
+        if len(self.lanes) >= MAX_LANES:
+            return _HeapOnly(self)
         lane = Lane(self)
         self.lanes.append(lane.entries)
         return lane
@@ -120,39 +135,45 @@ class Clock(simpy.Environment):
         stop._ok = True
         stop._value = None
         self.schedule(stop, URGENT, at - self._now)
+        stop.callbacks.append(StopSimulation.callback)
         queue: list[Any] = self._queue
         lanes = self.lanes
-        while True:
-            first: Any = queue[0]  # the stop is on the heap until it is taken
-            chosen = None
-            for entries in lanes:
-                if entries and entries[0] < first:
-                    first = entries[0]
-                    chosen = entries
-            if chosen is not None:
-                chosen.popleft()
+        try:
+            while True:
+                first: Any = queue[0]  # this run's stop is on the heap until it is taken
+                chosen = None
+                for entries in lanes:
+                    if entries and entries[0] < first:
+                        first = entries[0]
+                        chosen = entries
+                if chosen is not None:
+                    chosen.popleft()
+                    self._now = first[0]
+                    first[3](None)
+                    continue
+                heappop(queue)
                 self._now = first[0]
-                first[3](None)
-                continue
-            heappop(queue)
-            self._now = first[0]
-            event = first[3]
-            if first[1] is BARE:
-                event(None)
-                continue
-            if event is stop:
-                # SimPy puts its stop back, spent, first in line (a number used, no effect).
-                stop.callbacks = []
-                self.schedule(stop, EventPriority(-1))
-                return None
-            callbacks, event.callbacks = event.callbacks, None
-            for callback in callbacks:
-                callback(event)
-            if not event._ok and not hasattr(event, "_defused"):
-                # A failed event nobody defused crashes the run, as in SimPy.
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                raise exc
+                event = first[3]
+                if first[1] is BARE:
+                    event(None)
+                    continue
+                # An event, as :meth:`simpy.Environment.step` processes it.
+                callbacks, event.callbacks = event.callbacks, None
+                try:
+                    for callback in callbacks:
+                        callback(event)
+                except StopSimulation:
+                    # A stop: its other callbacks wait, first in line (SimPy's way).
+                    event.callbacks = callbacks[callbacks.index(callback) + 1 :]
+                    self.schedule(event, EventPriority(-1))
+                    raise
+                if not event._ok and not hasattr(event, "_defused"):
+                    # A failed event nobody defused crashes the run, as in SimPy.
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+        except StopSimulation as stopped:
+            return stopped.args[0]
 
     def step(self) -> None:
         """Process the next event: a lane's head when it comes before the heap's."""

@@ -251,7 +251,7 @@ class _Pool:
         self.max_wait = batching.max_wait_s
         self.overlap = all(c.overlaps_input for c in costs.values())
         self.track_work = fleet.track_work  # only least_work routing needs the estimate
-        self.timers = fleet.env.lane()  # the stations' batching deadlines, mostly in order
+        self.timers = fleet.deadlines  # the stations' batching deadlines, mostly in order
         self.clock = clock
         self.idle_w = idle_w
         self.meter = meter
@@ -301,7 +301,9 @@ class _Station:
         # The queue of a station that serves one workload (the common case), and its
         # workload: read without the dict.
         self.lone_w, lone = next(iter(self.queues.items()))
-        self.lone: _Queue | None = lone if len(self.queues) == 1 else None
+        self.lone: _Queue | None = lone
+        if len(self.queues) > 1:
+            self.lone_w, self.lone = -1, None
         self.outstanding = 0  # queries routed here and not finished
         self.work_s = 0.0  # estimated chip-seconds of work routed here and not finished
         # Indexed routers add themselves here, then the fleet freezes it (a tuple keeps
@@ -605,6 +607,7 @@ class RankingFleet:
         router = ctx.router
         self.track_work = router.estimates_work
         self.batches = _Batches()
+        self.deadlines = self.env.lane()  # every pool's batching deadlines: one lane
         self.sink: RecordSink | None = ctx.sinks.get(self.kind)
         self.workloads: list[_WorkloadState] = []
         for w, name in enumerate(workloads):

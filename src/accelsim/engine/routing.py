@@ -14,9 +14,9 @@ A unit offers what the policies read:
   time until a new request would finish);
 * ``energy_per_item_j(workload)`` (ranking stations; power-aware routing only): a
   request item's estimated dynamic energy there;
-* ``watchers``: a list to which an indexed router adds ``(moved, position)``;
-  the unit calls ``moved(position)`` whenever its ``outstanding`` or
-  ``work_s`` changes.
+* ``watchers``: a list to which an indexed router adds ``(moved, position)``
+  while it is built (a ranking fleet then freezes it into a tuple); the unit
+  calls ``moved(position)`` whenever its ``outstanding`` or ``work_s`` changes.
 
 Every policy keeps a rotating start so that ties go round-robin and no pool is
 favoured: of the units that tie for the best, the first at or after the start,
