@@ -230,7 +230,7 @@ class _Batches:
 class _Pool:
     """What every station of a pool shares: its cost models, clock and meter, its batching
     limits, the memos of batch costs (a thousand-chip pool computes each batch size's cost
-    once, not once per chip) and the lane of its batching deadlines. A station keeps
+    once, not once per chip) and the fleet's lane of batching deadlines. A station keeps
     only its own state, so a large fleet's stations stay small in memory."""
 
     def __init__(
