@@ -69,7 +69,7 @@ from accelsim.engine.records import (
     WorkloadRecords,
     frozen,
 )
-from accelsim.model.power import ClockPolicy, clocked
+from accelsim.model.power import ClockedCost, ClockPolicy, clocked
 from accelsim.model.ranking import RankingCostModel
 
 _EPS = 1e-12
@@ -270,6 +270,25 @@ class _Pool:
         for memo in self.time_by_size.values():
             memo.clear()
 
+    def item_cost_s(self, w: int) -> float:
+        """Estimated seconds per item: a full batch's time over its items."""
+        cost = self.per_item_s.get(w)
+        if cost is None:
+            cost = self.per_item_s[w] = self._full_batch(w).time_s / self.max_items
+        return cost
+
+    def energy_per_item_j(self, w: int) -> float:
+        """Estimated marginal energy per item: a full batch's dynamic energy over its
+        items, at the pool's clock."""
+        energy = self.per_item_j.get(w)
+        if energy is None:
+            full = self._full_batch(w)
+            energy = self.per_item_j[w] = full.dynamic_energy_j / self.max_items
+        return energy
+
+    def _full_batch(self, w: int) -> ClockedCost:
+        return clocked(self.costs[w].batch(self.max_items), self.idle_w, self.clock)
+
 
 class _Station:
     __slots__ = (
@@ -300,10 +319,9 @@ class _Station:
         self.queues: dict[int, _Queue] = {w: _Queue() for w in shared.costs}
         # The queue of a station that serves one workload (the common case), and its
         # workload: read without the dict.
-        self.lone_w, lone = next(iter(self.queues.items()))
-        self.lone: _Queue | None = lone
-        if len(self.queues) > 1:
-            self.lone_w, self.lone = -1, None
+        only = len(self.queues) == 1
+        self.lone_w = next(iter(self.queues)) if only else -1
+        self.lone: _Queue | None = self.queues[self.lone_w] if only else None
         self.outstanding = 0  # queries routed here and not finished
         self.work_s = 0.0  # estimated chip-seconds of work routed here and not finished
         # Indexed routers add themselves here, then the fleet freezes it (a tuple keeps
@@ -312,28 +330,13 @@ class _Station:
         self.timer_at = _NEVER
         self.timer_callback = self._on_timer  # made once, not per timer
 
-    @property
-    def pool(self) -> str:
-        return self.shared.name
-
     def item_cost_s(self, w: int) -> float:
-        """Estimated seconds per item: a full batch's time over its items."""
-        shared = self.shared
-        cost = shared.per_item_s.get(w)
-        if cost is None:
-            full = clocked(shared.costs[w].batch(shared.max_items), shared.idle_w, shared.clock)
-            cost = shared.per_item_s[w] = full.time_s / shared.max_items
-        return cost
+        """Estimated seconds per item here (the pool's; routers read it per unit)."""
+        return self.shared.item_cost_s(w)
 
     def energy_per_item_j(self, w: int) -> float:
-        """Estimated marginal energy per item: a full batch's dynamic energy over its
-        items, at the pool's clock."""
-        shared = self.shared
-        energy = shared.per_item_j.get(w)
-        if energy is None:
-            full = clocked(shared.costs[w].batch(shared.max_items), shared.idle_w, shared.clock)
-            energy = shared.per_item_j[w] = full.dynamic_energy_j / shared.max_items
-        return energy
+        """Estimated marginal energy per item here (the pool's)."""
+        return self.shared.energy_per_item_j(w)
 
     def enqueue(self, w: int, query: _Query) -> None:
         queue = self.lone
@@ -342,8 +345,9 @@ class _Station:
         queue.append(query)
         queue.items += query.remaining
         self.outstanding += 1
-        if self.shared.track_work:
-            self.work_s += query.remaining * self.item_cost_s(w)
+        shared = self.shared
+        if shared.track_work:
+            self.work_s += query.remaining * shared.item_cost_s(w)
         for moved, position in self.watchers:
             moved(position)
         if self.idle or self.pending:
@@ -485,7 +489,7 @@ class _Station:
             shared.time_by_size[w][taken] = cached
         time_s, energy_j, ratio, copy_s = cached
         shared.meter.busy_s += time_s
-        work = taken * self.item_cost_s(w) if shared.track_work else 0.0
+        work = taken * shared.item_cost_s(w) if shared.track_work else 0.0
         if shared.overlap:
             # Copy now; compute once the copy is done and the previous batch has finished.
             copy_end = now + copy_s
@@ -679,7 +683,7 @@ class RankingFleet:
             self.sink.stations(self._station_info())
 
     def _station_info(self) -> tuple[StationInfo, ...]:
-        return tuple(StationInfo(s.pool, s.n_devices) for s in self.stations)
+        return tuple(StationInfo(s.shared.name, s.n_devices) for s in self.stations)
 
     def flush_batches(self, settled_s: float) -> None:
         """Hand the batches recorded so far to the sink (a streamed run)."""

@@ -141,7 +141,7 @@ class JoinShortestQueue(Router):
         for i, unit in enumerate(self.units):
             self.group_of[i].sets[0] |= 1 << i
             unit.watchers.append((moved, i))
-            self.moved(i)
+            moved(i)
         for group in self.groups:  # every group has a unit, so some bucket is nonempty
             while not group.sets[group.low]:
                 group.low += 1
